@@ -1,0 +1,107 @@
+//! The command line: argument definitions and one function per subcommand. Exit status: 0 when
+//! every image is admitted, 1 when at least one is rejected or unresolvable, 2 for usage or
+//! configuration errors.
+
+mod resolve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// trustgate: admission control for Docker Content Trust.
+#[derive(Debug, Parser)]
+#[command(name = "trustgate", version, about)]
+pub struct Args {
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true, env = "TRUSTGATE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Output format of commands that print results.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Output {
+    /// One line per image.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Registry access flags shared by commands that talk to registries.
+#[derive(Debug, clap::Args)]
+pub struct RegistryFlags {
+    /// dockerconfigjson file with registry credentials (default ~/.docker/config.json if present).
+    #[arg(long, value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
+    /// Extra CA bundle (PEM) trusted for registries.
+    #[arg(long, value_name = "FILE")]
+    pub registry_ca: Option<PathBuf>,
+    /// Talk plain HTTP to registries (local registries only).
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Timeout for each registry resolution.
+    #[arg(long, value_parser = humantime_secs, default_value = "5")]
+    pub registry_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Normalise image references and resolve their tags to digests from the registry.
+    Resolve {
+        /// Image references (`nginx`, `registry:5000/team/app:v1`, `...@sha256:...`).
+        #[arg(required = true)]
+        images: Vec<String>,
+        #[command(flatten)]
+        registry: RegistryFlags,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+fn humantime_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs <= 3600.0) {
+        return Err(format!("{s:?} must be between 0 and 3600 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Sets up `tracing` on stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs one subcommand and returns the process exit status.
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Resolve {
+            images,
+            registry,
+            output,
+        } => resolve::run(&images, &registry, output).await,
+    }
+}

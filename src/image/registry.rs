@@ -1,0 +1,468 @@
+//! Tag-to-digest resolution against a container registry, through `oci-client`.
+//!
+//! The manifest is requested with the Accept types of an OCI index, OCI manifest, Docker manifest
+//! list and Docker v2 schema 2 manifest, so the digest is the one a kubelet pulls (for a
+//! multi-arch image: the index digest). Auth: anonymous or basic credentials, answered to a bearer
+//! challenge or sent as HTTP Basic; custom CA bundles; plain HTTP only when asked; a timeout on
+//! every call. Errors say which of tag, repository, credentials, TLS, time or server failed.
+
+use std::hash::{Hash, Hasher};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+use super::credentials::Credentials;
+use super::reference::{Digest, ImageRef};
+
+/// The media types a kubelet accepts, in the order the Accept header lists them.
+pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// How to reach one registry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RegistryOptions {
+    /// Extra CA certificates (PEM) trusted for this registry, on top of the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// Speak plain HTTP instead of HTTPS (local registries only).
+    pub plain_http: bool,
+    /// Limit for the whole resolution (auth round trips included).
+    pub timeout: Duration,
+}
+
+impl Default for RegistryOptions {
+    fn default() -> Self {
+        RegistryOptions {
+            ca_pem: None,
+            plain_http: false,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a reference could not be resolved to a digest.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The repository exists but has no such tag.
+    #[error("tag {tag} of {repository} not found on the registry")]
+    TagNotFound {
+        /// `host/path` of the repository.
+        repository: String,
+        /// The tag asked for.
+        tag: String,
+    },
+    /// The registry does not know the repository.
+    #[error("repository {repository} not found on the registry")]
+    RepositoryNotFound {
+        /// `host/path` of the repository.
+        repository: String,
+    },
+    /// The registry (or its token service) refused the request.
+    #[error("registry {registry} refused access to {repository}{}: {detail}", if *.with_credentials { " with the given credentials" } else { " without credentials" })]
+    Unauthorized {
+        /// Registry host.
+        registry: String,
+        /// `host/path` of the repository.
+        repository: String,
+        /// Whether credentials were sent.
+        with_credentials: bool,
+        /// What the server said.
+        detail: String,
+    },
+    /// The TLS handshake failed (untrusted CA, wrong host name, ...).
+    #[error("TLS failure talking to registry {registry}: {detail}")]
+    Tls {
+        /// Registry host.
+        registry: String,
+        /// Underlying error text.
+        detail: String,
+    },
+    /// The registry did not answer in time.
+    #[error("registry {registry} did not answer within {timeout:?}")]
+    Timeout {
+        /// Registry host.
+        registry: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// Connection refused, DNS failure and other transport errors.
+    #[error("cannot reach registry {registry}: {detail}")]
+    Connect {
+        /// Registry host.
+        registry: String,
+        /// Underlying error text.
+        detail: String,
+    },
+    /// The registry answered with an error status.
+    #[error("registry {registry} answered HTTP {status}: {detail}")]
+    Server {
+        /// Registry host.
+        registry: String,
+        /// HTTP status.
+        status: u16,
+        /// Error text from the body.
+        detail: String,
+    },
+    /// Anything else: bad CA bundle, a response that breaks the distribution spec, ...
+    #[error("registry {registry}: {detail}")]
+    Other {
+        /// Registry host.
+        registry: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    options: RegistryOptions,
+    credentials: Credentials,
+}
+
+/// Resolves image references to manifest digests. Keeps one `oci-client` client (with its
+/// connection pool and token cache) per registry set-up and credentials, bounded in number.
+#[derive(Clone)]
+pub struct Resolver {
+    clients: moka::sync::Cache<u64, Arc<Client>>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("clients", &self.clients.entry_count())
+            .finish()
+    }
+}
+
+impl Default for Resolver {
+    fn default() -> Self {
+        Resolver::new(256)
+    }
+}
+
+impl Resolver {
+    /// A resolver keeping at most `max_clients` registry clients.
+    pub fn new(max_clients: u64) -> Resolver {
+        Resolver {
+            clients: moka::sync::Cache::builder()
+                .max_capacity(max_clients)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+        }
+    }
+
+    /// The digest of `image`: the reference's own digest when it has one, otherwise the digest
+    /// the registry serves for its tag (`latest` when the reference names none).
+    pub async fn resolve(
+        &self,
+        image: &ImageRef,
+        options: &RegistryOptions,
+        credentials: &Credentials,
+    ) -> Result<Digest, RegistryError> {
+        if let Some(d) = image.digest() {
+            return Ok(d.clone());
+        }
+        let registry = image.domain().to_string();
+        let tag = image.tag_or_latest().unwrap_or("latest").to_string();
+        let reference = Reference::with_tag(registry.clone(), image.path().to_string(), tag.clone());
+        let client = self.client(&registry, options, credentials)?;
+        let auth = registry_auth(credentials);
+        let ctx = Ctx {
+            registry: &registry,
+            repository: image.repository(),
+            tag: &tag,
+            with_credentials: !credentials.is_anonymous(),
+            timeout: options.timeout,
+        };
+        let attempt = async {
+            match client.fetch_manifest_digest(&reference, &auth).await {
+                Ok(d) => Ok(d),
+                // A HEAD 404 carries no body: ask again with GET to learn whether the tag or the
+                // whole repository is unknown.
+                Err(OciDistributionError::ServerError { code: 404, .. }) => client
+                    .pull_manifest_raw(&reference, &auth, &MANIFEST_MEDIA_TYPES)
+                    .await
+                    .map(|(_, d)| d),
+                Err(e) => Err(e),
+            }
+        };
+        let attempt = async {
+            match attempt.await {
+                Ok(d) => Ok(d),
+                Err(e) => match ctx.classify(e) {
+                    // distribution answers MANIFEST_UNKNOWN for a missing repository too; its tag
+                    // list tells the two apart (NAME_UNKNOWN).
+                    RegistryError::TagNotFound { .. } => Err(
+                        match client.list_tags(&reference, &auth, Some(1), None).await {
+                            Err(e) => match ctx.classify(e) {
+                                not_found @ RegistryError::RepositoryNotFound { .. } => not_found,
+                                _ => ctx.tag_not_found(),
+                            },
+                            Ok(_) => ctx.tag_not_found(),
+                        },
+                    ),
+                    other => Err(other),
+                },
+            }
+        };
+        let digest = match tokio::time::timeout(options.timeout, attempt).await {
+            Err(_) => return Err(ctx.timeout()),
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(d)) => d,
+        };
+        Digest::from_str(&digest).map_err(|e| RegistryError::Other {
+            registry: registry.clone(),
+            detail: format!("registry sent an invalid digest {digest:?}: {e}"),
+        })
+    }
+
+    fn client(
+        &self,
+        registry: &str,
+        options: &RegistryOptions,
+        credentials: &Credentials,
+    ) -> Result<Arc<Client>, RegistryError> {
+        let key = ClientKey {
+            options: options.clone(),
+            credentials: credentials.clone(),
+        };
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let id = hasher.finish();
+        if let Some(c) = self.clients.get(&id) {
+            return Ok(c);
+        }
+        let client = Arc::new(build_client(registry, options)?);
+        self.clients.insert(id, client.clone());
+        Ok(client)
+    }
+}
+
+fn build_client(registry: &str, options: &RegistryOptions) -> Result<Client, RegistryError> {
+    let mut extra = Vec::new();
+    if let Some(pem) = &options.ca_pem {
+        let certs = crate::tls::parse_pem_bundle(pem).map_err(|e| RegistryError::Other {
+            registry: registry.to_string(),
+            detail: format!("bad registry CA bundle: {e}"),
+        })?;
+        extra.extend(certs.into_iter().map(|der| Certificate {
+            encoding: CertificateEncoding::Der,
+            data: der.to_vec(),
+        }));
+    }
+    let config = ClientConfig {
+        protocol: if options.plain_http {
+            ClientProtocol::Http
+        } else {
+            ClientProtocol::Https
+        },
+        extra_root_certificates: extra,
+        read_timeout: Some(options.timeout),
+        connect_timeout: Some(options.timeout),
+        user_agent: concat!("trustgate/", env!("CARGO_PKG_VERSION")),
+        ..ClientConfig::default()
+    };
+    Client::try_from(config).map_err(|e| RegistryError::Other {
+        registry: registry.to_string(),
+        detail: format!("cannot build registry client: {e}"),
+    })
+}
+
+fn registry_auth(credentials: &Credentials) -> RegistryAuth {
+    match credentials {
+        Credentials::Anonymous => RegistryAuth::Anonymous,
+        Credentials::Basic { username, password } => {
+            RegistryAuth::Basic(username.clone(), password.clone())
+        }
+        Credentials::Bearer(token) => RegistryAuth::Bearer(token.clone()),
+    }
+}
+
+struct Ctx<'a> {
+    registry: &'a str,
+    repository: String,
+    tag: &'a str,
+    with_credentials: bool,
+    timeout: Duration,
+}
+
+impl Ctx<'_> {
+    fn timeout(&self) -> RegistryError {
+        RegistryError::Timeout {
+            registry: self.registry.to_string(),
+            timeout: self.timeout,
+        }
+    }
+
+    fn tag_not_found(&self) -> RegistryError {
+        RegistryError::TagNotFound {
+            repository: self.repository.clone(),
+            tag: self.tag.to_string(),
+        }
+    }
+
+    fn unauthorized(&self, detail: String) -> RegistryError {
+        RegistryError::Unauthorized {
+            registry: self.registry.to_string(),
+            repository: self.repository.clone(),
+            with_credentials: self.with_credentials,
+            detail,
+        }
+    }
+
+    fn classify(&self, e: OciDistributionError) -> RegistryError {
+        let registry = self.registry.to_string();
+        match e {
+            OciDistributionError::RegistryError { envelope, .. } => {
+                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
+                let text = envelope
+                    .errors
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if codes.contains(&&OciErrorCode::NameUnknown) {
+                    RegistryError::RepositoryNotFound {
+                        repository: self.repository.clone(),
+                    }
+                } else if codes.contains(&&OciErrorCode::ManifestUnknown)
+                    || codes.contains(&&OciErrorCode::NotFound)
+                {
+                    self.tag_not_found()
+                } else if codes.contains(&&OciErrorCode::Unauthorized)
+                    || codes.contains(&&OciErrorCode::Denied)
+                {
+                    self.unauthorized(text)
+                } else {
+                    RegistryError::Other {
+                        registry,
+                        detail: text,
+                    }
+                }
+            }
+            OciDistributionError::UnauthorizedError { .. } => {
+                self.unauthorized("HTTP 401 Unauthorized".into())
+            }
+            OciDistributionError::AuthenticationFailure(reason) => {
+                self.unauthorized(format!("token service: {}", first_line(&reason)))
+            }
+            OciDistributionError::ServerError { code, message, .. } => match code {
+                401 | 403 => self.unauthorized(format!("HTTP {code}")),
+                404 => self.tag_not_found(),
+                _ => RegistryError::Server {
+                    registry,
+                    status: code,
+                    detail: first_line(&message),
+                },
+            },
+            OciDistributionError::RequestError(err) => self.classify_transport(&err),
+            other => RegistryError::Other {
+                registry,
+                detail: first_line(&other.to_string()),
+            },
+        }
+    }
+
+    fn classify_transport(&self, err: &reqwest::Error) -> RegistryError {
+        let registry = self.registry.to_string();
+        let chain = error_chain(err);
+        if err.is_timeout() || chain.contains("timed out") {
+            return self.timeout();
+        }
+        if is_tls_error(err) {
+            return RegistryError::Tls {
+                registry,
+                detail: chain,
+            };
+        }
+        RegistryError::Connect {
+            registry,
+            detail: chain,
+        }
+    }
+}
+
+fn first_line(s: &str) -> String {
+    let line = s.lines().next().unwrap_or("").trim();
+    line.chars().take(300).collect()
+}
+
+/// The error and all its sources, joined with ": ".
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![err.to_string()];
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cur = e.source();
+    }
+    parts.join(": ")
+}
+
+/// True when a transport error was caused by TLS (handshake, certificate verification).
+pub(crate) fn is_tls_error(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        let s = e.to_string().to_ascii_lowercase();
+        if s.contains("certificate") || s.contains("tls") || s.contains("handshake") {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_types_cover_indexes_and_manifests() {
+        assert!(MANIFEST_MEDIA_TYPES.contains(&"application/vnd.oci.image.index.v1+json"));
+        assert!(
+            MANIFEST_MEDIA_TYPES.contains(&"application/vnd.docker.distribution.manifest.list.v2+json")
+        );
+    }
+
+    #[tokio::test]
+    async fn digest_references_are_used_as_is() {
+        let r = Resolver::default();
+        let d = "sha256:".to_string() + &"ab".repeat(32);
+        // Unroutable registry: never contacted because the digest is in the reference.
+        let image = ImageRef::parse(&format!("127.0.0.1:1/x/y@{d}")).unwrap();
+        let got = r
+            .resolve(&image, &RegistryOptions::default(), &Credentials::Anonymous)
+            .await
+            .unwrap();
+        assert_eq!(got.to_string(), d);
+    }
+
+    #[tokio::test]
+    async fn bad_ca_bundle_is_reported() {
+        let r = Resolver::default();
+        let image = ImageRef::parse("127.0.0.1:1/x/y:v1").unwrap();
+        let opts = RegistryOptions {
+            ca_pem: Some(b"not pem".to_vec()),
+            ..RegistryOptions::default()
+        };
+        let err = r
+            .resolve(&image, &opts, &Credentials::Anonymous)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("CA bundle"), "{err}");
+    }
+}

@@ -1,0 +1,1168 @@
+//! Notary v1 keys: types, key IDs, certificates, signature verification.
+//!
+//! Mirrors notary v0.7.0 `tuf/data/keys.go`, `tuf/signed/verifiers.go` and `tuf/utils/x509.go`:
+//!
+//! - A key is `{"keytype":T,"keyval":{"public":<base64>,"private":..}}`. `ecdsa`/`rsa` hold a DER
+//!   SubjectPublicKeyInfo, `ed25519` the raw 32 bytes, `ecdsa-x509`/`rsa-x509` the text of a PEM
+//!   certificate bundle (leaf first). Unknown key types are kept; their signatures never verify.
+//! - The key ID is `hex(sha256(canonical {"keytype":T,"keyval":{"private":null,"public":B}}))`
+//!   where `B` is the *re-encoded* standard base64 of the decoded public bytes (Go's `TUFKey.ID`
+//!   marshals the `[]byte` again). For well-formed files this is the string in the file.
+//! - Signature methods: `ecdsa` (SHA-256 for every curve, fixed `r||s`, high-S accepted),
+//!   `rsapss` (SHA-256, MGF1-SHA-256, salt 32), `rsapkcs1v15` (SHA-256), `eddsa` (Ed25519 over
+//!   the message). RSA needs a modulus of at least 2048 bits and a signature of at least 256
+//!   bytes. All cryptography is aws-lc-rs.
+//!
+//! Known differences from Go, all on keys that notary itself never produces: P-224 keys parse but
+//! never verify (aws-lc-rs has no P-224), RSA moduli above 8192 bits never verify, and the legacy
+//! `pycrypto-pkcs#1 pss` method is reported as unsupported.
+
+use std::fmt;
+
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA256_ASN1, ECDSA_P521_SHA256_FIXED, ED25519,
+    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, UnparsedPublicKey,
+    VerificationAlgorithm,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+use x509_cert::certificate::{CertificateInner, Profile};
+use x509_cert::der::asn1::{AnyRef, ObjectIdentifier, UintRef};
+use x509_cert::der::{Decode, Encode, Reader, Tag, Tagged};
+use x509_cert::ext::pkix::BasicConstraints;
+use x509_cert::name::Name;
+use x509_cert::spki::SubjectPublicKeyInfoRef;
+
+use super::canonical;
+
+#[cfg(test)]
+mod tests;
+
+/// Go's `base64.StdEncoding`: standard alphabet, padding required, non-zero trailing bits allowed.
+const GO_STD: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
+
+/// Decodes base64 as Go's `encoding/json` does for `[]byte` fields: standard alphabet with
+/// padding, `\r` and `\n` ignored, non-zero trailing bits accepted.
+pub fn decode_base64_go(s: &str) -> Result<Vec<u8>, KeyError> {
+    decode_go_bytes(s.as_bytes(), |b| b == b'\r' || b == b'\n')
+}
+
+fn decode_go_bytes(input: &[u8], skip: impl Fn(u8) -> bool) -> Result<Vec<u8>, KeyError> {
+    let cleaned: Vec<u8> = input.iter().copied().filter(|&b| !skip(b)).collect();
+    GO_STD
+        .decode(&cleaned)
+        .map_err(|e| KeyError::Base64(e.to_string()))
+}
+
+/// A Notary key type (`keytype`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KeyType {
+    /// `ecdsa`: DER SubjectPublicKeyInfo.
+    Ecdsa,
+    /// `ecdsa-x509`: PEM certificate (bundle).
+    EcdsaX509,
+    /// `rsa`: DER SubjectPublicKeyInfo.
+    Rsa,
+    /// `rsa-x509`: PEM certificate (bundle).
+    RsaX509,
+    /// `ed25519`: raw 32-byte public key.
+    Ed25519,
+    /// Anything else, kept verbatim (its key ID still counts; it never verifies).
+    Unknown(String),
+}
+
+impl KeyType {
+    /// Parses a `keytype` string exactly (case-sensitive, as notary does).
+    pub fn parse(s: &str) -> KeyType {
+        match s {
+            "ecdsa" => KeyType::Ecdsa,
+            "ecdsa-x509" => KeyType::EcdsaX509,
+            "rsa" => KeyType::Rsa,
+            "rsa-x509" => KeyType::RsaX509,
+            "ed25519" => KeyType::Ed25519,
+            other => KeyType::Unknown(other.to_owned()),
+        }
+    }
+
+    /// The notary string of this key type.
+    pub fn as_str(&self) -> &str {
+        match self {
+            KeyType::Ecdsa => "ecdsa",
+            KeyType::EcdsaX509 => "ecdsa-x509",
+            KeyType::Rsa => "rsa",
+            KeyType::RsaX509 => "rsa-x509",
+            KeyType::Ed25519 => "ed25519",
+            KeyType::Unknown(s) => s,
+        }
+    }
+
+    /// True for `ecdsa-x509` and `rsa-x509`.
+    pub fn is_x509(&self) -> bool {
+        matches!(self, KeyType::EcdsaX509 | KeyType::RsaX509)
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The public-key algorithm of a certificate or SPKI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyAlgorithm {
+    /// id-ecPublicKey (P-224, P-256, P-384 or P-521).
+    Ecdsa,
+    /// rsaEncryption.
+    Rsa,
+    /// Ed25519.
+    Ed25519,
+    /// Any other algorithm (certificates only; such a key never verifies).
+    Other,
+}
+
+/// What notary's checks need from an X.509 certificate (parsed as Go's `x509.ParseCertificate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertInfo {
+    /// Subject CN (the last CN attribute, as Go); `None` when the subject has no CN.
+    pub common_name: Option<String>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// BasicConstraints cA (false when the extension is absent).
+    pub is_ca: bool,
+    /// Signed with SHA-1 (sha1WithRSA, dsaWithSHA1 or ecdsa-with-SHA1), which notary rejects.
+    pub sha1_signature: bool,
+    /// Modulus size of an RSA subject key.
+    pub rsa_bits: Option<usize>,
+    /// Algorithm of the subject public key.
+    pub key_algorithm: KeyAlgorithm,
+    /// DER SubjectPublicKeyInfo of the subject key.
+    pub spki_der: Vec<u8>,
+    /// The whole certificate, DER.
+    pub der: Vec<u8>,
+}
+
+impl CertInfo {
+    /// Parses one DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<CertInfo, KeyError> {
+        parse_certificate(der).map(|p| p.info)
+    }
+
+    /// This certificate as Go's `pem.EncodeToMemory` writes it (64 columns, trailing newline).
+    pub fn to_pem(&self) -> String {
+        let b64 = STANDARD.encode(&self.der);
+        let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 60);
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(&String::from_utf8_lossy(line));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+        out
+    }
+}
+
+/// Parses a PEM certificate bundle as Go's `LoadCertBundleFromPEM` (used by notary's root
+/// validation): every block must be a `CERTIFICATE` that parses, and there must be at least one.
+/// The order is kept (notary requires the leaf first).
+pub fn parse_cert_bundle(pem: &[u8]) -> Result<Vec<CertInfo>, KeyError> {
+    let mut certs = Vec::new();
+    let mut rest = pem;
+    while let Some((block, next)) = pem_decode(rest) {
+        if block.label != "CERTIFICATE" {
+            return Err(KeyError::Pem(format!(
+                "invalid PEM block type {:?} in certificate bundle",
+                block.label
+            )));
+        }
+        certs.push(CertInfo::from_der(&block.der)?);
+        rest = next;
+    }
+    if certs.is_empty() {
+        return Err(KeyError::Pem("no certificates found".into()));
+    }
+    Ok(certs)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Curve {
+    P256,
+    P384,
+    P521,
+}
+
+impl Curve {
+    fn field_len(self) -> usize {
+        match self {
+            Curve::P256 => 32,
+            Curve::P384 => 48,
+            Curve::P521 => 66,
+        }
+    }
+}
+
+/// The verification material behind a key.
+#[derive(Clone, PartialEq, Eq)]
+enum Material {
+    /// Uncompressed point.
+    Ec { curve: Curve, point: Vec<u8> },
+    /// PKCS#1 RSAPublicKey DER.
+    Rsa { pkcs1: Vec<u8>, bits: usize },
+    Ed25519([u8; 32]),
+    /// Nothing can be verified with this key, and why.
+    Unusable(String),
+}
+
+/// A public key from Notary metadata.
+#[derive(Clone)]
+pub struct PublicKey {
+    key_type: KeyType,
+    id: String,
+    /// Decoded `keyval.public` (`None` when it was null or absent).
+    public: Option<Vec<u8>>,
+    spki: Option<Vec<u8>>,
+    cert: Option<CertInfo>,
+    material: Material,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("PublicKey");
+        d.field("key_type", &self.key_type).field("id", &self.id);
+        if let Some(cert) = &self.cert {
+            d.field("common_name", &cert.common_name);
+        }
+        if let Some(reason) = self.unusable_reason() {
+            d.field("unusable", &reason);
+        }
+        d.finish()
+    }
+}
+
+impl PublicKey {
+    /// From a key object `{"keytype":..,"keyval":{"public":<b64>,"private":..}}`.
+    ///
+    /// An unknown keytype gives a `KeyType::Unknown` key whose signatures never verify.
+    /// Malformed structure, base64, DER or PEM for a known type is an error with a readable
+    /// reason (see [`PublicKey::from_json_lenient`] for notary's own, lazier behaviour).
+    pub fn from_json(v: &Value) -> Result<PublicKey, KeyError> {
+        let (keytype, public) = parse_key_json(v, true)?;
+        let (key, err) = build(&keytype, public);
+        match err {
+            Some(e) => Err(e),
+            None => Ok(key),
+        }
+    }
+
+    /// Like [`PublicKey::from_json`], but only fails where Go's `json.Unmarshal` into a `TUFKey`
+    /// fails (wrong JSON types, bad base64). A key whose DER/PEM content is broken is returned
+    /// anyway, with its key ID, and never verifies ([`PublicKey::unusable_reason`] says why):
+    /// notary parses key material lazily, at verification time, so such a key only loses its
+    /// signatures instead of invalidating the whole file.
+    pub fn from_json_lenient(v: &Value) -> Result<PublicKey, KeyError> {
+        let (keytype, public) = parse_key_json(v, false)?;
+        Ok(build(&keytype, public).0)
+    }
+
+    /// From a keytype and the base64 of `keyval.public` (Go-compatible decoding).
+    pub fn from_parts(keytype: &str, public_b64: &str) -> Result<PublicKey, KeyError> {
+        let public = decode_base64_go(public_b64)?;
+        let (key, err) = build(keytype, Some(public));
+        match err {
+            Some(e) => Err(e),
+            None => Ok(key),
+        }
+    }
+
+    /// Notary's `CertBundleToKey`: an `ecdsa-x509`/`rsa-x509` key (by the leaf's algorithm) whose
+    /// public value is the PEM of `certs` (leaf first), re-encoded as Go does. Notary rebuilds
+    /// root keys this way before checking root signatures.
+    pub fn from_cert_bundle(certs: &[CertInfo]) -> Result<PublicKey, KeyError> {
+        let leaf = certs
+            .first()
+            .ok_or_else(|| KeyError::Certificate("empty certificate bundle".into()))?;
+        let keytype = match leaf.key_algorithm {
+            KeyAlgorithm::Ecdsa => KeyType::EcdsaX509,
+            KeyAlgorithm::Rsa => KeyType::RsaX509,
+            other => {
+                return Err(KeyError::Unsupported(format!(
+                    "certificate key algorithm {other:?}"
+                )));
+            }
+        };
+        let pem: String = certs.iter().map(CertInfo::to_pem).collect();
+        let (key, err) = build(keytype.as_str(), Some(pem.into_bytes()));
+        match err {
+            Some(e) => Err(e),
+            None => Ok(key),
+        }
+    }
+
+    pub fn key_type(&self) -> &KeyType {
+        &self.key_type
+    }
+
+    /// Notary key ID: hex sha256 of canonical
+    /// `{"keytype":T,"keyval":{"private":null,"public":"<b64>"}}`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// For x509 keys: the ID of the plain `ecdsa`/`rsa` key built from the certificate's SPKI DER
+    /// (notary's `CanonicalKeyID`, used to name private keys). For others (and x509 keys whose
+    /// certificate does not parse): the same as [`PublicKey::id`].
+    pub fn canonical_id(&self) -> String {
+        let plain = match self.key_type {
+            KeyType::EcdsaX509 => "ecdsa",
+            KeyType::RsaX509 => "rsa",
+            _ => return self.id.clone(),
+        };
+        match &self.spki {
+            Some(spki) => tuf_key_id(plain, Some(spki)),
+            None => self.id.clone(),
+        }
+    }
+
+    /// DER SubjectPublicKeyInfo of the public key (from the leaf certificate for x509 types);
+    /// `None` for ed25519, unknown and unusable keys.
+    pub fn spki_der(&self) -> Option<&[u8]> {
+        self.spki.as_deref()
+    }
+
+    /// The raw 32-byte key of an `ed25519` key.
+    pub fn raw_ed25519(&self) -> Option<&[u8; 32]> {
+        match &self.material {
+            Material::Ed25519(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// Leaf certificate info for x509 types (the first PEM block, as notary's verifier reads it).
+    pub fn certificate(&self) -> Option<&CertInfo> {
+        self.cert.as_ref()
+    }
+
+    /// The whole certificate bundle in `keyval.public`, parsed as notary's root validation does
+    /// ([`parse_cert_bundle`]). Notary attempts this for every root-role key, whatever its type.
+    pub fn cert_bundle(&self) -> Result<Vec<CertInfo>, KeyError> {
+        parse_cert_bundle(self.public.as_deref().unwrap_or_default())
+    }
+
+    /// The decoded `keyval.public` bytes (`None` when null or absent).
+    pub fn public_bytes(&self) -> Option<&[u8]> {
+        self.public.as_deref()
+    }
+
+    /// Why this key can never verify anything (unknown type, or unusable material), if so.
+    pub fn unusable_reason(&self) -> Option<&str> {
+        match &self.material {
+            Material::Unusable(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Verifies `sig` (already base64-decoded) over `msg` with notary `method`
+    /// (`ecdsa`, `rsapss`, `rsapkcs1v15`, `eddsa`; compared lowercased).
+    pub fn verify(&self, method: &str, msg: &[u8], sig: &[u8]) -> Result<(), SignatureError> {
+        let method = method.to_lowercase();
+        match method.as_str() {
+            "ecdsa" => {
+                self.require_type(&method, &[KeyType::Ecdsa, KeyType::EcdsaX509])?;
+                let Material::Ec { curve, point } = &self.material else {
+                    return Err(self.unusable());
+                };
+                let expected = 2 * curve.field_len();
+                if sig.len() != expected {
+                    return Err(SignatureError::EcdsaSignatureLength {
+                        expected,
+                        actual: sig.len(),
+                    });
+                }
+                let result = match curve {
+                    Curve::P256 => {
+                        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point).verify(msg, sig)
+                    }
+                    // aws-lc-rs has no fixed-format P-384/SHA-256 verifier: use the ASN.1 one.
+                    Curve::P384 => UnparsedPublicKey::new(&ECDSA_P384_SHA256_ASN1, point)
+                        .verify(msg, &fixed_to_asn1(sig)),
+                    Curve::P521 => {
+                        UnparsedPublicKey::new(&ECDSA_P521_SHA256_FIXED, point).verify(msg, sig)
+                    }
+                };
+                result.map_err(|_| SignatureError::Invalid)
+            }
+            "rsapss" | "rsapkcs1v15" => {
+                self.require_type(&method, &[KeyType::Rsa, KeyType::RsaX509])?;
+                let Material::Rsa { pkcs1, bits } = &self.material else {
+                    return Err(self.unusable());
+                };
+                if *bits < MIN_RSA_BITS {
+                    return Err(SignatureError::RsaKeyTooSmall { bits: *bits });
+                }
+                if sig.len() < MIN_RSA_BITS / 8 {
+                    return Err(SignatureError::RsaSignatureTooShort { len: sig.len() });
+                }
+                if *bits > MAX_RSA_BITS {
+                    return Err(SignatureError::UnusableKey(format!(
+                        "RSA keys above {MAX_RSA_BITS} bits are not supported (this one has {bits})"
+                    )));
+                }
+                let alg = if method == "rsapss" {
+                    &RSA_PSS_2048_8192_SHA256
+                } else {
+                    &RSA_PKCS1_2048_8192_SHA256
+                };
+                UnparsedPublicKey::new(alg, pkcs1)
+                    .verify(msg, sig)
+                    .map_err(|_| SignatureError::Invalid)
+            }
+            "eddsa" => {
+                self.require_type(&method, &[KeyType::Ed25519])?;
+                if sig.len() != 64 {
+                    return Err(SignatureError::Ed25519SignatureLength(sig.len()));
+                }
+                let Material::Ed25519(key) = &self.material else {
+                    return Err(self.unusable());
+                };
+                UnparsedPublicKey::new(&ED25519, key)
+                    .verify(msg, sig)
+                    .map_err(|_| SignatureError::Invalid)
+            }
+            "pycrypto-pkcs#1 pss" => Err(SignatureError::UnsupportedMethod(method)),
+            _ => Err(SignatureError::UnknownMethod(method)),
+        }
+    }
+
+    fn require_type(&self, method: &str, allowed: &[KeyType]) -> Result<(), SignatureError> {
+        if allowed.contains(&self.key_type) {
+            Ok(())
+        } else {
+            Err(SignatureError::WrongKeyType {
+                method: method.to_owned(),
+                key_type: self.key_type.to_string(),
+            })
+        }
+    }
+
+    fn unusable(&self) -> SignatureError {
+        SignatureError::UnusableKey(
+            self.unusable_reason()
+                .unwrap_or("key material does not match its type")
+                .to_owned(),
+        )
+    }
+}
+
+const MIN_RSA_BITS: usize = 2048;
+const MAX_RSA_BITS: usize = 8192;
+
+/// Reads `(keytype, decoded public)` from a key object. `strict` requires the object shape;
+/// otherwise null/absent members take Go's zero values.
+fn parse_key_json(v: &Value, strict: bool) -> Result<(String, Option<Vec<u8>>), KeyError> {
+    let empty = Map::new();
+    let obj = match v {
+        Value::Object(o) => o,
+        Value::Null if !strict => &empty,
+        _ => return Err(KeyError::Structure("a key must be a JSON object".into())),
+    };
+    let keytype = match obj.get("keytype") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) if !strict => String::new(),
+        None => return Err(KeyError::Structure("key has no \"keytype\"".into())),
+        Some(_) => return Err(KeyError::Structure("\"keytype\" must be a string".into())),
+    };
+    let keyval = match obj.get("keyval") {
+        Some(Value::Object(o)) => o,
+        None | Some(Value::Null) if !strict => &empty,
+        None => return Err(KeyError::Structure("key has no \"keyval\"".into())),
+        Some(_) => return Err(KeyError::Structure("\"keyval\" must be an object".into())),
+    };
+    let public = match keyval.get("public") {
+        Some(Value::String(s)) => Some(decode_base64_go(s).map_err(|e| {
+            KeyError::Base64(format!("keyval.public: {}", e.inner_message()))
+        })?),
+        None | Some(Value::Null) => None,
+        Some(_) => {
+            return Err(KeyError::Structure(
+                "\"keyval.public\" must be a base64 string".into(),
+            ));
+        }
+    };
+    // Go decodes `private` too (and fails the document on bad base64), then ignores it.
+    match keyval.get("private") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => {
+            decode_base64_go(s).map_err(|e| {
+                KeyError::Base64(format!("keyval.private: {}", e.inner_message()))
+            })?;
+        }
+        Some(_) => {
+            return Err(KeyError::Structure(
+                "\"keyval.private\" must be null or a base64 string".into(),
+            ));
+        }
+    }
+    Ok((keytype, public))
+}
+
+/// Builds a key; the error (if any) explains why a known-type key is unusable.
+fn build(keytype: &str, public: Option<Vec<u8>>) -> (PublicKey, Option<KeyError>) {
+    let key_type = KeyType::parse(keytype);
+    let id = tuf_key_id(keytype, public.as_deref());
+    let mut key = PublicKey {
+        key_type,
+        id,
+        public,
+        spki: None,
+        cert: None,
+        material: Material::Unusable(String::new()),
+    };
+    let derived = match (&key.key_type, key.public.as_deref()) {
+        (KeyType::Unknown(t), _) => {
+            key.material = Material::Unusable(format!("unknown key type {t:?}"));
+            return (key, None);
+        }
+        (kt, None) => Err(KeyError::Structure(format!(
+            "{kt} key has no \"keyval.public\""
+        ))),
+        (kt, Some(public)) => derive_material(kt, public),
+    };
+    match derived {
+        Ok((spki, cert, material)) => {
+            key.spki = spki;
+            key.cert = cert;
+            key.material = material;
+            (key, None)
+        }
+        Err(e) => {
+            key.material = Material::Unusable(e.to_string());
+            (key, Some(e))
+        }
+    }
+}
+
+type Derived = (Option<Vec<u8>>, Option<CertInfo>, Material);
+
+fn derive_material(key_type: &KeyType, public: &[u8]) -> Result<Derived, KeyError> {
+    match key_type {
+        KeyType::Ecdsa | KeyType::Rsa => {
+            let parsed = parse_spki(public)?;
+            check_algorithm(key_type, parsed.algorithm)?;
+            Ok((Some(public.to_vec()), None, parsed.material))
+        }
+        KeyType::Ed25519 => {
+            let raw: [u8; 32] = public.try_into().map_err(|_| {
+                KeyError::PublicKey(format!(
+                    "an ed25519 public key has 32 bytes, not {}",
+                    public.len()
+                ))
+            })?;
+            Ok((None, None, Material::Ed25519(raw)))
+        }
+        KeyType::EcdsaX509 | KeyType::RsaX509 => {
+            // Notary's verifier: the first PEM block, whatever its label, as a certificate.
+            let (block, _) = pem_decode(public).ok_or_else(|| {
+                KeyError::Pem(format!("{key_type} key holds no PEM certificate"))
+            })?;
+            let parsed = parse_certificate(&block.der)?;
+            check_algorithm(key_type, parsed.info.key_algorithm)?;
+            let spki = parsed.info.spki_der.clone();
+            Ok((Some(spki), Some(parsed.info), parsed.material))
+        }
+        KeyType::Unknown(t) => Err(KeyError::Unsupported(format!("unknown key type {t:?}"))),
+    }
+}
+
+fn check_algorithm(key_type: &KeyType, found: KeyAlgorithm) -> Result<(), KeyError> {
+    let ok = match key_type {
+        KeyType::Ecdsa | KeyType::EcdsaX509 => found == KeyAlgorithm::Ecdsa,
+        KeyType::Rsa | KeyType::RsaX509 => found == KeyAlgorithm::Rsa,
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(KeyError::TypeMismatch {
+            key_type: key_type.to_string(),
+            found: format!("{found:?}"),
+        })
+    }
+}
+
+/// `TUFKey.ID`: sha256 of canonical `{"keytype":T,"keyval":{"private":null,"public":B}}`.
+fn tuf_key_id(keytype: &str, public: Option<&[u8]>) -> String {
+    let mut buf = Vec::with_capacity(64 + public.map_or(0, |p| p.len() * 4 / 3 + 4));
+    buf.extend_from_slice(b"{\"keytype\":");
+    canonical::write_string(&mut buf, keytype);
+    buf.extend_from_slice(b",\"keyval\":{\"private\":null,\"public\":");
+    match public {
+        Some(p) => canonical::write_string(&mut buf, &STANDARD.encode(p)),
+        None => buf.extend_from_slice(b"null"),
+    }
+    buf.extend_from_slice(b"}}");
+    hex::encode(Sha256::digest(&buf))
+}
+
+/// A key given by a policy author: a PEM `PUBLIC KEY` block or a PEM `CERTIFICATE`, normalised
+/// to SPKI DER (or the raw ed25519 key) so it can be compared with metadata keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedKey {
+    algorithm: KeyAlgorithm,
+    spki: Vec<u8>,
+    ed25519: Option<[u8; 32]>,
+    cert_key_id: Option<String>,
+}
+
+impl PinnedKey {
+    /// Reads the first PEM block (as Go's `pem.Decode`); it must be `PUBLIC KEY` (EC, RSA or
+    /// Ed25519 SPKI) or `CERTIFICATE` (EC or RSA subject key). Certificate validity is not
+    /// checked here.
+    pub fn from_pem(pem: &str) -> Result<PinnedKey, KeyError> {
+        let (block, _) =
+            pem_decode(pem.as_bytes()).ok_or_else(|| KeyError::Pem("no PEM block found".into()))?;
+        match block.label.as_str() {
+            "PUBLIC KEY" => {
+                let parsed = parse_spki(&block.der)?;
+                let ed25519 = match parsed.material {
+                    Material::Ed25519(raw) => Some(raw),
+                    _ => None,
+                };
+                Ok(PinnedKey {
+                    algorithm: parsed.algorithm,
+                    spki: block.der,
+                    ed25519,
+                    cert_key_id: None,
+                })
+            }
+            "CERTIFICATE" => {
+                let parsed = parse_certificate(&block.der)?;
+                let keytype = match parsed.info.key_algorithm {
+                    KeyAlgorithm::Ecdsa => KeyType::EcdsaX509,
+                    KeyAlgorithm::Rsa => KeyType::RsaX509,
+                    other => {
+                        return Err(KeyError::Unsupported(format!(
+                            "certificate key algorithm {other:?}"
+                        )));
+                    }
+                };
+                let cert_key_id = tuf_key_id(keytype.as_str(), Some(parsed.info.to_pem().as_bytes()));
+                Ok(PinnedKey {
+                    algorithm: parsed.info.key_algorithm,
+                    spki: parsed.info.spki_der,
+                    ed25519: None,
+                    cert_key_id: Some(cert_key_id),
+                })
+            }
+            other => Err(KeyError::Pem(format!(
+                "unsupported PEM block type {other:?}, expected CERTIFICATE or PUBLIC KEY"
+            ))),
+        }
+    }
+
+    /// True when `key` (from metadata) carries the same public key (SPKI equality; for ed25519
+    /// raw equality). Unknown and unusable keys never match.
+    pub fn matches(&self, key: &PublicKey) -> bool {
+        if let Some(raw) = &self.ed25519 {
+            return key.raw_ed25519() == Some(raw);
+        }
+        key.unusable_reason().is_none() && key.spki_der() == Some(self.spki.as_slice())
+    }
+
+    /// The notary key ID a plain key of this public key would have (an `ecdsa`/`rsa` TUFKey over
+    /// the SPKI DER, or `ed25519` over the raw key).
+    pub fn key_id(&self) -> String {
+        match (&self.ed25519, self.algorithm) {
+            (Some(raw), _) => tuf_key_id("ed25519", Some(raw)),
+            (None, KeyAlgorithm::Rsa) => tuf_key_id("rsa", Some(&self.spki)),
+            (None, _) => tuf_key_id("ecdsa", Some(&self.spki)),
+        }
+    }
+
+    /// For a pinned certificate: the ID of the x509 key notary builds from it (`CertToKey`),
+    /// i.e. the ID that metadata holding exactly this certificate uses.
+    pub fn cert_key_id(&self) -> Option<&str> {
+        self.cert_key_id.as_deref()
+    }
+
+    /// The DER SubjectPublicKeyInfo of the pinned key.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki
+    }
+}
+
+/// Why a key could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    #[error("malformed key: {0}")]
+    Structure(String),
+    #[error("invalid base64: {0}")]
+    Base64(String),
+    #[error("invalid PEM: {0}")]
+    Pem(String),
+    #[error("invalid public key: {0}")]
+    PublicKey(String),
+    #[error("invalid certificate: {0}")]
+    Certificate(String),
+    #[error("a {key_type} key cannot hold a {found} public key")]
+    TypeMismatch { key_type: String, found: String },
+    #[error("unsupported key: {0}")]
+    Unsupported(String),
+}
+
+impl KeyError {
+    fn inner_message(&self) -> String {
+        match self {
+            KeyError::Structure(m)
+            | KeyError::Base64(m)
+            | KeyError::Pem(m)
+            | KeyError::PublicKey(m)
+            | KeyError::Certificate(m)
+            | KeyError::Unsupported(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Why a signature did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// Notary skips signatures with unknown methods.
+    #[error("unknown signature method {0:?}")]
+    UnknownMethod(String),
+    #[error("signature method {0:?} is not supported")]
+    UnsupportedMethod(String),
+    #[error("signature method {method:?} cannot be used with a {key_type:?} key")]
+    WrongKeyType { method: String, key_type: String },
+    #[error("unusable key: {0}")]
+    UnusableKey(String),
+    #[error("RSA key has {bits} bits, at least 2048 are required")]
+    RsaKeyTooSmall { bits: usize },
+    #[error("RSA signature has {len} bytes, at least 256 are required")]
+    RsaSignatureTooShort { len: usize },
+    #[error("ECDSA signature has {actual} bytes, expected {expected}")]
+    EcdsaSignatureLength { expected: usize, actual: usize },
+    #[error("Ed25519 signature has {0} bytes, expected 64")]
+    Ed25519SignatureLength(usize),
+    #[error("signature does not verify")]
+    Invalid,
+}
+
+// ---------------------------------------------------------------------------------------------
+// SPKI and certificates
+
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const OID_P224: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.33");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
+const OID_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+/// The signature algorithms Go maps to SHA1WithRSA, DSAWithSHA1 and ECDSAWithSHA1.
+const SHA1_SIGNATURE_OIDS: [ObjectIdentifier; 4] = [
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5"),
+    ObjectIdentifier::new_unwrap("1.3.14.3.2.29"),
+    ObjectIdentifier::new_unwrap("1.2.840.10040.4.3"),
+    ObjectIdentifier::new_unwrap("1.2.840.10045.4.1"),
+];
+
+struct ParsedSpki {
+    algorithm: KeyAlgorithm,
+    material: Material,
+}
+
+/// Go's `x509.ParsePKIXPublicKey` for EC (named P-224/256/384/521 curve, uncompressed point on
+/// the curve), RSA (NULL parameters, positive modulus and exponent) and Ed25519 (no parameters).
+fn parse_spki(der: &[u8]) -> Result<ParsedSpki, KeyError> {
+    let spki = SubjectPublicKeyInfoRef::from_der(der)
+        .map_err(|e| KeyError::PublicKey(format!("not a DER SubjectPublicKeyInfo: {e}")))?;
+    let key_bytes = spki.subject_public_key.as_bytes().ok_or_else(|| {
+        KeyError::PublicKey("public key BIT STRING has unused bits".into())
+    })?;
+    let params = spki.algorithm.parameters;
+    let oid = spki.algorithm.oid;
+    if oid == OID_EC_PUBLIC_KEY {
+        let curve_oid = params
+            .and_then(|p| ObjectIdentifier::try_from(p).ok())
+            .ok_or_else(|| KeyError::PublicKey("EC key without a named curve".into()))?;
+        let (curve, field_len) = match curve_oid {
+            c if c == OID_P256 => (Some(Curve::P256), 32),
+            c if c == OID_P384 => (Some(Curve::P384), 48),
+            c if c == OID_P521 => (Some(Curve::P521), 66),
+            c if c == OID_P224 => (None, 28),
+            c => {
+                return Err(KeyError::PublicKey(format!(
+                    "unsupported elliptic curve {c}"
+                )));
+            }
+        };
+        if key_bytes.len() != 1 + 2 * field_len || key_bytes.first() != Some(&4) {
+            return Err(KeyError::PublicKey(
+                "EC public key is not an uncompressed point".into(),
+            ));
+        }
+        let Some(curve) = curve else {
+            return Ok(ParsedSpki {
+                algorithm: KeyAlgorithm::Ecdsa,
+                material: Material::Unusable("P-224 keys are not supported".into()),
+            });
+        };
+        let alg: &'static dyn VerificationAlgorithm = match curve {
+            Curve::P256 => &ECDSA_P256_SHA256_FIXED,
+            Curve::P384 => &ECDSA_P384_SHA256_ASN1,
+            Curve::P521 => &ECDSA_P521_SHA256_FIXED,
+        };
+        ParsedPublicKey::new(alg, key_bytes)
+            .map_err(|_| KeyError::PublicKey("EC point is not on the curve".into()))?;
+        Ok(ParsedSpki {
+            algorithm: KeyAlgorithm::Ecdsa,
+            material: Material::Ec {
+                curve,
+                point: key_bytes.to_vec(),
+            },
+        })
+    } else if oid == OID_RSA_ENCRYPTION {
+        if !params.is_some_and(AnyRef::is_null) {
+            return Err(KeyError::PublicKey(
+                "RSA key without NULL parameters".into(),
+            ));
+        }
+        let bits = rsa_modulus_bits(key_bytes)?;
+        Ok(ParsedSpki {
+            algorithm: KeyAlgorithm::Rsa,
+            material: Material::Rsa {
+                pkcs1: key_bytes.to_vec(),
+                bits,
+            },
+        })
+    } else if oid == OID_ED25519 {
+        if params.is_some() {
+            return Err(KeyError::PublicKey(
+                "Ed25519 key with parameters".into(),
+            ));
+        }
+        let raw: [u8; 32] = key_bytes.try_into().map_err(|_| {
+            KeyError::PublicKey(format!(
+                "an Ed25519 key has 32 bytes, not {}",
+                key_bytes.len()
+            ))
+        })?;
+        Ok(ParsedSpki {
+            algorithm: KeyAlgorithm::Ed25519,
+            material: Material::Ed25519(raw),
+        })
+    } else {
+        Err(KeyError::Unsupported(format!("public key algorithm {oid}")))
+    }
+}
+
+/// Bit length of the modulus of a PKCS#1 `RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER }`.
+fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize, KeyError> {
+    let bad = |what: &str| KeyError::PublicKey(format!("invalid RSA public key: {what}"));
+    let seq = AnyRef::from_der(pkcs1).map_err(|e| bad(&e.to_string()))?;
+    let (n, e) = seq
+        .sequence(|r| {
+            let n: UintRef<'_> = r.decode()?;
+            let e: UintRef<'_> = r.decode()?;
+            Ok::<_, x509_cert::der::Error>((n, e))
+        })
+        .map_err(|e| bad(&e.to_string()))?;
+    let n = n.as_bytes();
+    let Some(first) = n.iter().position(|&b| b != 0) else {
+        return Err(bad("modulus is not positive"));
+    };
+    if e.as_bytes().iter().all(|&b| b == 0) {
+        return Err(bad("exponent is not positive"));
+    }
+    let significant = n.get(first..).unwrap_or_default();
+    let lead = significant.first().copied().unwrap_or(0);
+    Ok(significant.len().saturating_sub(1) * 8 + (8 - lead.leading_zeros() as usize))
+}
+
+/// Go-like certificate profile: serial numbers of any length (Go accepts them).
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Copy, Default)]
+struct GoProfile;
+
+impl Profile for GoProfile {
+    fn check_serial_number(
+        _serial: &x509_cert::serial_number::SerialNumber<Self>,
+    ) -> x509_cert::der::Result<()> {
+        Ok(())
+    }
+}
+
+struct ParsedCert {
+    info: CertInfo,
+    material: Material,
+}
+
+fn parse_certificate(der: &[u8]) -> Result<ParsedCert, KeyError> {
+    let cert = CertificateInner::<GoProfile>::from_der(der)
+        .map_err(|e| KeyError::Certificate(format!("not a DER X.509 certificate: {e}")))?;
+    let tbs = cert.tbs_certificate();
+    // Go fails the whole certificate on attribute values that are not strings.
+    go_name_common_name(tbs.issuer())?;
+    let common_name = go_name_common_name(tbs.subject())?;
+    let validity = tbs.validity();
+    let not_before = to_offset(validity.not_before)?;
+    let not_after = to_offset(validity.not_after)?;
+    let is_ca = match tbs.get_extension::<BasicConstraints>() {
+        Ok(Some((_, bc))) => bc.ca,
+        Ok(None) => false,
+        Err(e) => {
+            return Err(KeyError::Certificate(format!(
+                "invalid basic constraints: {e}"
+            )));
+        }
+    };
+    let sha1_signature = SHA1_SIGNATURE_OIDS.contains(&cert.signature_algorithm().oid);
+    let spki_der = tbs
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| KeyError::Certificate(format!("subject public key: {e}")))?;
+    let (key_algorithm, material) = match parse_spki(&spki_der) {
+        Ok(p) => (p.algorithm, p.material),
+        // Go parses certificates with unknown key algorithms; they just never verify.
+        Err(KeyError::Unsupported(reason)) => (KeyAlgorithm::Other, Material::Unusable(reason)),
+        Err(e) => {
+            return Err(KeyError::Certificate(format!(
+                "subject public key: {}",
+                e.inner_message()
+            )));
+        }
+    };
+    let rsa_bits = match &material {
+        Material::Rsa { bits, .. } => Some(*bits),
+        _ => None,
+    };
+    Ok(ParsedCert {
+        info: CertInfo {
+            common_name,
+            not_before,
+            not_after,
+            is_ca,
+            sha1_signature,
+            rsa_bits,
+            key_algorithm,
+            spki_der,
+            der: der.to_vec(),
+        },
+        material,
+    })
+}
+
+fn to_offset(t: x509_cert::time::Time) -> Result<OffsetDateTime, KeyError> {
+    i64::try_from(t.to_unix_duration().as_secs())
+        .ok()
+        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+        .ok_or_else(|| KeyError::Certificate("validity time out of range".into()))
+}
+
+/// Validates every attribute value as Go's `parseASN1String` and returns the last CN.
+fn go_name_common_name(name: &Name) -> Result<Option<String>, KeyError> {
+    let mut cn = None;
+    for rdn in name.as_ref().iter() {
+        for atv in rdn.iter() {
+            let value = go_asn1_string(atv.value.tag(), atv.value.value()).map_err(|e| {
+                KeyError::Certificate(format!("invalid name attribute {}: {e}", atv.oid))
+            })?;
+            if atv.oid == OID_COMMON_NAME {
+                cn = Some(value);
+            }
+        }
+    }
+    Ok(cn)
+}
+
+fn go_asn1_string(tag: Tag, value: &[u8]) -> Result<String, &'static str> {
+    match tag {
+        Tag::TeletexString => Ok(String::from_utf8_lossy(value).into_owned()),
+        Tag::PrintableString => {
+            let printable = |b: u8| {
+                b.is_ascii_alphanumeric()
+                    || (b'\''..=b')').contains(&b)
+                    || (b'+'..=b'/').contains(&b)
+                    || matches!(b, b' ' | b':' | b'=' | b'?' | b'*' | b'&')
+            };
+            if value.iter().all(|&b| printable(b)) {
+                Ok(String::from_utf8_lossy(value).into_owned())
+            } else {
+                Err("invalid PrintableString")
+            }
+        }
+        Tag::Utf8String => std::str::from_utf8(value)
+            .map(str::to_owned)
+            .map_err(|_| "invalid UTF-8 string"),
+        Tag::BmpString => {
+            if value.len() % 2 != 0 {
+                return Err("invalid BMPString");
+            }
+            let mut units: Vec<u16> = value
+                .chunks_exact(2)
+                .map(|c| match c {
+                    [hi, lo] => u16::from_be_bytes([*hi, *lo]),
+                    _ => 0,
+                })
+                .collect();
+            if units.last() == Some(&0) {
+                units.pop();
+            }
+            Ok(char::decode_utf16(units)
+                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect())
+        }
+        Tag::Ia5String => {
+            if value.is_ascii() {
+                Ok(String::from_utf8_lossy(value).into_owned())
+            } else {
+                Err("invalid IA5String")
+            }
+        }
+        Tag::NumericString => {
+            if value.iter().all(|&b| b.is_ascii_digit() || b == b' ') {
+                Ok(String::from_utf8_lossy(value).into_owned())
+            } else {
+                Err("invalid NumericString")
+            }
+        }
+        _ => Err("unsupported string type"),
+    }
+}
+
+/// Fixed `r||s` to a DER `ECDSA-Sig-Value` (for aws-lc-rs's P-384/SHA-256 verifier).
+fn fixed_to_asn1(sig: &[u8]) -> Vec<u8> {
+    let (r, s) = sig.split_at(sig.len() / 2);
+    let mut body = Vec::with_capacity(sig.len() + 6);
+    for int in [r, s] {
+        let start = int.iter().position(|&b| b != 0).unwrap_or(int.len());
+        let trimmed = int.get(start..).unwrap_or_default();
+        let pad = trimmed.first().is_none_or(|&b| b & 0x80 != 0);
+        body.push(0x02);
+        // At most 67 bytes per integer for the curves used here: short-form lengths.
+        body.push(u8::try_from(trimmed.len() + usize::from(pad)).unwrap_or(0x7f));
+        if pad {
+            body.push(0);
+        }
+        body.extend_from_slice(trimmed);
+    }
+    let mut out = Vec::with_capacity(body.len() + 3);
+    out.push(0x30);
+    if body.len() < 0x80 {
+        out.push(u8::try_from(body.len()).unwrap_or(0x7f));
+    } else {
+        out.push(0x81);
+        out.push(u8::try_from(body.len()).unwrap_or(0xff));
+    }
+    out.extend_from_slice(&body);
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// PEM, as Go's encoding/pem `Decode`
+
+struct PemBlock {
+    label: String,
+    der: Vec<u8>,
+}
+
+/// Go's `pem.Decode`: the first well-formed block anywhere in `data` (malformed candidates are
+/// skipped), and the rest of the input after it.
+fn pem_decode(data: &[u8]) -> Option<(PemBlock, &[u8])> {
+    const START: &[u8] = b"\n-----BEGIN ";
+    const END: &[u8] = b"\n-----END ";
+    const EOL: &[u8] = b"-----";
+
+    let mut rest = data;
+    loop {
+        if let Some(after) = rest.strip_prefix(&START[1..]) {
+            rest = after;
+        } else {
+            let i = find(rest, START)?;
+            rest = rest.get(i + START.len()..)?;
+        }
+        let (type_line, after) = get_line(rest);
+        rest = after;
+        let Some(label) = type_line.strip_suffix(EOL) else {
+            continue;
+        };
+        let mut has_headers = false;
+        loop {
+            if rest.is_empty() {
+                return None;
+            }
+            let (line, next) = get_line(rest);
+            if !line.contains(&b':') {
+                break;
+            }
+            has_headers = true;
+            rest = next;
+        }
+        let (end_index, trailer_index) = if !has_headers && rest.starts_with(&END[1..]) {
+            (0, END.len() - 1)
+        } else {
+            match find(rest, END) {
+                Some(i) => (i, i + END.len()),
+                None => continue,
+            }
+        };
+        let Some(trailer) = rest.get(trailer_index..) else {
+            continue;
+        };
+        let trailer_len = label.len() + EOL.len();
+        if trailer.len() < trailer_len {
+            continue;
+        }
+        let (end_line, rest_of_end_line) = trailer.split_at(trailer_len);
+        if !end_line.starts_with(label) || !end_line.ends_with(EOL) {
+            continue;
+        }
+        if !get_line(rest_of_end_line).0.is_empty() {
+            continue;
+        }
+        let Some(body) = rest.get(..end_index) else {
+            continue;
+        };
+        let Ok(der) = decode_go_bytes(body, |b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) else {
+            continue;
+        };
+        let after_block = rest.get(end_index + END.len() - 1..).unwrap_or_default();
+        return Some((
+            PemBlock {
+                label: String::from_utf8_lossy(label).into_owned(),
+                der,
+            },
+            get_line(after_block).1,
+        ));
+    }
+}
+
+/// Go's `getLine`: up to the next `\n` (excluded), right-trimmed of spaces, tabs and `\r`.
+fn get_line(data: &[u8]) -> (&[u8], &[u8]) {
+    let (line, rest) = match data.iter().position(|&b| b == b'\n') {
+        Some(i) => {
+            let (line, rest) = data.split_at(i);
+            (line, rest.get(1..).unwrap_or_default())
+        }
+        None => (data, &[][..]),
+    };
+    let end = line
+        .iter()
+        .rposition(|&b| !matches!(b, b' ' | b'\t' | b'\r'))
+        .map_or(0, |i| i + 1);
+    (line.get(..end).unwrap_or_default(), rest)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}

@@ -1,0 +1,588 @@
+//! The typed Notary v1 metadata files (notary-protocol.md §2): the signed envelope, root,
+//! targets (and delegation files), snapshot and timestamp, with notary 0.7.0's structural checks.
+//!
+//! A file is parsed from its raw bytes, which are kept for hashing. `signed` is kept as a
+//! `serde_json::Value` and its canonical form is computed once: signatures are verified over
+//! `to_canonical(signed)`, never over a raw substring. The typed views are for semantics only;
+//! unknown fields are ignored. Nothing here checks signatures, hashes, versions or expiry
+//! (that is `verify`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::canonical::to_canonical;
+use super::keys::{PublicKey, decode_base64_go};
+use super::verify::VerifyError;
+
+/// Role names of the four base roles.
+pub const ROOT: &str = "root";
+/// The top-level targets role.
+pub const TARGETS: &str = "targets";
+/// The snapshot role.
+pub const SNAPSHOT: &str = "snapshot";
+/// The timestamp role.
+pub const TIMESTAMP: &str = "timestamp";
+/// The delegation `docker trust` reads first.
+pub const RELEASES: &str = "targets/releases";
+
+/// One entry of `signatures`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signature {
+    /// The key ID the signer claims.
+    pub keyid: String,
+    /// The method, lowercased as notary does (`ecdsa`, `rsapss`, `eddsa`, ...).
+    pub method: String,
+    /// The decoded signature bytes.
+    pub sig: Vec<u8>,
+}
+
+/// Fields every signed body has (`SignedCommon`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Common {
+    /// `version`, at least 1.
+    pub version: u64,
+    /// `expires`, parsed for comparison only.
+    pub expires: OffsetDateTime,
+    /// `expires` exactly as written (for messages).
+    pub expires_raw: String,
+}
+
+/// `keyids` + `threshold` of a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleKeys {
+    /// Key IDs allowed to sign the role.
+    pub keyids: Vec<String>,
+    /// Distinct valid signatures needed (at least 1).
+    pub threshold: u64,
+}
+
+/// The four base roles declared by a root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseRoles {
+    /// `roles.root`.
+    pub root: RoleKeys,
+    /// `roles.targets`.
+    pub targets: RoleKeys,
+    /// `roles.snapshot`.
+    pub snapshot: RoleKeys,
+    /// `roles.timestamp`.
+    pub timestamp: RoleKeys,
+}
+
+impl BaseRoles {
+    /// The declaration of base role `role`, if it is one.
+    pub fn get(&self, role: &str) -> Option<&RoleKeys> {
+        match role {
+            ROOT => Some(&self.root),
+            TARGETS => Some(&self.targets),
+            SNAPSHOT => Some(&self.snapshot),
+            TIMESTAMP => Some(&self.timestamp),
+            _ => None,
+        }
+    }
+}
+
+/// A key map (`keys` of a root, `delegations.keys` of a targets file).
+pub type KeyMap = BTreeMap<String, Arc<PublicKey>>;
+
+/// `root.json`'s body.
+#[derive(Debug, Clone)]
+pub struct Root {
+    /// Version and expiry.
+    pub common: Common,
+    /// All keys, by the key ID the file lists them under.
+    pub keys: KeyMap,
+    /// The base roles.
+    pub roles: BaseRoles,
+    /// Always false in notary repositories; kept for completeness.
+    pub consistent_snapshot: bool,
+}
+
+/// `hashes` of a meta entry: only the algorithms notary supports are kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hashes {
+    /// `sha256`, decoded (32 bytes when well formed).
+    pub sha256: Option<Vec<u8>>,
+    /// `sha512`, decoded (64 bytes when well formed).
+    pub sha512: Option<Vec<u8>>,
+}
+
+impl Hashes {
+    /// notary's `CheckValidHashStructures` plus "sha256 is required".
+    fn check_with_sha256(&self) -> Result<(), String> {
+        match &self.sha256 {
+            None => return Err("no sha256 hash".into()),
+            Some(h) if h.len() != 32 => return Err(format!("sha256 hash is {} bytes", h.len())),
+            Some(_) => {}
+        }
+        match &self.sha512 {
+            Some(h) if h.len() != 64 => Err(format!("sha512 hash is {} bytes", h.len())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The sha256 as a fixed array, when present and 32 bytes long.
+    pub fn sha256_array(&self) -> Option<[u8; 32]> {
+        self.sha256.as_deref().and_then(|h| h.try_into().ok())
+    }
+}
+
+/// A meta entry (`FileMeta`): a target, or a file listed by snapshot/timestamp.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    /// `length` in bytes.
+    pub length: u64,
+    /// `hashes`.
+    pub hashes: Hashes,
+    /// `custom`, untouched.
+    pub custom: Option<Value>,
+}
+
+/// One entry of `delegations.roles`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegatedRole {
+    /// Full role name, e.g. `targets/releases`.
+    pub name: String,
+    /// Keys and threshold.
+    pub keys: RoleKeys,
+    /// Path prefixes the role may sign (`""` matches everything; none matches nothing).
+    pub paths: Vec<String>,
+}
+
+/// `delegations` of a targets file.
+#[derive(Debug, Clone, Default)]
+pub struct Delegations {
+    /// Keys of the delegated roles.
+    pub keys: KeyMap,
+    /// Delegated roles in file order (a repeated name keeps its first entry).
+    pub roles: Vec<DelegatedRole>,
+}
+
+/// `targets.json` or a delegation file's body.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// Version and expiry.
+    pub common: Common,
+    /// Target name (a tag for docker) to its meta.
+    pub targets: BTreeMap<String, FileMeta>,
+    /// Direct child delegations.
+    pub delegations: Delegations,
+}
+
+/// `snapshot.json`'s body.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Version and expiry.
+    pub common: Common,
+    /// Role name (`root`, `targets`, `targets/...`) to the meta of its current file.
+    pub meta: BTreeMap<String, FileMeta>,
+}
+
+/// `timestamp.json`'s body.
+#[derive(Debug, Clone)]
+pub struct Timestamp {
+    /// Version and expiry.
+    pub common: Common,
+    /// `meta.snapshot`.
+    pub snapshot: FileMeta,
+}
+
+/// A body type that can be read from a `signed` object.
+pub trait RoleBody: Sized {
+    /// The capitalised `_type` this body must carry.
+    const TYPE: &'static str;
+    /// Reads and structurally checks the body of role `role`.
+    fn from_signed(role: &str, signed: &Value) -> Result<Self, String>;
+    /// Version and expiry.
+    fn common(&self) -> &Common;
+}
+
+/// A parsed metadata file: raw bytes, canonical signed bytes, signatures and the typed body.
+#[derive(Debug, Clone)]
+pub struct SignedFile<T> {
+    /// Repository (GUN) the file belongs to.
+    pub gun: String,
+    /// Role name.
+    pub role: String,
+    /// The bytes as served (what parents hash).
+    pub raw: Vec<u8>,
+    /// `signed` as parsed.
+    pub signed: Value,
+    /// `to_canonical(signed)`: the bytes signatures cover.
+    pub canonical: Vec<u8>,
+    /// `signatures`.
+    pub signatures: Vec<Signature>,
+    /// The typed body.
+    pub body: T,
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope {
+    signed: Value,
+    #[serde(default)]
+    signatures: Option<Vec<RawSignature>>,
+}
+
+#[derive(Deserialize)]
+struct RawSignature {
+    keyid: String,
+    method: String,
+    #[serde(default)]
+    sig: Option<String>,
+}
+
+impl<T: RoleBody> SignedFile<T> {
+    /// Parses the raw bytes of role `role` of repository `gun`.
+    pub fn parse(gun: &str, role: &str, raw: Vec<u8>) -> Result<Self, VerifyError> {
+        let malformed = |detail: String| VerifyError::Malformed {
+            gun: gun.to_owned(),
+            role: role.to_owned(),
+            detail,
+        };
+        let env: RawEnvelope =
+            serde_json::from_slice(&raw).map_err(|e| malformed(format!("invalid JSON: {e}")))?;
+        if !env.signed.is_object() {
+            return Err(malformed("`signed` is not an object".into()));
+        }
+        let got = env
+            .signed
+            .get("_type")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if got != T::TYPE {
+            return Err(VerifyError::WrongType {
+                gun: gun.to_owned(),
+                role: role.to_owned(),
+                expected: T::TYPE.to_owned(),
+                got: got.to_owned(),
+            });
+        }
+        let mut signatures = Vec::new();
+        for s in env.signatures.unwrap_or_default() {
+            let sig = match s.sig {
+                Some(b64) => decode_base64_go(&b64)
+                    .map_err(|e| malformed(format!("signature by {}: bad base64: {e}", s.keyid)))?,
+                None => Vec::new(),
+            };
+            signatures.push(Signature {
+                keyid: s.keyid,
+                method: s.method.to_ascii_lowercase(),
+                sig,
+            });
+        }
+        let canonical = to_canonical(&env.signed)
+            .map_err(|e| malformed(format!("cannot canonicalize `signed`: {e}")))?;
+        let body = T::from_signed(role, &env.signed).map_err(malformed)?;
+        Ok(SignedFile {
+            gun: gun.to_owned(),
+            role: role.to_owned(),
+            raw,
+            signed: env.signed,
+            canonical,
+            signatures,
+            body,
+        })
+    }
+}
+
+// ---- raw serde shapes -------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct RawCommon {
+    version: i64,
+    expires: String,
+}
+
+#[derive(Deserialize)]
+struct RawRoleKeys {
+    #[serde(default)]
+    keyids: Option<Vec<String>>,
+    threshold: i64,
+}
+
+#[derive(Deserialize)]
+struct RawRoot {
+    #[serde(flatten)]
+    common: RawCommon,
+    #[serde(default)]
+    keys: Option<BTreeMap<String, Value>>,
+    roles: BTreeMap<String, RawRoleKeys>,
+    #[serde(default)]
+    consistent_snapshot: bool,
+}
+
+#[derive(Deserialize)]
+struct RawFileMeta {
+    length: i64,
+    #[serde(default)]
+    hashes: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    custom: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct RawDelegatedRole {
+    name: String,
+    #[serde(flatten)]
+    keys: RawRoleKeys,
+    #[serde(default)]
+    paths: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawDelegations {
+    #[serde(default)]
+    keys: Option<BTreeMap<String, Value>>,
+    #[serde(default)]
+    roles: Option<Vec<RawDelegatedRole>>,
+}
+
+#[derive(Deserialize)]
+struct RawTargets {
+    #[serde(flatten)]
+    common: RawCommon,
+    #[serde(default)]
+    targets: Option<BTreeMap<String, RawFileMeta>>,
+    #[serde(default)]
+    delegations: Option<RawDelegations>,
+}
+
+#[derive(Deserialize)]
+struct RawSnapshot {
+    #[serde(flatten)]
+    common: RawCommon,
+    meta: BTreeMap<String, RawFileMeta>,
+}
+
+#[derive(Deserialize)]
+struct RawTimestamp {
+    #[serde(flatten)]
+    common: RawCommon,
+    meta: BTreeMap<String, RawFileMeta>,
+}
+
+fn from_value<R: for<'de> Deserialize<'de>>(v: &Value) -> Result<R, String> {
+    R::deserialize(v).map_err(|e| e.to_string())
+}
+
+fn common(raw: RawCommon) -> Result<Common, String> {
+    let version = u64::try_from(raw.version)
+        .ok()
+        .filter(|v| *v >= 1)
+        .ok_or_else(|| format!("version {} is below 1", raw.version))?;
+    let expires = OffsetDateTime::parse(&raw.expires, &Rfc3339)
+        .map_err(|e| format!("expires {:?} is not RFC 3339: {e}", raw.expires))?;
+    Ok(Common {
+        version,
+        expires,
+        expires_raw: raw.expires,
+    })
+}
+
+fn key_map(raw: Option<BTreeMap<String, Value>>) -> Result<KeyMap, String> {
+    raw.unwrap_or_default()
+        .into_iter()
+        .map(|(id, v)| match PublicKey::from_json_lenient(&v) {
+            Ok(k) => Ok((id, Arc::new(k))),
+            Err(e) => Err(format!("key {id}: {e}")),
+        })
+        .collect()
+}
+
+/// Checks `threshold >= 1` and that every key ID is in `keys` (`isValidRootRoleStructure`).
+fn role_keys(name: &str, raw: RawRoleKeys, keys: &KeyMap) -> Result<RoleKeys, String> {
+    let threshold = u64::try_from(raw.threshold)
+        .ok()
+        .filter(|t| *t >= 1)
+        .ok_or_else(|| {
+            format!(
+                "role {name} has threshold {} (must be at least 1)",
+                raw.threshold
+            )
+        })?;
+    let keyids = raw.keyids.unwrap_or_default();
+    if let Some(missing) = keyids.iter().find(|id| !keys.contains_key(*id)) {
+        return Err(format!(
+            "role {name} lists key {missing}, which is not in the key map"
+        ));
+    }
+    Ok(RoleKeys { keyids, threshold })
+}
+
+fn hashes(raw: Option<BTreeMap<String, String>>) -> Result<Hashes, String> {
+    let mut out = Hashes::default();
+    for (alg, b64) in raw.unwrap_or_default() {
+        let bytes = decode_base64_go(&b64).map_err(|e| format!("{alg} hash: bad base64: {e}"))?;
+        match alg.as_str() {
+            "sha256" => out.sha256 = Some(bytes),
+            "sha512" => out.sha512 = Some(bytes),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn file_meta(name: &str, raw: RawFileMeta) -> Result<FileMeta, String> {
+    let length =
+        u64::try_from(raw.length).map_err(|_| format!("{name}: negative length {}", raw.length))?;
+    let hashes = hashes(raw.hashes).map_err(|e| format!("{name}: {e}"))?;
+    Ok(FileMeta {
+        length,
+        hashes,
+        custom: raw.custom.filter(|c| !c.is_null()),
+    })
+}
+
+/// notary's `IsDelegation`: `targets/` prefix, `^[-a-z0-9_/]+$`, under 256 bytes, `path.Clean`-stable.
+pub fn is_delegation_name(name: &str) -> bool {
+    name.len() < 256
+        && name.starts_with("targets/")
+        && name
+            .bytes()
+            .all(|b| matches!(b, b'-' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'/'))
+        && name.split('/').all(|seg| !seg.is_empty())
+}
+
+/// `path.Dir` of a role name (`targets/a/b` gives `targets/a`).
+pub fn parent_role(name: &str) -> &str {
+    name.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+impl RoleBody for Root {
+    const TYPE: &'static str = "Root";
+
+    fn from_signed(_role: &str, signed: &Value) -> Result<Self, String> {
+        let raw: RawRoot = from_value(signed)?;
+        let keys = key_map(raw.keys)?;
+        let mut roles = raw.roles;
+        let mut take = |name: &str| match roles.remove(name) {
+            Some(r) => role_keys(name, r, &keys),
+            None => Err(format!("role {name} is missing")),
+        };
+        let roles = BaseRoles {
+            root: take(ROOT)?,
+            targets: take(TARGETS)?,
+            snapshot: take(SNAPSHOT)?,
+            timestamp: take(TIMESTAMP)?,
+        };
+        Ok(Root {
+            common: common(raw.common)?,
+            keys,
+            roles,
+            consistent_snapshot: raw.consistent_snapshot,
+        })
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+impl RoleBody for Targets {
+    const TYPE: &'static str = "Targets";
+
+    fn from_signed(role: &str, signed: &Value) -> Result<Self, String> {
+        if role != TARGETS && !is_delegation_name(role) {
+            return Err(format!("{role} is not a targets role name"));
+        }
+        let raw: RawTargets = from_value(signed)?;
+        let targets = raw
+            .targets
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, m)| Ok((name.clone(), file_meta(&format!("target {name:?}"), m)?)))
+            .collect::<Result<_, String>>()?;
+        let raw_del = raw.delegations.unwrap_or_default();
+        let keys = key_map(raw_del.keys)?;
+        let mut seen = BTreeSet::new();
+        let mut roles = Vec::new();
+        for r in raw_del.roles.unwrap_or_default() {
+            if !is_delegation_name(&r.name) || parent_role(&r.name) != role {
+                return Err(format!(
+                    "delegation role {:?} is not a valid direct child of {role}",
+                    r.name
+                ));
+            }
+            let rk = role_keys(&r.name, r.keys, &keys)?;
+            if seen.insert(r.name.clone()) {
+                roles.push(DelegatedRole {
+                    name: r.name,
+                    keys: rk,
+                    paths: r.paths.unwrap_or_default(),
+                });
+            }
+        }
+        Ok(Targets {
+            common: common(raw.common)?,
+            targets,
+            delegations: Delegations { keys, roles },
+        })
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+impl RoleBody for Snapshot {
+    const TYPE: &'static str = "Snapshot";
+
+    fn from_signed(_role: &str, signed: &Value) -> Result<Self, String> {
+        let raw: RawSnapshot = from_value(signed)?;
+        let meta: BTreeMap<String, FileMeta> = raw
+            .meta
+            .into_iter()
+            .map(|(name, m)| Ok((name.clone(), file_meta(&format!("meta {name}"), m)?)))
+            .collect::<Result<_, String>>()?;
+        for required in [ROOT, TARGETS] {
+            meta.get(required)
+                .ok_or_else(|| format!("meta {required} is missing"))?
+                .hashes
+                .check_with_sha256()
+                .map_err(|e| format!("meta {required}: {e}"))?;
+        }
+        Ok(Snapshot {
+            common: common(raw.common)?,
+            meta,
+        })
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+impl RoleBody for Timestamp {
+    const TYPE: &'static str = "Timestamp";
+
+    fn from_signed(_role: &str, signed: &Value) -> Result<Self, String> {
+        let mut raw: RawTimestamp = from_value(signed)?;
+        let snapshot = raw
+            .meta
+            .remove(SNAPSHOT)
+            .ok_or_else(|| "meta snapshot is missing".to_owned())?;
+        let snapshot = file_meta("meta snapshot", snapshot)?;
+        snapshot
+            .hashes
+            .check_with_sha256()
+            .map_err(|e| format!("meta snapshot: {e}"))?;
+        Ok(Timestamp {
+            common: common(raw.common)?,
+            snapshot,
+        })
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+}
+
+/// Checks a delegation's meta entry in the snapshot has a well-formed sha256 (to fetch it by hash).
+pub fn check_meta_hashes(meta: &FileMeta) -> Result<(), String> {
+    meta.hashes.check_with_sha256()
+}

@@ -1,0 +1,608 @@
+//! Pure verification of Notary v1 metadata (no I/O): signature thresholds over distinct key IDs,
+//! root validation (notary-protocol.md §4.2) with our key pinning and rotation, and the checks on
+//! timestamp, snapshot, targets and delegations (hashes, lengths, versions, expiry). Also owns
+//! `VerifyError`, the one error type of trust-data loading, and the policy inputs `TrustRoot`
+//! and `Revocations`.
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256, Sha512};
+use subtle::ConstantTimeEq;
+use time::{Duration, OffsetDateTime};
+
+use super::keys::CertInfo;
+use super::schema::{
+    Common, FileMeta, KeyMap, ROOT, RoleBody, RoleKeys, Root, SNAPSHOT, SignedFile, Snapshot,
+    TARGETS, TIMESTAMP, Targets, Timestamp,
+};
+use super::source::FetchError;
+use super::updater::{Revocations, TrustRoot};
+
+/// Why trust data could not be loaded or a role is not trusted. One variant per kind of failure;
+/// each message is one readable line naming the repository and role. In every variant `gun` is
+/// the repository and `role` the role of the file concerned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+#[rustfmt::skip]
+pub enum VerifyError {
+    /// A file could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Not JSON, bad base64, missing or ill-typed fields, or a structural rule broken (`detail`).
+    #[error("{role} metadata of {gun} is malformed: {detail}")]
+    Malformed { gun: String, role: String, detail: String },
+    /// `_type` is `got`, not the `expected` capitalised type of the role.
+    #[error("{role} metadata of {gun} has type {got:?}, expected {expected:?}")]
+    WrongType { gun: String, role: String, expected: String, got: String },
+    /// The file carries no signatures at all.
+    #[error("{role} metadata of {gun} has no signatures")]
+    NoSignatures { gun: String, role: String },
+    /// Fewer distinct keys with a valid signature (`valid`) than the role's `threshold`.
+    #[error("role {role} of {gun} is signed by {valid} of the {threshold} required keys")]
+    BadSignatureThreshold { gun: String, role: String, valid: usize, threshold: u64 },
+    /// A key listed (and signed) as `listed` has the computed ID `computed`.
+    #[error("role {role} of {gun}: key listed as {listed} has ID {computed}")]
+    KeyIdMismatch { gun: String, role: String, listed: String, computed: String },
+    /// The role's `expires` (as written) is in the past.
+    #[error("{role} of {gun} (version {version}) expired at {expires}")]
+    Expired { gun: String, role: String, version: u64, expires: String },
+    /// The file does not match the `algorithm` hash that role `parent` lists.
+    #[error("{role} of {gun} does not match the {algorithm} hash listed in {parent}")]
+    HashMismatch { gun: String, role: String, parent: String, algorithm: String },
+    /// The file is `got` bytes, longer than the `limit` that role `parent` lists.
+    #[error("{role} of {gun} is {got} bytes, longer than the {limit} bytes listed in {parent}")]
+    TooLong { gun: String, role: String, parent: String, limit: u64, got: u64 },
+    /// Version `got` is lower than the version `seen` before (rollback attack or stale server).
+    #[error("{role} of {gun} went back from version {seen} to {got}")]
+    Rollback { gun: String, role: String, seen: u64, got: u64 },
+    /// A versioned file (`N.root.json`) holds version `got`, not `expected`.
+    #[error("{role} of {gun}: asked for version {expected}, got version {got}")]
+    VersionMismatch { gun: String, role: String, expected: u64, got: u64 },
+    /// The policy pins no trust roots.
+    #[error("no trust roots are pinned for {gun}")]
+    NoTrustRoots { gun: String },
+    /// No root-role key is a usable certificate; `detail` says why each was dropped.
+    #[error("root version {version} of {gun} has no usable root certificate: {detail}")]
+    RootCertificates { gun: String, version: u64, detail: String },
+    /// Only `valid` distinct pinned keys signed the root, fewer than `threshold`
+    /// (`trustRootThreshold`); `pinned` and `root_keys` list the key IDs on both sides.
+    #[error("root of {gun} (version {version}) is signed by {valid} of the {threshold} required pinned trust roots (pinned key IDs: {pinned}; root keys: {root_keys})")]
+    UntrustedRoot { gun: String, version: u64, valid: usize, threshold: usize, pinned: String, root_keys: String },
+    /// Root `version` is signed by `valid` keys of trusted root `prev_version`, fewer than that
+    /// root's `threshold`.
+    #[error("root version {version} of {gun} is signed by {valid} of the {threshold} keys required by trusted root version {prev_version}")]
+    RotationNotSigned { gun: String, version: u64, prev_version: u64, valid: usize, threshold: u64 },
+    /// No pinned root within the last `limit` versions of the root's rotation history.
+    #[error("no pinned root of {gun} within {limit} versions before version {version}")]
+    RootChainTooLong { gun: String, version: u64, limit: u64 },
+    /// The root does not match the snapshot's `algorithm` hash: it changed during the update.
+    #[error("root of {gun} changed during the update (it does not match the snapshot's {algorithm})")]
+    RootChanged { gun: String, algorithm: String },
+    /// Delegation `role` is not declared by `parent`.
+    #[error("{role} of {gun} is not delegated by {parent}")]
+    UnknownDelegation { gun: String, role: String, parent: String },
+    /// A role the snapshot does not list (never published).
+    #[error("{role} of {gun} is not listed in the snapshot")]
+    NotInSnapshot { gun: String, role: String },
+}
+
+/// A verified file and the distinct key IDs whose signatures counted.
+#[derive(Debug, Clone)]
+pub struct Verified<T> {
+    /// The file.
+    pub file: SignedFile<T>,
+    /// Key IDs with a valid, unrevoked signature.
+    pub signed_by: Vec<String>,
+}
+
+/// A root that passed pinning (or rotation from a pinned root).
+#[derive(Debug, Clone)]
+pub struct TrustedRoot {
+    /// The root file.
+    pub file: SignedFile<Root>,
+    /// Root-role keys that are usable certificates (CN = GUN, valid, strong algorithms).
+    pub root_keys: KeyMap,
+    /// Root keys whose signature counted.
+    pub signed_by: Vec<String>,
+}
+
+impl TrustedRoot {
+    /// The root's version.
+    pub fn version(&self) -> u64 {
+        self.file.body.common.version
+    }
+}
+
+/// Outcome of a delegation that did not fail fatally.
+#[derive(Debug, Clone)]
+pub enum DelegationOutcome {
+    /// Verified; usable.
+    Valid(Verified<Targets>),
+    /// Expired or below threshold: skipped, as notary does.
+    Invalid(VerifyError),
+}
+
+/// Distinct key IDs among `keyids` with a valid, unrevoked signature over the canonical bytes.
+/// Signatures by keys outside the role, with unknown methods or that don't verify are skipped;
+/// a key whose computed ID differs from the signature's key ID is a hard error (as notary).
+pub fn valid_signers<T>(
+    file: &SignedFile<T>,
+    keys: &KeyMap,
+    keyids: &[String],
+    revoked: &Revocations,
+) -> Result<BTreeSet<String>, VerifyError> {
+    if file.signatures.is_empty() {
+        return Err(VerifyError::NoSignatures {
+            gun: file.gun.clone(),
+            role: file.role.clone(),
+        });
+    }
+    let mut valid = BTreeSet::new();
+    for sig in &file.signatures {
+        if !keyids.contains(&sig.keyid) {
+            continue;
+        }
+        let Some(key) = keys.get(&sig.keyid) else {
+            continue;
+        };
+        if key.id() != sig.keyid {
+            return Err(VerifyError::KeyIdMismatch {
+                gun: file.gun.clone(),
+                role: file.role.clone(),
+                listed: sig.keyid.clone(),
+                computed: key.id().to_owned(),
+            });
+        }
+        if valid.contains(&sig.keyid) || revoked.is_revoked(key) {
+            continue;
+        }
+        if key.verify(&sig.method, &file.canonical, &sig.sig).is_ok() {
+            valid.insert(sig.keyid.clone());
+        }
+    }
+    Ok(valid)
+}
+
+/// Checks that `role`'s threshold of distinct keys validly signed `file`.
+pub fn verify_threshold<T>(
+    file: &SignedFile<T>,
+    keys: &KeyMap,
+    role: &RoleKeys,
+    revoked: &Revocations,
+) -> Result<Vec<String>, VerifyError> {
+    let valid = valid_signers(file, keys, &role.keyids, revoked)?;
+    if (valid.len() as u64) < role.threshold {
+        return Err(VerifyError::BadSignatureThreshold {
+            gun: file.gun.clone(),
+            role: file.role.clone(),
+            valid: valid.len(),
+            threshold: role.threshold,
+        });
+    }
+    Ok(valid.into_iter().collect())
+}
+
+/// Fails when `common` expired before `now` (notary: `expires.Before(now)`).
+pub fn check_expiry(
+    gun: &str,
+    role: &str,
+    common: &Common,
+    now: OffsetDateTime,
+) -> Result<(), VerifyError> {
+    if common.expires < now {
+        return Err(VerifyError::Expired {
+            gun: gun.to_owned(),
+            role: role.to_owned(),
+            version: common.version,
+            expires: common.expires_raw.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Fails when `common.version` is below the highest version `seen` before.
+pub fn check_version(
+    gun: &str,
+    role: &str,
+    common: &Common,
+    seen: Option<u64>,
+) -> Result<(), VerifyError> {
+    match seen {
+        Some(seen) if common.version < seen => Err(VerifyError::Rollback {
+            gun: gun.to_owned(),
+            role: role.to_owned(),
+            seen,
+            got: common.version,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Checks raw bytes against a parent's meta entry: not longer than `length`, a sha256 present,
+/// and every listed hash (sha256, sha512) equal, compared in constant time.
+pub fn check_meta(
+    gun: &str,
+    role: &str,
+    parent: &str,
+    raw: &[u8],
+    meta: &FileMeta,
+) -> Result<(), VerifyError> {
+    let got = raw.len() as u64;
+    if got > meta.length {
+        return Err(VerifyError::TooLong {
+            gun: gun.to_owned(),
+            role: role.to_owned(),
+            parent: parent.to_owned(),
+            limit: meta.length,
+            got,
+        });
+    }
+    check_hashes(gun, role, parent, raw, meta)
+}
+
+fn check_hashes(
+    gun: &str,
+    role: &str,
+    parent: &str,
+    raw: &[u8],
+    meta: &FileMeta,
+) -> Result<(), VerifyError> {
+    let Some(sha256) = &meta.hashes.sha256 else {
+        return Err(VerifyError::Malformed {
+            gun: gun.to_owned(),
+            role: parent.to_owned(),
+            detail: format!("meta {role} has no sha256 hash"),
+        });
+    };
+    let mismatch = |algorithm: &str| VerifyError::HashMismatch {
+        gun: gun.to_owned(),
+        role: role.to_owned(),
+        parent: parent.to_owned(),
+        algorithm: algorithm.to_owned(),
+    };
+    if !bool::from(Sha256::digest(raw).as_slice().ct_eq(sha256)) {
+        return Err(mismatch("sha256"));
+    }
+    if let Some(sha512) = &meta.hashes.sha512
+        && !bool::from(Sha512::digest(raw).as_slice().ct_eq(sha512))
+    {
+        return Err(mismatch("sha512"));
+    }
+    Ok(())
+}
+
+/// notary's `MatchCNToGun`: equal, or a CN ending in `*` whose prefix the GUN starts with.
+fn cn_matches(cn: &str, gun: &str) -> bool {
+    match cn.strip_suffix('*') {
+        Some(prefix) => gun.starts_with(prefix),
+        None => cn == gun,
+    }
+}
+
+/// notary's `ValidateCertificate` and `MatchCNToGun` for a root leaf certificate; expiry is
+/// checked only when `now` is given (with 24 h of notBefore slack).
+fn cert_problem(cert: &CertInfo, gun: &str, now: Option<OffsetDateTime>) -> Option<String> {
+    if !cert
+        .common_name
+        .as_deref()
+        .is_some_and(|cn| cn_matches(cn, gun))
+    {
+        Some(format!(
+            "certificate CN {:?} does not match the GUN",
+            cert.common_name
+        ))
+    } else if cert.not_before > cert.not_after {
+        Some("certificate notBefore is after notAfter".to_owned())
+    } else if cert.sha1_signature {
+        Some("certificate is signed with SHA-1".to_owned())
+    } else if let Some(bits) = cert.rsa_bits.filter(|b| *b < 2048) {
+        Some(format!("certificate has an RSA key of {bits} bits"))
+    } else if let Some(now) = now.filter(|now| *now > cert.not_after) {
+        Some(format!(
+            "certificate expired at {} (now {now})",
+            cert.not_after
+        ))
+    } else if now.is_some_and(|now| cert.not_before > now + Duration::hours(24)) {
+        Some(format!(
+            "certificate is not valid before {}",
+            cert.not_before
+        ))
+    } else {
+        None
+    }
+}
+
+/// Root-role keys usable for root validation (§4.2 steps 1-2): keys holding a PEM certificate
+/// bundle with exactly one non-CA leaf, first, that passes `cert_problem` (CN = GUN or wildcard
+/// prefix, not SHA-1, RSA >= 2048 bits, valid at `now` when given). Returns why the rest were
+/// dropped. Unlike notary, the key is used as listed rather than rebuilt from the bundle, which
+/// differs only for bundles not in Go's PEM encoding.
+pub fn usable_root_keys(
+    root: &SignedFile<Root>,
+    now: Option<OffsetDateTime>,
+) -> (KeyMap, Vec<String>) {
+    let mut usable = KeyMap::new();
+    let mut dropped = Vec::new();
+    for id in &root.body.roles.root.keyids {
+        let Some(key) = root.body.keys.get(id) else {
+            continue;
+        };
+        let why = match key.cert_bundle() {
+            Err(e) => Some(format!("not a certificate bundle ({e})")),
+            Ok(bundle) => match bundle.first() {
+                Some(leaf) if !leaf.is_ca && bundle.iter().filter(|c| !c.is_ca).count() == 1 => {
+                    cert_problem(leaf, &root.gun, now)
+                }
+                _ => Some("the bundle needs exactly one leaf certificate, first".to_owned()),
+            },
+        };
+        match why {
+            None => {
+                usable.insert(id.clone(), key.clone());
+            }
+            Some(why) => dropped.push(format!("key {id}: {why}")),
+        }
+    }
+    (usable, dropped)
+}
+
+fn own_root_keys(
+    root: &SignedFile<Root>,
+    now: OffsetDateTime,
+    is_final: bool,
+) -> Result<KeyMap, VerifyError> {
+    let (usable, dropped) = usable_root_keys(root, is_final.then_some(now));
+    if usable.is_empty() {
+        return Err(VerifyError::RootCertificates {
+            gun: root.gun.clone(),
+            version: root.body.common.version,
+            detail: if dropped.is_empty() {
+                "no root keys".into()
+            } else {
+                dropped.join("; ")
+            },
+        });
+    }
+    Ok(usable)
+}
+
+/// Checks `root` against its own root threshold (over its usable keys) and, when final, its
+/// certificates' and its own expiry.
+fn self_signed_root(
+    root: SignedFile<Root>,
+    usable: KeyMap,
+    revoked: &Revocations,
+    now: OffsetDateTime,
+    is_final: bool,
+) -> Result<TrustedRoot, VerifyError> {
+    let keyids: Vec<String> = usable.keys().cloned().collect();
+    let role = RoleKeys {
+        keyids,
+        threshold: root.body.roles.root.threshold,
+    };
+    let signed_by = verify_threshold(&root, &usable, &role, revoked)?;
+    if is_final {
+        check_expiry(&root.gun, ROOT, &root.body.common, now)?;
+    }
+    Ok(TrustedRoot {
+        file: root,
+        root_keys: usable,
+        signed_by,
+    })
+}
+
+/// Trusts `root` directly by pinning: at least `pin_threshold` distinct usable root keys that
+/// match a pin validly signed it, and it meets its own root threshold. `is_final` is false for
+/// a historic root that anchors a rotation chain: then expiry (metadata and certificates) is
+/// not checked, as notary ignores it for intermediate roots.
+pub fn verify_pinned_root(
+    root: SignedFile<Root>,
+    pins: &[TrustRoot],
+    pin_threshold: usize,
+    revoked: &Revocations,
+    now: OffsetDateTime,
+    is_final: bool,
+) -> Result<TrustedRoot, VerifyError> {
+    if pins.is_empty() {
+        return Err(VerifyError::NoTrustRoots {
+            gun: root.gun.clone(),
+        });
+    }
+    let usable = own_root_keys(&root, now, is_final)?;
+    let keyids: Vec<String> = usable.keys().cloned().collect();
+    let signers = valid_signers(&root, &usable, &keyids, revoked)?;
+    let pinned = signers
+        .iter()
+        .filter(|id| {
+            usable
+                .get(*id)
+                .is_some_and(|k| pins.iter().any(|p| p.matches(k)))
+        })
+        .count();
+    let threshold = pin_threshold.max(1);
+    if pinned < threshold {
+        return Err(VerifyError::UntrustedRoot {
+            gun: root.gun.clone(),
+            version: root.body.common.version,
+            valid: pinned,
+            threshold,
+            pinned: pins
+                .iter()
+                .map(TrustRoot::describe)
+                .collect::<Vec<_>>()
+                .join(", "),
+            root_keys: root.body.roles.root.keyids.join(", "),
+        });
+    }
+    self_signed_root(root, usable, revoked, now, is_final)
+}
+
+/// Trusts `next` by rotation from `prev`: signed by the threshold of `prev`'s root keys (CN
+/// rules, no expiry check, as notary) and by its own threshold. Versions must increase.
+pub fn verify_rotation(
+    prev: &TrustedRoot,
+    next: SignedFile<Root>,
+    revoked: &Revocations,
+    now: OffsetDateTime,
+    is_final: bool,
+) -> Result<TrustedRoot, VerifyError> {
+    let version = next.body.common.version;
+    if version <= prev.version() {
+        return Err(VerifyError::Rollback {
+            gun: next.gun.clone(),
+            role: ROOT.into(),
+            seen: prev.version(),
+            got: version,
+        });
+    }
+    let (prev_keys, _) = usable_root_keys(&prev.file, None);
+    let prev_ids: Vec<String> = prev_keys.keys().cloned().collect();
+    let by_prev = valid_signers(&next, &prev_keys, &prev_ids, revoked)?.len();
+    let threshold = prev.file.body.roles.root.threshold;
+    if (by_prev as u64) < threshold {
+        return Err(VerifyError::RotationNotSigned {
+            gun: next.gun.clone(),
+            version,
+            prev_version: prev.version(),
+            valid: by_prev,
+            threshold,
+        });
+    }
+    let usable = own_root_keys(&next, now, is_final)?;
+    self_signed_root(next, usable, revoked, now, is_final)
+}
+
+fn verify_base_role<T: RoleBody>(
+    root: &TrustedRoot,
+    role: &str,
+    raw: Vec<u8>,
+    seen: Option<u64>,
+    now: OffsetDateTime,
+    revoked: &Revocations,
+) -> Result<Verified<T>, VerifyError> {
+    let gun = root.file.gun.as_str();
+    let file = SignedFile::<T>::parse(gun, role, raw)?;
+    let spec = root
+        .file
+        .body
+        .roles
+        .get(role)
+        .ok_or_else(|| VerifyError::Malformed {
+            gun: gun.to_owned(),
+            role: role.to_owned(),
+            detail: "not a base role".into(),
+        })?;
+    let signed_by = verify_threshold(&file, &root.file.body.keys, spec, revoked)?;
+    check_version(gun, role, file.body.common(), seen)?;
+    check_expiry(gun, role, file.body.common(), now)?;
+    Ok(Verified { file, signed_by })
+}
+
+/// Verifies `timestamp.json`: signatures by the root's timestamp role, version, expiry.
+pub fn verify_timestamp(
+    root: &TrustedRoot,
+    raw: Vec<u8>,
+    seen: Option<u64>,
+    now: OffsetDateTime,
+    revoked: &Revocations,
+) -> Result<Verified<Timestamp>, VerifyError> {
+    verify_base_role(root, TIMESTAMP, raw, seen, now, revoked)
+}
+
+/// Verifies the snapshot: length and hashes from the timestamp, signatures by the root's
+/// snapshot role, version, expiry; then the trusted root's bytes against the snapshot's `root`
+/// hashes (a mismatch means the root changed under us).
+pub fn verify_snapshot(
+    root: &TrustedRoot,
+    timestamp: &Timestamp,
+    raw: Vec<u8>,
+    seen: Option<u64>,
+    now: OffsetDateTime,
+    revoked: &Revocations,
+) -> Result<Verified<Snapshot>, VerifyError> {
+    let gun = root.file.gun.as_str();
+    check_meta(gun, SNAPSHOT, TIMESTAMP, &raw, &timestamp.snapshot)?;
+    let snap: Verified<Snapshot> = verify_base_role(root, SNAPSHOT, raw, seen, now, revoked)?;
+    if let Some(meta) = snap.file.body.meta.get(ROOT) {
+        match check_hashes(gun, ROOT, SNAPSHOT, &root.file.raw, meta) {
+            Err(VerifyError::HashMismatch { algorithm, .. }) => {
+                return Err(VerifyError::RootChanged {
+                    gun: gun.to_owned(),
+                    algorithm,
+                });
+            }
+            other => other?,
+        }
+    }
+    Ok(snap)
+}
+
+/// Verifies `targets.json`: length and hashes from the snapshot, signatures by the root's
+/// targets role, version, expiry. Every failure is fatal.
+pub fn verify_targets(
+    root: &TrustedRoot,
+    snapshot: &Snapshot,
+    raw: Vec<u8>,
+    seen: Option<u64>,
+    now: OffsetDateTime,
+    revoked: &Revocations,
+) -> Result<Verified<Targets>, VerifyError> {
+    let gun = root.file.gun.as_str();
+    let meta = snapshot
+        .meta
+        .get(TARGETS)
+        .ok_or_else(|| VerifyError::NotInSnapshot {
+            gun: gun.to_owned(),
+            role: TARGETS.into(),
+        })?;
+    check_meta(gun, TARGETS, SNAPSHOT, &raw, meta)?;
+    verify_base_role(root, TARGETS, raw, seen, now, revoked)
+}
+
+/// Verifies delegation `name` declared by `parent` (role `parent_role`) in the order notary
+/// does: hash and length from the snapshot, structure, version (all fatal), then signatures
+/// with the parent's delegation keys and threshold and expiry (both only make it invalid).
+#[allow(clippy::too_many_arguments)]
+pub fn verify_delegation(
+    gun: &str,
+    parent_role: &str,
+    parent: &Targets,
+    snapshot: &Snapshot,
+    name: &str,
+    raw: Vec<u8>,
+    seen: Option<u64>,
+    now: OffsetDateTime,
+    revoked: &Revocations,
+) -> Result<DelegationOutcome, VerifyError> {
+    let decl = parent
+        .delegations
+        .roles
+        .iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| VerifyError::UnknownDelegation {
+            gun: gun.to_owned(),
+            role: name.to_owned(),
+            parent: parent_role.to_owned(),
+        })?;
+    let meta = snapshot
+        .meta
+        .get(name)
+        .ok_or_else(|| VerifyError::NotInSnapshot {
+            gun: gun.to_owned(),
+            role: name.to_owned(),
+        })?;
+    check_meta(gun, name, SNAPSHOT, &raw, meta)?;
+    let file = SignedFile::<Targets>::parse(gun, name, raw)?;
+    check_version(gun, name, &file.body.common, seen)?;
+    let signed_by = match verify_threshold(&file, &parent.delegations.keys, &decl.keys, revoked) {
+        Ok(s) => s,
+        Err(e @ VerifyError::BadSignatureThreshold { .. }) => {
+            return Ok(DelegationOutcome::Invalid(e));
+        }
+        Err(e) => return Err(e),
+    };
+    if let Err(e) = check_expiry(gun, name, &file.body.common, now) {
+        return Ok(DelegationOutcome::Invalid(e));
+    }
+    Ok(DelegationOutcome::Valid(Verified { file, signed_by }))
+}

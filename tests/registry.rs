@@ -1,0 +1,290 @@
+//! Tag-to-digest resolution against the real `docker-registry` (distribution 2.8) in four set-ups:
+//! plain HTTP, TLS with a test CA, TLS with htpasswd basic auth, and token auth. Images are built
+//! here as OCI layouts and pushed with `skopeo`; the digest trustgate resolves must equal the one
+//! the registry serves.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use trustgate::image::credentials::{Credentials, DockerConfig};
+use trustgate::image::reference::ImageRef;
+use trustgate::image::registry::{RegistryError, RegistryOptions, Resolver};
+
+fn setup() -> Option<common::Stack> {
+    trustgate::tls::install_crypto_provider();
+    common::stack()
+}
+
+fn http() -> RegistryOptions {
+    RegistryOptions {
+        plain_http: true,
+        ..RegistryOptions::default()
+    }
+}
+
+fn tls(stack: &common::Stack) -> RegistryOptions {
+    RegistryOptions {
+        ca_pem: Some(std::fs::read(&stack.ca).expect("read CA")),
+        ..RegistryOptions::default()
+    }
+}
+
+fn basic(u: &str, p: &str) -> Credentials {
+    Credentials::Basic {
+        username: u.into(),
+        password: p.into(),
+    }
+}
+
+fn push(layout: &common::Layout, registry: &str, repo: &str, tag: &str) {
+    common::skopeo_push(
+        layout,
+        &common::Push {
+            registry,
+            repo,
+            tag,
+            tls_verify: false,
+            cert_dir: None,
+            creds: None,
+            format_v2s2: false,
+        },
+    );
+}
+
+async fn resolve(image: &str, opts: &RegistryOptions, creds: &Credentials) -> Result<String, RegistryError> {
+    let image = ImageRef::parse(image).expect("valid reference");
+    Resolver::default()
+        .resolve(&image, opts, creds)
+        .await
+        .map(|d| d.to_string())
+}
+
+#[tokio::test]
+async fn plain_http_single_manifest_and_index() {
+    let Some(stack) = setup() else { return };
+    let repo = common::unique_repo("reg/http");
+    let img = common::oci_image("plain-http", "v1");
+    push(&img, &stack.registry_http, &repo, "v1");
+    let idx = common::oci_index("plain-http-multi", "multi");
+    push(&idx, &stack.registry_http, &repo, "multi");
+
+    let served = common::registry_digest(&format!("{}/{repo}:v1", stack.registry_http), false, None, None);
+    assert_eq!(served, img.manifest_digest);
+    let got = resolve(&format!("{}/{repo}:v1", stack.registry_http), &http(), &Credentials::Anonymous)
+        .await
+        .expect("resolve v1");
+    assert_eq!(got, served);
+
+    // The multi-arch tag resolves to the index digest, which is what a kubelet pulls.
+    let served_idx =
+        common::registry_digest(&format!("{}/{repo}:multi", stack.registry_http), false, None, None);
+    assert_eq!(served_idx, idx.manifest_digest);
+    let got = resolve(&format!("{}/{repo}:multi", stack.registry_http), &http(), &Credentials::Anonymous)
+        .await
+        .expect("resolve index");
+    assert_eq!(got, served_idx);
+    assert_ne!(got, img.manifest_digest);
+}
+
+#[tokio::test]
+async fn docker_v2s2_manifest_resolves_to_its_own_digest() {
+    let Some(stack) = setup() else { return };
+    let repo = common::unique_repo("reg/v2s2");
+    let img = common::oci_image("v2s2", "v1");
+    common::skopeo_push(
+        &img,
+        &common::Push {
+            registry: &stack.registry_http,
+            repo: &repo,
+            tag: "v1",
+            tls_verify: false,
+            cert_dir: None,
+            creds: None,
+            format_v2s2: true,
+        },
+    );
+    let reference = format!("{}/{repo}:v1", stack.registry_http);
+    let served = common::registry_digest(&reference, false, None, None);
+    // skopeo converted the manifest, so the served digest differs from the OCI layout's.
+    assert_ne!(served, img.manifest_digest);
+    let got = resolve(&reference, &http(), &Credentials::Anonymous).await.expect("resolve");
+    assert_eq!(got, served);
+}
+
+#[tokio::test]
+async fn unknown_tag_and_unknown_repository_are_distinct() {
+    let Some(stack) = setup() else { return };
+    let repo = common::unique_repo("reg/missing");
+    push(&common::oci_image("missing", "v1"), &stack.registry_http, &repo, "v1");
+
+    let err = resolve(&format!("{}/{repo}:nope", stack.registry_http), &http(), &Credentials::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::TagNotFound { ref tag, .. } if tag == "nope"), "{err}");
+    assert!(err.to_string().contains("nope"), "{err}");
+
+    let err = resolve(
+        &format!("{}/{repo}-absent:v1", stack.registry_http),
+        &http(),
+        &Credentials::Anonymous,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, RegistryError::RepositoryNotFound { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn tls_with_test_ca_and_untrusted_ca() {
+    let Some(stack) = setup() else { return };
+    let repo = common::unique_repo("reg/tls");
+    let img = common::oci_image("tls", "v1");
+    common::skopeo_push(
+        &img,
+        &common::Push {
+            registry: &stack.registry_tls,
+            repo: &repo,
+            tag: "v1",
+            tls_verify: true,
+            cert_dir: Some(&stack.cert_dir),
+            creds: None,
+            format_v2s2: false,
+        },
+    );
+    let reference = format!("{}/{repo}:v1", stack.registry_tls);
+    let served = common::registry_digest(&reference, true, Some(&stack.cert_dir), None);
+    let got = resolve(&reference, &tls(&stack), &Credentials::Anonymous).await.expect("resolve");
+    assert_eq!(got, served);
+    assert_eq!(got, img.manifest_digest);
+
+    // Without the test CA the handshake must fail, and say so.
+    let err = resolve(&reference, &RegistryOptions::default(), &Credentials::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Tls { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn htpasswd_basic_auth() {
+    let Some(stack) = setup() else { return };
+    let repo = common::unique_repo("reg/basic");
+    let img = common::oci_image("basic", "v1");
+    let (u, p) = (stack.registry_user.as_str(), stack.registry_password.as_str());
+    common::skopeo_push(
+        &img,
+        &common::Push {
+            registry: &stack.registry_basic,
+            repo: &repo,
+            tag: "v1",
+            tls_verify: true,
+            cert_dir: Some(&stack.cert_dir),
+            creds: Some((u, p)),
+            format_v2s2: false,
+        },
+    );
+    let reference = format!("{}/{repo}:v1", stack.registry_basic);
+    let got = resolve(&reference, &tls(&stack), &basic(u, p)).await.expect("resolve");
+    assert_eq!(got, img.manifest_digest);
+
+    let err = resolve(&reference, &tls(&stack), &basic(u, "wrong-password"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unauthorized { with_credentials: true, .. }),
+        "{err}"
+    );
+    let err = resolve(&reference, &tls(&stack), &Credentials::Anonymous).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unauthorized { with_credentials: false, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn token_auth_with_dockerconfigjson() {
+    let Some(stack) = setup() else { return };
+    let repo = common::unique_repo("reg/token");
+    let img = common::oci_image("token", "v1");
+    let (u, p) = (stack.registry_user.as_str(), stack.registry_password.as_str());
+    common::skopeo_push(
+        &img,
+        &common::Push {
+            registry: &stack.registry_token,
+            repo: &repo,
+            tag: "v1",
+            tls_verify: false,
+            cert_dir: None,
+            creds: Some((u, p)),
+            format_v2s2: false,
+        },
+    );
+    let reference = format!("{}/{repo}:v1", stack.registry_token);
+
+    // Credentials picked from a dockerconfigjson by host, as a pull secret would give them.
+    let cfg = format!(
+        r#"{{"auths":{{"http://{}":{{"username":"{u}","password":"{p}"}},"other.example":{{"username":"x","password":"y"}}}}}}"#,
+        stack.registry_token
+    );
+    let cfg = DockerConfig::parse(cfg.as_bytes()).expect("config");
+    let creds = cfg.credentials_for(&stack.registry_token);
+    assert_eq!(creds, basic(u, p));
+    let got = resolve(&reference, &http(), &creds).await.expect("resolve with token");
+    assert_eq!(got, img.manifest_digest);
+
+    // Anonymous users get pull-only tokens from the test token service, so pulls work.
+    let got = resolve(&reference, &http(), &Credentials::Anonymous).await.expect("anonymous pull");
+    assert_eq!(got, img.manifest_digest);
+
+    let err = resolve(&reference, &http(), &basic(u, "wrong")).await.unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unauthorized { with_credentials: true, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn closed_port_fails_fast_and_clearly() {
+    trustgate::tls::install_crypto_provider();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let opts = RegistryOptions {
+        plain_http: true,
+        timeout: Duration::from_millis(500),
+        ..RegistryOptions::default()
+    };
+    let start = Instant::now();
+    let err = resolve(&format!("127.0.0.1:{port}/a/b:v1"), &opts, &Credentials::Anonymous)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Connect { .. }), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn silent_server_hits_the_timeout() {
+    trustgate::tls::install_crypto_provider();
+    // Accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let opts = RegistryOptions {
+        plain_http: true,
+        timeout: Duration::from_millis(300),
+        ..RegistryOptions::default()
+    };
+    let start = Instant::now();
+    let err = resolve(&format!("{addr}/a/b:v1"), &opts, &Credentials::Anonymous)
+        .await
+        .unwrap_err();
+    let elapsed = start.elapsed();
+    server.abort();
+    assert!(matches!(err, RegistryError::Timeout { .. }), "{err}");
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+}
