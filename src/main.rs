@@ -11,7 +11,10 @@ fn main() -> ExitCode {
     trustgate::tls::install_crypto_provider();
     let args = cli::Args::parse();
     cli::init_logging(args.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

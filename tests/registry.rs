@@ -52,7 +52,11 @@ fn push(layout: &common::Layout, registry: &str, repo: &str, tag: &str) {
     );
 }
 
-async fn resolve(image: &str, opts: &RegistryOptions, creds: &Credentials) -> Result<String, RegistryError> {
+async fn resolve(
+    image: &str,
+    opts: &RegistryOptions,
+    creds: &Credentials,
+) -> Result<String, RegistryError> {
     let image = ImageRef::parse(image).expect("valid reference");
     Resolver::default()
         .resolve(&image, opts, creds)
@@ -69,20 +73,37 @@ async fn plain_http_single_manifest_and_index() {
     let idx = common::oci_index("plain-http-multi", "multi");
     push(&idx, &stack.registry_http, &repo, "multi");
 
-    let served = common::registry_digest(&format!("{}/{repo}:v1", stack.registry_http), false, None, None);
+    let served = common::registry_digest(
+        &format!("{}/{repo}:v1", stack.registry_http),
+        false,
+        None,
+        None,
+    );
     assert_eq!(served, img.manifest_digest);
-    let got = resolve(&format!("{}/{repo}:v1", stack.registry_http), &http(), &Credentials::Anonymous)
-        .await
-        .expect("resolve v1");
+    let got = resolve(
+        &format!("{}/{repo}:v1", stack.registry_http),
+        &http(),
+        &Credentials::Anonymous,
+    )
+    .await
+    .expect("resolve v1");
     assert_eq!(got, served);
 
     // The multi-arch tag resolves to the index digest, which is what a kubelet pulls.
-    let served_idx =
-        common::registry_digest(&format!("{}/{repo}:multi", stack.registry_http), false, None, None);
+    let served_idx = common::registry_digest(
+        &format!("{}/{repo}:multi", stack.registry_http),
+        false,
+        None,
+        None,
+    );
     assert_eq!(served_idx, idx.manifest_digest);
-    let got = resolve(&format!("{}/{repo}:multi", stack.registry_http), &http(), &Credentials::Anonymous)
-        .await
-        .expect("resolve index");
+    let got = resolve(
+        &format!("{}/{repo}:multi", stack.registry_http),
+        &http(),
+        &Credentials::Anonymous,
+    )
+    .await
+    .expect("resolve index");
     assert_eq!(got, served_idx);
     assert_ne!(got, img.manifest_digest);
 }
@@ -108,7 +129,9 @@ async fn docker_v2s2_manifest_resolves_to_its_own_digest() {
     let served = common::registry_digest(&reference, false, None, None);
     // skopeo converted the manifest, so the served digest differs from the OCI layout's.
     assert_ne!(served, img.manifest_digest);
-    let got = resolve(&reference, &http(), &Credentials::Anonymous).await.expect("resolve");
+    let got = resolve(&reference, &http(), &Credentials::Anonymous)
+        .await
+        .expect("resolve");
     assert_eq!(got, served);
 }
 
@@ -116,12 +139,24 @@ async fn docker_v2s2_manifest_resolves_to_its_own_digest() {
 async fn unknown_tag_and_unknown_repository_are_distinct() {
     let Some(stack) = setup() else { return };
     let repo = common::unique_repo("reg/missing");
-    push(&common::oci_image("missing", "v1"), &stack.registry_http, &repo, "v1");
+    push(
+        &common::oci_image("missing", "v1"),
+        &stack.registry_http,
+        &repo,
+        "v1",
+    );
 
-    let err = resolve(&format!("{}/{repo}:nope", stack.registry_http), &http(), &Credentials::Anonymous)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, RegistryError::TagNotFound { ref tag, .. } if tag == "nope"), "{err}");
+    let err = resolve(
+        &format!("{}/{repo}:nope", stack.registry_http),
+        &http(),
+        &Credentials::Anonymous,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::TagNotFound { ref tag, .. } if tag == "nope"),
+        "{err}"
+    );
     assert!(err.to_string().contains("nope"), "{err}");
 
     let err = resolve(
@@ -131,7 +166,10 @@ async fn unknown_tag_and_unknown_repository_are_distinct() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(err, RegistryError::RepositoryNotFound { .. }), "{err}");
+    assert!(
+        matches!(err, RegistryError::RepositoryNotFound { .. }),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -153,14 +191,20 @@ async fn tls_with_test_ca_and_untrusted_ca() {
     );
     let reference = format!("{}/{repo}:v1", stack.registry_tls);
     let served = common::registry_digest(&reference, true, Some(&stack.cert_dir), None);
-    let got = resolve(&reference, &tls(&stack), &Credentials::Anonymous).await.expect("resolve");
+    let got = resolve(&reference, &tls(&stack), &Credentials::Anonymous)
+        .await
+        .expect("resolve");
     assert_eq!(got, served);
     assert_eq!(got, img.manifest_digest);
 
     // Without the test CA the handshake must fail, and say so.
-    let err = resolve(&reference, &RegistryOptions::default(), &Credentials::Anonymous)
-        .await
-        .unwrap_err();
+    let err = resolve(
+        &reference,
+        &RegistryOptions::default(),
+        &Credentials::Anonymous,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, RegistryError::Tls { .. }), "{err}");
 }
 
@@ -169,7 +213,10 @@ async fn htpasswd_basic_auth() {
     let Some(stack) = setup() else { return };
     let repo = common::unique_repo("reg/basic");
     let img = common::oci_image("basic", "v1");
-    let (u, p) = (stack.registry_user.as_str(), stack.registry_password.as_str());
+    let (u, p) = (
+        stack.registry_user.as_str(),
+        stack.registry_password.as_str(),
+    );
     common::skopeo_push(
         &img,
         &common::Push {
@@ -183,19 +230,35 @@ async fn htpasswd_basic_auth() {
         },
     );
     let reference = format!("{}/{repo}:v1", stack.registry_basic);
-    let got = resolve(&reference, &tls(&stack), &basic(u, p)).await.expect("resolve");
+    let got = resolve(&reference, &tls(&stack), &basic(u, p))
+        .await
+        .expect("resolve");
     assert_eq!(got, img.manifest_digest);
 
     let err = resolve(&reference, &tls(&stack), &basic(u, "wrong-password"))
         .await
         .unwrap_err();
     assert!(
-        matches!(err, RegistryError::Unauthorized { with_credentials: true, .. }),
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                with_credentials: true,
+                ..
+            }
+        ),
         "{err}"
     );
-    let err = resolve(&reference, &tls(&stack), &Credentials::Anonymous).await.unwrap_err();
+    let err = resolve(&reference, &tls(&stack), &Credentials::Anonymous)
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, RegistryError::Unauthorized { with_credentials: false, .. }),
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                with_credentials: false,
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -205,7 +268,10 @@ async fn token_auth_with_dockerconfigjson() {
     let Some(stack) = setup() else { return };
     let repo = common::unique_repo("reg/token");
     let img = common::oci_image("token", "v1");
-    let (u, p) = (stack.registry_user.as_str(), stack.registry_password.as_str());
+    let (u, p) = (
+        stack.registry_user.as_str(),
+        stack.registry_password.as_str(),
+    );
     common::skopeo_push(
         &img,
         &common::Push {
@@ -228,16 +294,28 @@ async fn token_auth_with_dockerconfigjson() {
     let cfg = DockerConfig::parse(cfg.as_bytes()).expect("config");
     let creds = cfg.credentials_for(&stack.registry_token);
     assert_eq!(creds, basic(u, p));
-    let got = resolve(&reference, &http(), &creds).await.expect("resolve with token");
+    let got = resolve(&reference, &http(), &creds)
+        .await
+        .expect("resolve with token");
     assert_eq!(got, img.manifest_digest);
 
     // Anonymous users get pull-only tokens from the test token service, so pulls work.
-    let got = resolve(&reference, &http(), &Credentials::Anonymous).await.expect("anonymous pull");
+    let got = resolve(&reference, &http(), &Credentials::Anonymous)
+        .await
+        .expect("anonymous pull");
     assert_eq!(got, img.manifest_digest);
 
-    let err = resolve(&reference, &http(), &basic(u, "wrong")).await.unwrap_err();
+    let err = resolve(&reference, &http(), &basic(u, "wrong"))
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, RegistryError::Unauthorized { with_credentials: true, .. }),
+        matches!(
+            err,
+            RegistryError::Unauthorized {
+                with_credentials: true,
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -255,9 +333,13 @@ async fn closed_port_fails_fast_and_clearly() {
         ..RegistryOptions::default()
     };
     let start = Instant::now();
-    let err = resolve(&format!("127.0.0.1:{port}/a/b:v1"), &opts, &Credentials::Anonymous)
-        .await
-        .unwrap_err();
+    let err = resolve(
+        &format!("127.0.0.1:{port}/a/b:v1"),
+        &opts,
+        &Credentials::Anonymous,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, RegistryError::Connect { .. }), "{err}");
     assert!(start.elapsed() < Duration::from_secs(5));
 }
@@ -266,7 +348,9 @@ async fn closed_port_fails_fast_and_clearly() {
 async fn silent_server_hits_the_timeout() {
     trustgate::tls::install_crypto_provider();
     // Accepts connections and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
         let mut held = Vec::new();

@@ -2,6 +2,7 @@
 //! every image is admitted, 1 when at least one is rejected or unresolvable, 2 for usage or
 //! configuration errors.
 
+mod inspect;
 mod resolve;
 
 use std::path::PathBuf;
@@ -56,6 +57,20 @@ pub struct RegistryFlags {
     pub registry_timeout: Duration,
 }
 
+/// Notary server access flags (`check` takes the server from policies; `inspect` from a flag).
+#[derive(Debug, clap::Args)]
+pub struct NotaryFlags {
+    /// Notary user name (default: from NOTARY_AUTH, base64 of user:pass, as the notary CLI).
+    #[arg(long, env = "NOTARY_USER")]
+    pub notary_user: Option<String>,
+    /// Notary password (default: from NOTARY_AUTH).
+    #[arg(long, env = "NOTARY_PASSWORD", hide_env_values = true)]
+    pub notary_password: Option<String>,
+    /// Timeout for each request to the Notary server.
+    #[arg(long, value_parser = humantime_secs, default_value = "10")]
+    pub notary_timeout: Duration,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Normalise image references and resolve their tags to digests from the registry.
@@ -68,6 +83,27 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+    },
+    /// Show a repository's verified trust data: root key IDs and public keys to pin, role
+    /// thresholds, delegations with their keys, and the signed tags with digests and roles.
+    /// The root is trusted on first use (it must still meet its own threshold).
+    Inspect {
+        /// Notary server URL, e.g. https://notary.example.com:4443.
+        #[arg(long)]
+        notary_url: String,
+        /// Extra CA bundle (PEM) for the Notary server and its token service.
+        #[arg(long, value_name = "FILE")]
+        ca: Option<PathBuf>,
+        /// Repository (GUN) override; default: the image's normalised repository.
+        #[arg(long)]
+        gun: Option<String>,
+        #[command(flatten)]
+        notary: NotaryFlags,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Image reference (its tag is resolved as `docker trust` would).
+        image: String,
     },
 }
 
@@ -103,5 +139,13 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             registry,
             output,
         } => resolve::run(&images, &registry, output).await,
+        Command::Inspect {
+            notary_url,
+            ca,
+            gun,
+            notary,
+            output,
+            image,
+        } => inspect::run(&notary_url, ca.as_deref(), gun, &notary, output, &image).await,
     }
 }

@@ -35,7 +35,11 @@ pub fn registry_setup(flags: &RegistryFlags) -> anyhow::Result<(RegistryOptions,
     Ok((options, config))
 }
 
-pub async fn run(images: &[String], flags: &RegistryFlags, output: Output) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    images: &[String],
+    flags: &RegistryFlags,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
     let refs = images
         .iter()
         .map(|s| ImageRef::parse(s).map_err(anyhow::Error::from))
@@ -69,7 +73,14 @@ pub async fn run(images: &[String], flags: &RegistryFlags, output: Output) -> an
         }
     }
     if output == Output::Json {
-        println!("{}", serde_json::to_string_pretty(&json!({ "results": rows }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "results": rows }))?
+        );
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

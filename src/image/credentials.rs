@@ -161,10 +161,7 @@ fn config_key_host(key: &str) -> String {
     rest.split('/').next().unwrap_or(rest).to_string()
 }
 
-fn entry_credentials(
-    key: &str,
-    entry: RawEntry,
-) -> Result<Option<Credentials>, CredentialsError> {
+fn entry_credentials(key: &str, entry: RawEntry) -> Result<Option<Credentials>, CredentialsError> {
     if let Some(token) = entry.registrytoken.filter(|t| !t.is_empty()) {
         return Ok(Some(Credentials::Bearer(token)));
     }
@@ -215,7 +212,10 @@ mod tests {
         );
         let cfg = DockerConfig::parse(cfg.as_bytes()).unwrap();
         assert_eq!(cfg.credentials_for("docker.io"), basic("hub", "secret"));
-        assert_eq!(cfg.credentials_for("index.docker.io"), basic("hub", "secret"));
+        assert_eq!(
+            cfg.credentials_for("index.docker.io"),
+            basic("hub", "secret")
+        );
         assert_eq!(cfg.credentials_for("quay.io"), basic("q", "w"));
         assert_eq!(cfg.credentials_for("ghcr.io"), Credentials::Anonymous);
     }
@@ -229,7 +229,10 @@ mod tests {
         let cfg = DockerConfig::parse(cfg.as_bytes()).unwrap();
         assert_eq!(cfg.credentials_for("registry.example.com"), basic("a", "b"));
         assert_eq!(cfg.credentials_for("127.0.0.1:5000"), basic("local", "pw"));
-        assert_eq!(cfg.credentials_for("127.0.0.1:5001"), Credentials::Anonymous);
+        assert_eq!(
+            cfg.credentials_for("127.0.0.1:5001"),
+            Credentials::Anonymous
+        );
         assert_eq!(cfg.credentials_for("other.example:8443"), basic("o", "p"));
         assert_eq!(cfg.credentials_for("other.example"), Credentials::Anonymous);
         // A look-alike host must never match by prefix.
@@ -241,7 +244,10 @@ mod tests {
 
     #[test]
     fn hub_matches_other_hub_spellings() {
-        let cfg = format!(r#"{{"auths":{{"docker.io":{{"auth":"{}"}}}}}}"#, b64("u:p:x"));
+        let cfg = format!(
+            r#"{{"auths":{{"docker.io":{{"auth":"{}"}}}}}}"#,
+            b64("u:p:x")
+        );
         let cfg = DockerConfig::parse(cfg.as_bytes()).unwrap();
         // Passwords may contain colons: split at the first one only.
         assert_eq!(cfg.credentials_for("docker.io"), basic("u", "p:x"));
@@ -270,15 +276,18 @@ mod tests {
         assert!(err.to_string().contains("not valid JSON"), "{err}");
         let err = DockerConfig::parse(br#"{"auths":{"r.example":{"auth":"!!!"}}}"#).unwrap_err();
         assert!(err.to_string().contains("r.example"), "{err}");
-        let no_colon = format!(r#"{{"auths":{{"r.example":{{"auth":"{}"}}}}}}"#, b64("nocolon"));
+        let no_colon = format!(
+            r#"{{"auths":{{"r.example":{{"auth":"{}"}}}}}}"#,
+            b64("nocolon")
+        );
         assert!(DockerConfig::parse(no_colon.as_bytes()).is_err());
         assert!(DockerConfig::parse(br#"{"auths":[1,2]}"#).is_err());
     }
 
     #[test]
     fn merge_keeps_first() {
-        let mut a = DockerConfig::parse(br#"{"auths":{"r":{"username":"a","password":"1"}}}"#)
-            .unwrap();
+        let mut a =
+            DockerConfig::parse(br#"{"auths":{"r":{"username":"a","password":"1"}}}"#).unwrap();
         let b = DockerConfig::parse(
             br#"{"auths":{"r":{"username":"b","password":"2"},"s":{"username":"c","password":"3"}}}"#,
         )

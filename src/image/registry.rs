@@ -173,7 +173,8 @@ impl Resolver {
         }
         let registry = image.domain().to_string();
         let tag = image.tag_or_latest().unwrap_or("latest").to_string();
-        let reference = Reference::with_tag(registry.clone(), image.path().to_string(), tag.clone());
+        let reference =
+            Reference::with_tag(registry.clone(), image.path().to_string(), tag.clone());
         let client = self.client(&registry, options, credentials)?;
         let auth = registry_auth(credentials);
         let ctx = Ctx {
@@ -434,7 +435,8 @@ mod tests {
     fn accept_types_cover_indexes_and_manifests() {
         assert!(MANIFEST_MEDIA_TYPES.contains(&"application/vnd.oci.image.index.v1+json"));
         assert!(
-            MANIFEST_MEDIA_TYPES.contains(&"application/vnd.docker.distribution.manifest.list.v2+json")
+            MANIFEST_MEDIA_TYPES
+                .contains(&"application/vnd.docker.distribution.manifest.list.v2+json")
         );
     }
 

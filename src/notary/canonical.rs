@@ -229,8 +229,6 @@ mod tests {
         );
     }
 
-    const FIXTURES: &str = "/work/shared/fixtures/notary-public";
-
     /// notary0.1 and notary0.3 files are byte-exact Go output: the canonical form of the parsed
     /// `signed` object must equal the raw `signed` bytes of the file.
     #[test]
@@ -244,7 +242,7 @@ mod tests {
                 "timestamp",
                 "targets/releases",
             ] {
-                let path = format!("{FIXTURES}/{dir}/{role}.json");
+                let path = crate::notary::fixtures_dir().join(format!("{dir}/{role}.json"));
                 let Ok(raw) = std::fs::read(&path) else {
                     continue;
                 };
@@ -253,14 +251,15 @@ mod tests {
                     .windows(br#","signatures":["#.len())
                     .rposition(|w| w == br#","signatures":["#)
                     .unwrap();
-                assert!(raw.starts_with(prefix), "{path}");
+                assert!(raw.starts_with(prefix), "{}", path.display());
                 let signed_raw = &raw[prefix.len()..suffix_at];
                 let parsed: Value = serde_json::from_slice(&raw).unwrap();
                 let canonical = to_canonical(&parsed["signed"]).unwrap();
                 assert_eq!(
                     String::from_utf8_lossy(&canonical),
                     String::from_utf8_lossy(signed_raw),
-                    "{path}"
+                    "{}",
+                    path.display()
                 );
                 checked += 1;
             }

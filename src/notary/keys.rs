@@ -13,16 +13,19 @@
 //!   the message). RSA needs a modulus of at least 2048 bits and a signature of at least 256
 //!   bytes. All cryptography is aws-lc-rs.
 //!
+//! Certificates, SPKI and PEM are read as Go's `crypto/x509` and `encoding/pem` read them
+//! (`keys/x509.rs`).
+//!
 //! Known differences from Go, all on keys that notary itself never produces: P-224 keys parse but
-//! never verify (aws-lc-rs has no P-224), RSA moduli above 8192 bits never verify, and the legacy
-//! `pycrypto-pkcs#1 pss` method is reported as unsupported.
+//! never verify (aws-lc-rs has no P-224), RSA moduli above 8192 bits never verify, the legacy
+//! `pycrypto-pkcs#1 pss` method is reported as unsupported, and PEM decoding gives up after 16
+//! malformed `BEGIN` candidates (Go scans on, in quadratic time).
 
 use std::fmt;
 
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_FIXED, ECDSA_P384_SHA256_ASN1, ECDSA_P521_SHA256_FIXED, ED25519,
-    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, UnparsedPublicKey,
-    VerificationAlgorithm,
+    RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, UnparsedPublicKey,
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -30,17 +33,13 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
-use x509_cert::certificate::{CertificateInner, Profile};
-use x509_cert::der::asn1::{AnyRef, ObjectIdentifier, UintRef};
-use x509_cert::der::{Decode, Encode, Reader, Tag, Tagged};
-use x509_cert::ext::pkix::BasicConstraints;
-use x509_cert::name::Name;
-use x509_cert::spki::SubjectPublicKeyInfoRef;
 
+use self::x509::{parse_certificate, parse_spki, pem_decode};
 use super::canonical;
 
 #[cfg(test)]
 mod tests;
+mod x509;
 
 /// Go's `base64.StdEncoding`: standard alphabet, padding required, non-zero trailing bits allowed.
 const GO_STD: GeneralPurpose = GeneralPurpose::new(
@@ -214,9 +213,15 @@ impl Curve {
 #[derive(Clone, PartialEq, Eq)]
 enum Material {
     /// Uncompressed point.
-    Ec { curve: Curve, point: Vec<u8> },
+    Ec {
+        curve: Curve,
+        point: Vec<u8>,
+    },
     /// PKCS#1 RSAPublicKey DER.
-    Rsa { pkcs1: Vec<u8>, bits: usize },
+    Rsa {
+        pkcs1: Vec<u8>,
+        bits: usize,
+    },
     Ed25519([u8; 32]),
     /// Nothing can be verified with this key, and why.
     Unusable(String),
@@ -487,9 +492,10 @@ fn parse_key_json(v: &Value, strict: bool) -> Result<(String, Option<Vec<u8>>), 
         Some(_) => return Err(KeyError::Structure("\"keyval\" must be an object".into())),
     };
     let public = match keyval.get("public") {
-        Some(Value::String(s)) => Some(decode_base64_go(s).map_err(|e| {
-            KeyError::Base64(format!("keyval.public: {}", e.inner_message()))
-        })?),
+        Some(Value::String(s)) => Some(
+            decode_base64_go(s)
+                .map_err(|e| KeyError::Base64(format!("keyval.public: {}", e.inner_message())))?,
+        ),
         None | Some(Value::Null) => None,
         Some(_) => {
             return Err(KeyError::Structure(
@@ -501,9 +507,8 @@ fn parse_key_json(v: &Value, strict: bool) -> Result<(String, Option<Vec<u8>>), 
     match keyval.get("private") {
         None | Some(Value::Null) => {}
         Some(Value::String(s)) => {
-            decode_base64_go(s).map_err(|e| {
-                KeyError::Base64(format!("keyval.private: {}", e.inner_message()))
-            })?;
+            decode_base64_go(s)
+                .map_err(|e| KeyError::Base64(format!("keyval.private: {}", e.inner_message())))?;
         }
         Some(_) => {
             return Err(KeyError::Structure(
@@ -570,9 +575,8 @@ fn derive_material(key_type: &KeyType, public: &[u8]) -> Result<Derived, KeyErro
         }
         KeyType::EcdsaX509 | KeyType::RsaX509 => {
             // Notary's verifier: the first PEM block, whatever its label, as a certificate.
-            let (block, _) = pem_decode(public).ok_or_else(|| {
-                KeyError::Pem(format!("{key_type} key holds no PEM certificate"))
-            })?;
+            let (block, _) = pem_decode(public)
+                .ok_or_else(|| KeyError::Pem(format!("{key_type} key holds no PEM certificate")))?;
             let parsed = parse_certificate(&block.der)?;
             check_algorithm(key_type, parsed.info.key_algorithm)?;
             let spki = parsed.info.spki_der.clone();
@@ -654,7 +658,8 @@ impl PinnedKey {
                         )));
                     }
                 };
-                let cert_key_id = tuf_key_id(keytype.as_str(), Some(parsed.info.to_pem().as_bytes()));
+                let cert_key_id =
+                    tuf_key_id(keytype.as_str(), Some(parsed.info.to_pem().as_bytes()));
                 Ok(PinnedKey {
                     algorithm: parsed.info.key_algorithm,
                     spki: parsed.info.spki_der,
@@ -758,288 +763,6 @@ pub enum SignatureError {
     Invalid,
 }
 
-// ---------------------------------------------------------------------------------------------
-// SPKI and certificates
-
-const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
-const OID_P224: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.33");
-const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
-const OID_P521: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.35");
-const OID_COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
-/// The signature algorithms Go maps to SHA1WithRSA, DSAWithSHA1 and ECDSAWithSHA1.
-const SHA1_SIGNATURE_OIDS: [ObjectIdentifier; 4] = [
-    ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.5"),
-    ObjectIdentifier::new_unwrap("1.3.14.3.2.29"),
-    ObjectIdentifier::new_unwrap("1.2.840.10040.4.3"),
-    ObjectIdentifier::new_unwrap("1.2.840.10045.4.1"),
-];
-
-struct ParsedSpki {
-    algorithm: KeyAlgorithm,
-    material: Material,
-}
-
-/// Go's `x509.ParsePKIXPublicKey` for EC (named P-224/256/384/521 curve, uncompressed point on
-/// the curve), RSA (NULL parameters, positive modulus and exponent) and Ed25519 (no parameters).
-fn parse_spki(der: &[u8]) -> Result<ParsedSpki, KeyError> {
-    let spki = SubjectPublicKeyInfoRef::from_der(der)
-        .map_err(|e| KeyError::PublicKey(format!("not a DER SubjectPublicKeyInfo: {e}")))?;
-    let key_bytes = spki.subject_public_key.as_bytes().ok_or_else(|| {
-        KeyError::PublicKey("public key BIT STRING has unused bits".into())
-    })?;
-    let params = spki.algorithm.parameters;
-    let oid = spki.algorithm.oid;
-    if oid == OID_EC_PUBLIC_KEY {
-        let curve_oid = params
-            .and_then(|p| ObjectIdentifier::try_from(p).ok())
-            .ok_or_else(|| KeyError::PublicKey("EC key without a named curve".into()))?;
-        let (curve, field_len) = match curve_oid {
-            c if c == OID_P256 => (Some(Curve::P256), 32),
-            c if c == OID_P384 => (Some(Curve::P384), 48),
-            c if c == OID_P521 => (Some(Curve::P521), 66),
-            c if c == OID_P224 => (None, 28),
-            c => {
-                return Err(KeyError::PublicKey(format!(
-                    "unsupported elliptic curve {c}"
-                )));
-            }
-        };
-        if key_bytes.len() != 1 + 2 * field_len || key_bytes.first() != Some(&4) {
-            return Err(KeyError::PublicKey(
-                "EC public key is not an uncompressed point".into(),
-            ));
-        }
-        let Some(curve) = curve else {
-            return Ok(ParsedSpki {
-                algorithm: KeyAlgorithm::Ecdsa,
-                material: Material::Unusable("P-224 keys are not supported".into()),
-            });
-        };
-        let alg: &'static dyn VerificationAlgorithm = match curve {
-            Curve::P256 => &ECDSA_P256_SHA256_FIXED,
-            Curve::P384 => &ECDSA_P384_SHA256_ASN1,
-            Curve::P521 => &ECDSA_P521_SHA256_FIXED,
-        };
-        ParsedPublicKey::new(alg, key_bytes)
-            .map_err(|_| KeyError::PublicKey("EC point is not on the curve".into()))?;
-        Ok(ParsedSpki {
-            algorithm: KeyAlgorithm::Ecdsa,
-            material: Material::Ec {
-                curve,
-                point: key_bytes.to_vec(),
-            },
-        })
-    } else if oid == OID_RSA_ENCRYPTION {
-        if !params.is_some_and(AnyRef::is_null) {
-            return Err(KeyError::PublicKey(
-                "RSA key without NULL parameters".into(),
-            ));
-        }
-        let bits = rsa_modulus_bits(key_bytes)?;
-        Ok(ParsedSpki {
-            algorithm: KeyAlgorithm::Rsa,
-            material: Material::Rsa {
-                pkcs1: key_bytes.to_vec(),
-                bits,
-            },
-        })
-    } else if oid == OID_ED25519 {
-        if params.is_some() {
-            return Err(KeyError::PublicKey(
-                "Ed25519 key with parameters".into(),
-            ));
-        }
-        let raw: [u8; 32] = key_bytes.try_into().map_err(|_| {
-            KeyError::PublicKey(format!(
-                "an Ed25519 key has 32 bytes, not {}",
-                key_bytes.len()
-            ))
-        })?;
-        Ok(ParsedSpki {
-            algorithm: KeyAlgorithm::Ed25519,
-            material: Material::Ed25519(raw),
-        })
-    } else {
-        Err(KeyError::Unsupported(format!("public key algorithm {oid}")))
-    }
-}
-
-/// Bit length of the modulus of a PKCS#1 `RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER }`.
-fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize, KeyError> {
-    let bad = |what: &str| KeyError::PublicKey(format!("invalid RSA public key: {what}"));
-    let seq = AnyRef::from_der(pkcs1).map_err(|e| bad(&e.to_string()))?;
-    let (n, e) = seq
-        .sequence(|r| {
-            let n: UintRef<'_> = r.decode()?;
-            let e: UintRef<'_> = r.decode()?;
-            Ok::<_, x509_cert::der::Error>((n, e))
-        })
-        .map_err(|e| bad(&e.to_string()))?;
-    let n = n.as_bytes();
-    let Some(first) = n.iter().position(|&b| b != 0) else {
-        return Err(bad("modulus is not positive"));
-    };
-    if e.as_bytes().iter().all(|&b| b == 0) {
-        return Err(bad("exponent is not positive"));
-    }
-    let significant = n.get(first..).unwrap_or_default();
-    let lead = significant.first().copied().unwrap_or(0);
-    Ok(significant.len().saturating_sub(1) * 8 + (8 - lead.leading_zeros() as usize))
-}
-
-/// Go-like certificate profile: serial numbers of any length (Go accepts them).
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone, Copy, Default)]
-struct GoProfile;
-
-impl Profile for GoProfile {
-    fn check_serial_number(
-        _serial: &x509_cert::serial_number::SerialNumber<Self>,
-    ) -> x509_cert::der::Result<()> {
-        Ok(())
-    }
-}
-
-struct ParsedCert {
-    info: CertInfo,
-    material: Material,
-}
-
-fn parse_certificate(der: &[u8]) -> Result<ParsedCert, KeyError> {
-    let cert = CertificateInner::<GoProfile>::from_der(der)
-        .map_err(|e| KeyError::Certificate(format!("not a DER X.509 certificate: {e}")))?;
-    let tbs = cert.tbs_certificate();
-    // Go fails the whole certificate on attribute values that are not strings.
-    go_name_common_name(tbs.issuer())?;
-    let common_name = go_name_common_name(tbs.subject())?;
-    let validity = tbs.validity();
-    let not_before = to_offset(validity.not_before)?;
-    let not_after = to_offset(validity.not_after)?;
-    let is_ca = match tbs.get_extension::<BasicConstraints>() {
-        Ok(Some((_, bc))) => bc.ca,
-        Ok(None) => false,
-        Err(e) => {
-            return Err(KeyError::Certificate(format!(
-                "invalid basic constraints: {e}"
-            )));
-        }
-    };
-    let sha1_signature = SHA1_SIGNATURE_OIDS.contains(&cert.signature_algorithm().oid);
-    let spki_der = tbs
-        .subject_public_key_info()
-        .to_der()
-        .map_err(|e| KeyError::Certificate(format!("subject public key: {e}")))?;
-    let (key_algorithm, material) = match parse_spki(&spki_der) {
-        Ok(p) => (p.algorithm, p.material),
-        // Go parses certificates with unknown key algorithms; they just never verify.
-        Err(KeyError::Unsupported(reason)) => (KeyAlgorithm::Other, Material::Unusable(reason)),
-        Err(e) => {
-            return Err(KeyError::Certificate(format!(
-                "subject public key: {}",
-                e.inner_message()
-            )));
-        }
-    };
-    let rsa_bits = match &material {
-        Material::Rsa { bits, .. } => Some(*bits),
-        _ => None,
-    };
-    Ok(ParsedCert {
-        info: CertInfo {
-            common_name,
-            not_before,
-            not_after,
-            is_ca,
-            sha1_signature,
-            rsa_bits,
-            key_algorithm,
-            spki_der,
-            der: der.to_vec(),
-        },
-        material,
-    })
-}
-
-fn to_offset(t: x509_cert::time::Time) -> Result<OffsetDateTime, KeyError> {
-    i64::try_from(t.to_unix_duration().as_secs())
-        .ok()
-        .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-        .ok_or_else(|| KeyError::Certificate("validity time out of range".into()))
-}
-
-/// Validates every attribute value as Go's `parseASN1String` and returns the last CN.
-fn go_name_common_name(name: &Name) -> Result<Option<String>, KeyError> {
-    let mut cn = None;
-    for rdn in name.as_ref().iter() {
-        for atv in rdn.iter() {
-            let value = go_asn1_string(atv.value.tag(), atv.value.value()).map_err(|e| {
-                KeyError::Certificate(format!("invalid name attribute {}: {e}", atv.oid))
-            })?;
-            if atv.oid == OID_COMMON_NAME {
-                cn = Some(value);
-            }
-        }
-    }
-    Ok(cn)
-}
-
-fn go_asn1_string(tag: Tag, value: &[u8]) -> Result<String, &'static str> {
-    match tag {
-        Tag::TeletexString => Ok(String::from_utf8_lossy(value).into_owned()),
-        Tag::PrintableString => {
-            let printable = |b: u8| {
-                b.is_ascii_alphanumeric()
-                    || (b'\''..=b')').contains(&b)
-                    || (b'+'..=b'/').contains(&b)
-                    || matches!(b, b' ' | b':' | b'=' | b'?' | b'*' | b'&')
-            };
-            if value.iter().all(|&b| printable(b)) {
-                Ok(String::from_utf8_lossy(value).into_owned())
-            } else {
-                Err("invalid PrintableString")
-            }
-        }
-        Tag::Utf8String => std::str::from_utf8(value)
-            .map(str::to_owned)
-            .map_err(|_| "invalid UTF-8 string"),
-        Tag::BmpString => {
-            if value.len() % 2 != 0 {
-                return Err("invalid BMPString");
-            }
-            let mut units: Vec<u16> = value
-                .chunks_exact(2)
-                .map(|c| match c {
-                    [hi, lo] => u16::from_be_bytes([*hi, *lo]),
-                    _ => 0,
-                })
-                .collect();
-            if units.last() == Some(&0) {
-                units.pop();
-            }
-            Ok(char::decode_utf16(units)
-                .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
-                .collect())
-        }
-        Tag::Ia5String => {
-            if value.is_ascii() {
-                Ok(String::from_utf8_lossy(value).into_owned())
-            } else {
-                Err("invalid IA5String")
-            }
-        }
-        Tag::NumericString => {
-            if value.iter().all(|&b| b.is_ascii_digit() || b == b' ') {
-                Ok(String::from_utf8_lossy(value).into_owned())
-            } else {
-                Err("invalid NumericString")
-            }
-        }
-        _ => Err("unsupported string type"),
-    }
-}
-
 /// Fixed `r||s` to a DER `ECDSA-Sig-Value` (for aws-lc-rs's P-384/SHA-256 verifier).
 fn fixed_to_asn1(sig: &[u8]) -> Vec<u8> {
     let (r, s) = sig.split_at(sig.len() / 2);
@@ -1066,103 +789,4 @@ fn fixed_to_asn1(sig: &[u8]) -> Vec<u8> {
     }
     out.extend_from_slice(&body);
     out
-}
-
-// ---------------------------------------------------------------------------------------------
-// PEM, as Go's encoding/pem `Decode`
-
-struct PemBlock {
-    label: String,
-    der: Vec<u8>,
-}
-
-/// Go's `pem.Decode`: the first well-formed block anywhere in `data` (malformed candidates are
-/// skipped), and the rest of the input after it.
-fn pem_decode(data: &[u8]) -> Option<(PemBlock, &[u8])> {
-    const START: &[u8] = b"\n-----BEGIN ";
-    const END: &[u8] = b"\n-----END ";
-    const EOL: &[u8] = b"-----";
-
-    let mut rest = data;
-    loop {
-        if let Some(after) = rest.strip_prefix(&START[1..]) {
-            rest = after;
-        } else {
-            let i = find(rest, START)?;
-            rest = rest.get(i + START.len()..)?;
-        }
-        let (type_line, after) = get_line(rest);
-        rest = after;
-        let Some(label) = type_line.strip_suffix(EOL) else {
-            continue;
-        };
-        let mut has_headers = false;
-        loop {
-            if rest.is_empty() {
-                return None;
-            }
-            let (line, next) = get_line(rest);
-            if !line.contains(&b':') {
-                break;
-            }
-            has_headers = true;
-            rest = next;
-        }
-        let (end_index, trailer_index) = if !has_headers && rest.starts_with(&END[1..]) {
-            (0, END.len() - 1)
-        } else {
-            match find(rest, END) {
-                Some(i) => (i, i + END.len()),
-                None => continue,
-            }
-        };
-        let Some(trailer) = rest.get(trailer_index..) else {
-            continue;
-        };
-        let trailer_len = label.len() + EOL.len();
-        if trailer.len() < trailer_len {
-            continue;
-        }
-        let (end_line, rest_of_end_line) = trailer.split_at(trailer_len);
-        if !end_line.starts_with(label) || !end_line.ends_with(EOL) {
-            continue;
-        }
-        if !get_line(rest_of_end_line).0.is_empty() {
-            continue;
-        }
-        let Some(body) = rest.get(..end_index) else {
-            continue;
-        };
-        let Ok(der) = decode_go_bytes(body, |b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) else {
-            continue;
-        };
-        let after_block = rest.get(end_index + END.len() - 1..).unwrap_or_default();
-        return Some((
-            PemBlock {
-                label: String::from_utf8_lossy(label).into_owned(),
-                der,
-            },
-            get_line(after_block).1,
-        ));
-    }
-}
-
-/// Go's `getLine`: up to the next `\n` (excluded), right-trimmed of spaces, tabs and `\r`.
-fn get_line(data: &[u8]) -> (&[u8], &[u8]) {
-    let (line, rest) = match data.iter().position(|&b| b == b'\n') {
-        Some(i) => {
-            let (line, rest) = data.split_at(i);
-            (line, rest.get(1..).unwrap_or_default())
-        }
-        None => (data, &[][..]),
-    };
-    let end = line
-        .iter()
-        .rposition(|&b| !matches!(b, b' ' | b'\t' | b'\r'))
-        .map_or(0, |i| i + 1);
-    (line.get(..end).unwrap_or_default(), rest)
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }

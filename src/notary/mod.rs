@@ -18,3 +18,16 @@ pub mod source;
 pub mod updater;
 pub mod verify;
 pub mod view;
+
+/// Public Notary test data: `shared/fixtures/notary-public` beside the repository (as laid out
+/// for sessions and CI), or `TRUSTGATE_NOTARY_FIXTURES`. Read in place, never copied.
+#[cfg(test)]
+pub(crate) fn fixtures_dir() -> std::path::PathBuf {
+    std::env::var_os("TRUSTGATE_NOTARY_FIXTURES").map_or_else(
+        || {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../shared/fixtures/notary-public")
+        },
+        std::path::PathBuf::from,
+    )
+}

@@ -22,6 +22,10 @@ use super::verify::{
 use super::view::{RoleInfo, RoleStatus, RootInfo, TrustData, key_infos, restrict_paths};
 use crate::clock::Clock;
 
+#[cfg(test)]
+#[path = "tests/mod.rs"]
+mod tests;
+
 /// How many older root versions the client fetches looking for a pinned one.
 pub const MAX_ROOT_WALK: u64 = 32;
 
@@ -32,6 +36,9 @@ pub enum TrustRoot {
     Key(PinnedKey),
     /// A key ID as in root.json (the canonical ID of the same public key is accepted too).
     KeyId(String),
+    /// Trust on first use: any root key counts as pinned, so the root only has to meet its own
+    /// threshold. For `trustgate inspect` (discovering the keys to pin); never built from a policy.
+    TrustOnFirstUse,
 }
 
 impl TrustRoot {
@@ -39,7 +46,11 @@ impl TrustRoot {
     pub fn matches(&self, key: &PublicKey) -> bool {
         match self {
             TrustRoot::Key(pin) => pin.matches(key),
-            TrustRoot::KeyId(id) => key.id() == id || key.canonical_id() == *id,
+            TrustRoot::KeyId(id) => {
+                let id = id.trim();
+                key.id().eq_ignore_ascii_case(id) || key.canonical_id().eq_ignore_ascii_case(id)
+            }
+            TrustRoot::TrustOnFirstUse => true,
         }
     }
 
@@ -50,6 +61,7 @@ impl TrustRoot {
                 .cert_key_id()
                 .map_or_else(|| pin.key_id(), str::to_owned),
             TrustRoot::KeyId(id) => id.clone(),
+            TrustRoot::TrustOnFirstUse => "any root key (trust on first use)".into(),
         }
     }
 }

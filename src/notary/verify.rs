@@ -302,7 +302,7 @@ fn cert_problem(cert: &CertInfo, gun: &str, now: Option<OffsetDateTime>) -> Opti
             "certificate expired at {} (now {now})",
             cert.not_after
         ))
-    } else if now.is_some_and(|now| cert.not_before > now + Duration::hours(24)) {
+    } else if now.is_some_and(|now| cert.not_before > now.saturating_add(Duration::hours(24))) {
         Some(format!(
             "certificate is not valid before {}",
             cert.not_before

@@ -8,6 +8,8 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod scenario;
+
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::net::{TcpStream, ToSocketAddrs};

@@ -13,10 +13,9 @@ use time::macros::datetime;
 use super::*;
 use crate::notary::canonical::to_canonical;
 
-/// Public Notary data (see its README); override with `TRUSTGATE_NOTARY_FIXTURES`.
+/// Public Notary data (see its README).
 fn fixtures() -> PathBuf {
-    std::env::var_os("TRUSTGATE_NOTARY_FIXTURES")
-        .map_or_else(|| "/work/shared/fixtures/notary-public".into(), PathBuf::from)
+    crate::notary::fixtures_dir()
 }
 
 fn load(path: &Path) -> Value {
@@ -98,29 +97,46 @@ fn every_fixture_key_id_matches_its_map_key() {
     assert!(checked >= 60, "only {checked} keys");
 }
 
-/// Verifies every signature of every metadata file in `dir` against the keys of its root and
-/// targets files; returns the number of signatures verified.
-fn verify_dir(dir: &Path) -> usize {
-    let mut pool: BTreeMap<String, PublicKey> = BTreeMap::new();
-    for file in ["root.json", "targets.json"] {
-        for (id, v) in keys_of(&load(&dir.join(file))) {
+/// All keys declared in the metadata files of `dir` (root keys and delegation keys).
+fn key_pool(dir: &Path) -> BTreeMap<String, PublicKey> {
+    let mut files = Vec::new();
+    json_files(dir, &mut files);
+    let mut pool = BTreeMap::new();
+    for path in &files {
+        for (id, v) in keys_of(&load(path)) {
             pool.insert(id, PublicKey::from_json(&v).unwrap());
         }
     }
-    let mut files = Vec::new();
-    json_files(dir, &mut files);
-    let mut verified = 0;
-    for path in files {
-        let doc = load(&path);
-        let msg = signed_bytes(&doc);
-        for s in doc["signatures"].as_array().unwrap() {
+    pool
+}
+
+/// Verifies every signature of `doc` with the key named by its keyid; returns the results.
+fn verify_doc(doc: &Value, pool: &BTreeMap<String, PublicKey>) -> Vec<Result<(), SignatureError>> {
+    let msg = signed_bytes(doc);
+    doc["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
             let keyid = s["keyid"].as_str().unwrap();
             let key = &pool[keyid];
             assert_eq!(key.id(), keyid);
             let sig = decode_base64_go(s["sig"].as_str().unwrap()).unwrap();
-            let method = s["method"].as_str().unwrap();
-            key.verify(method, &msg, &sig)
-                .unwrap_or_else(|e| panic!("{path:?} {keyid}: {e}"));
+            key.verify(s["method"].as_str().unwrap(), &msg, &sig)
+        })
+        .collect()
+}
+
+/// Verifies every signature of every metadata file in `dir` against the keys declared in that
+/// directory; returns the number of signatures verified.
+fn verify_dir(dir: &Path) -> usize {
+    let pool = key_pool(dir);
+    let mut files = Vec::new();
+    json_files(dir, &mut files);
+    let mut verified = 0;
+    for path in files {
+        for result in verify_doc(&load(&path), &pool) {
+            result.unwrap_or_else(|e| panic!("{path:?}: {e}"));
             verified += 1;
         }
     }
@@ -140,6 +156,49 @@ fn every_signature_in_real_fixtures_verifies() {
     );
     // alice's releases file has two signatures.
     assert_eq!(verify_dir(&base.join("connaisseur/alice-image")), 8);
+    // The other connaisseur repositories verify too (err-image has its files' names swapped).
+    for dir in [
+        "never-expire-image",
+        "never-expire-with-conflicting-delegations-image",
+        "sample-image",
+        "edge-case-image",
+        "edge-case-err-image",
+        "err-image",
+    ] {
+        assert!(
+            verify_dir(&base.join("connaisseur").join(dir)) >= 4,
+            "{dir}"
+        );
+    }
+}
+
+/// connaisseur's standalone broken files belong to the never-expire-with-delegations keys.
+#[test]
+fn connaisseur_invalid_signature_files_fail() {
+    let base = fixtures().join("connaisseur");
+    let pool = key_pool(&base.join("never-expire-with-delegations-image"));
+    let results = |file: &str| verify_doc(&load(&base.join(file)), &pool);
+    assert_eq!(
+        results("02_invalid_signature_targets.json"),
+        [Err(SignatureError::Invalid)]
+    );
+    assert_eq!(
+        results("04_invalid_signature_delegation.json"),
+        [Err(SignatureError::Invalid)]
+    );
+    assert_eq!(results("06_no_signature_root.json"), []);
+    // Expired or not, these are validly signed.
+    for file in [
+        "01_expired_root.json",
+        "03_expired_snapshot.json",
+        "05_expired_delegation.json",
+    ] {
+        assert_eq!(results(file), [Ok(())], "{file}");
+    }
+    assert_eq!(
+        results("07_root_multiple_signatures.json"),
+        [Ok(()), Ok(())]
+    );
 }
 
 #[test]
@@ -147,9 +206,12 @@ fn notary03_snapshot_signature_is_high_s_and_verifies() {
     let snapshot = load(&fixtures().join("notary/notary0.3/snapshot.json"));
     let (keyid, method, sig) = first_sig(&snapshot);
     // P-256 order n; high-S means s > n/2.
-    let half_n = hex::decode("7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8")
-        .unwrap();
-    assert!(sig[32..] > half_n[..], "fixture signature is expected to be high-S");
+    let half_n =
+        hex::decode("7fffffff800000007fffffffffffffffde737d56d38bcf4279dce5617e3192a8").unwrap();
+    assert!(
+        sig[32..] > half_n[..],
+        "fixture signature is expected to be high-S"
+    );
     let root = load(&fixtures().join("notary/notary0.3/root.json"));
     let key = PublicKey::from_json(&root["signed"]["keys"][&keyid]).unwrap();
     key.verify(&method, &signed_bytes(&snapshot), &sig).unwrap();
@@ -307,7 +369,10 @@ fn base64_is_go_compatible() {
     assert_eq!(decode_base64_go("QR==").unwrap(), b"A");
     assert!(decode_base64_go("QQ").is_err(), "padding is required");
     assert!(decode_base64_go("QQ= =").is_err(), "spaces are not ignored");
-    assert!(decode_base64_go("Q-==").is_err(), "URL alphabet is not accepted");
+    assert!(
+        decode_base64_go("Q-==").is_err(),
+        "URL alphabet is not accepted"
+    );
 
     // A public value with line breaks gets the ID of its re-encoded (clean) base64, as in Go.
     let b64 = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAENgK7kx/HdvmLUG4733JIJd0Bv6FML8SVEmgGynvhl64nCVmWzTLdziS1bMUgb6hlSkqTYtvyOCC5YMY+GrAH+Q==";
@@ -344,12 +409,18 @@ fn root_certificate_info() {
         // Rebuilding the key from its bundle, as notary does for root checks, keeps the ID.
         let bundle = key.cert_bundle().unwrap();
         assert_eq!(bundle.len(), 1);
-        assert_eq!(
-            PublicKey::from_cert_bundle(&bundle).unwrap().id(),
-            key.id()
-        );
+        assert_eq!(PublicKey::from_cert_bundle(&bundle).unwrap().id(), key.id());
         assert_eq!(cert.to_pem().as_bytes(), key.public_bytes().unwrap());
     }
+    // Notary names private keys by canonical ID: the fixtures' private/root_keys/<id>.key.
+    assert_eq!(
+        root_key("notary/notary0.1", "ecdsa-x509").canonical_id(),
+        "d0c623c8e70c70d42a8a8125c44a8598588b3f6e31d5c21a83cbc338dfde8a68"
+    );
+    assert_eq!(
+        root_key("notary/notary0.3", "ecdsa-x509").canonical_id(),
+        "f4eaf871a74aa3b3a0ff95cef2455a1e4d461639f5625418e76756fc5c948690"
+    );
     let cert = root_key("notary/notary0.3", "ecdsa-x509")
         .certificate()
         .unwrap()
@@ -366,6 +437,11 @@ fn root_certificate_info() {
     assert_eq!(info.common_name.as_deref(), Some("avaid96"));
     assert_eq!(info.not_after, datetime!(2017-07-27 20:24:52 UTC));
     assert_ne!(rsa.canonical_id(), rsa.id());
+    // private/tuf_keys/<canonical id>.key in the notary0.3 fixture.
+    assert_eq!(
+        rsa.canonical_id(),
+        "fa842f66cac2dc898677a8660789dcff0e3b0b93b73f8952491f6493199936d3"
+    );
 }
 
 /// An ecdsa-with-SHA1 signed RSA-1024 leaf followed by its P-256 CA (made with openssl).
@@ -424,7 +500,8 @@ fn certificate_bundles() {
     // allowed in a bundle.
     let crlf = format!("comment\r\n{}", WEAK_BUNDLE.replace('\n', "\r\n"));
     assert_eq!(parse_cert_bundle(crlf.as_bytes()).unwrap(), certs);
-    let mixed = format!("{WEAK_BUNDLE}-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
+    let mixed =
+        format!("{WEAK_BUNDLE}-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n");
     assert!(matches!(
         parse_cert_bundle(mixed.as_bytes()),
         Err(KeyError::Pem(_))
@@ -530,11 +607,21 @@ fn generated_rsa_and_ed25519_keys() {
     let key = PublicKey::from_parts("rsa", &STANDARD.encode(spki.as_ref())).unwrap();
     let rng = SystemRandom::new();
     let mut pss = vec![0; rsa.public_modulus_len()];
-    rsa.sign(&aws_lc_rs::signature::RSA_PSS_SHA256, &rng, VECTOR_MSG, &mut pss)
-        .unwrap();
+    rsa.sign(
+        &aws_lc_rs::signature::RSA_PSS_SHA256,
+        &rng,
+        VECTOR_MSG,
+        &mut pss,
+    )
+    .unwrap();
     let mut pkcs1 = vec![0; rsa.public_modulus_len()];
-    rsa.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, VECTOR_MSG, &mut pkcs1)
-        .unwrap();
+    rsa.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &rng,
+        VECTOR_MSG,
+        &mut pkcs1,
+    )
+    .unwrap();
     key.verify("rsapss", VECTOR_MSG, &pss).unwrap();
     key.verify("RSAPKCS1V15", VECTOR_MSG, &pkcs1).unwrap();
     assert_eq!(
@@ -581,21 +668,27 @@ fn generated_rsa_and_ed25519_keys() {
 }
 
 #[test]
-fn zz_probe_all_dirs() {
-    let base = fixtures().join("connaisseur");
-    let mut pool = BTreeMap::new();
-    for d in ["never-expire-with-delegations-image", "never-expire-image", "never-expire-with-conflicting-delegations-image", "sample-image", "alice-image", "edge-case-image"] {
-        let mut files = Vec::new();
-        json_files(&base.join(d), &mut files);
-        for f in &files { for (id, v) in keys_of(&load(f)) { pool.insert(id, PublicKey::from_json(&v).unwrap()); } }
-    }
-    for n in 1..=7 {
-        let f = std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_str().unwrap().starts_with(&format!("0{n}_"))).unwrap();
-        let doc = load(&f);
-        for s in doc["signatures"].as_array().unwrap() {
-            let key = pool.get(s["keyid"].as_str().unwrap());
-            let sig = decode_base64_go(s["sig"].as_str().unwrap()).unwrap();
-            eprintln!("PROBE {f:?} {} {:?}", &s["keyid"].as_str().unwrap()[..8], key.map(|k| k.verify("ecdsa", &signed_bytes(&doc), &sig)));
-        }
-    }
+fn pem_decoding_follows_go_and_stays_linear() {
+    use super::x509::pem_decode;
+    let leaf = WEAK_BUNDLE
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .next()
+        .unwrap();
+    // A malformed block (bad base64) is skipped and the next one is returned, as in Go.
+    let input = format!("-----BEGIN CERTIFICATE-----\n%%%%\n-----END CERTIFICATE-----\n{leaf}");
+    let (block, rest) = pem_decode(input.as_bytes()).unwrap();
+    assert_eq!(block.label, "CERTIFICATE");
+    assert!(rest.is_empty());
+    // Headers are allowed; the END label must match the BEGIN label.
+    let with_headers = leaf.replacen("-----\n", "-----\nProc-Type: 4,ENCRYPTED\n\n", 1);
+    assert!(pem_decode(with_headers.as_bytes()).is_some());
+    assert!(pem_decode(leaf.replace("END CERTIFICATE", "END X509").as_bytes()).is_none());
+    // Many BEGIN lines sharing one far-away END line must not take quadratic time.
+    let hostile = format!(
+        "{}\n-----END B-----\n",
+        "-----BEGIN A-----\n".repeat(200_000)
+    );
+    let started = std::time::Instant::now();
+    assert!(pem_decode(hostile.as_bytes()).is_none());
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }

@@ -1,0 +1,59 @@
+//! Tests of schema, verify, updater and view: real public notary data (read in place from
+//! `shared/fixtures/notary-public`) and synthetic repositories from `builder`.
+#![allow(clippy::panic)]
+
+mod builder;
+mod fixtures;
+mod scenarios;
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+use crate::clock::FixedClock;
+use crate::notary::keys::PinnedKey;
+use crate::notary::source::MetadataSource;
+use crate::notary::updater::{Revocations, TrustOptions, TrustRoot, Updater};
+use crate::notary::verify::VerifyError;
+use crate::notary::view::TrustData;
+
+/// 2025-06-01: every fixture (and notary0.3's root certificate) is valid.
+const NOW: OffsetDateTime = datetime!(2025-06-01 00:00 UTC);
+
+fn updater_at(now: OffsetDateTime) -> Updater {
+    Updater::new(Arc::new(FixedClock(now)))
+}
+
+fn pin_ids(ids: &[&str]) -> TrustOptions {
+    TrustOptions {
+        trust_roots: ids
+            .iter()
+            .map(|id| TrustRoot::KeyId((*id).to_owned()))
+            .collect(),
+        trust_root_threshold: 1,
+        revoked: Revocations::new(),
+    }
+}
+
+fn pin_pem(pem: &str) -> TrustOptions {
+    TrustOptions {
+        trust_roots: vec![TrustRoot::Key(PinnedKey::from_pem(pem).expect("pem"))],
+        trust_root_threshold: 1,
+        revoked: Revocations::new(),
+    }
+}
+
+fn load<S: MetadataSource>(
+    u: &Updater,
+    src: &S,
+    gun: &str,
+    opts: &TrustOptions,
+) -> Result<TrustData, VerifyError> {
+    futures::executor::block_on(u.load(src, gun, opts))
+}
+
+fn sha(hex_digest: &str) -> [u8; 32] {
+    let v = hex::decode(hex_digest).expect("hex");
+    v.try_into().expect("32 bytes")
+}
