@@ -59,9 +59,34 @@ N=(notary -s "$NOTARY_URL" --tlscacert "$CA" -d "$WORK/trust")
 "${N[@]}" addhash -p "$GUN" v1 "$SIZE" --sha256 "${DIGEST#sha256:}" </dev/null >/dev/null
 "${N[@]}" list "$GUN" </dev/null
 
-if "$TG" inspect --help >/dev/null 2>&1; then
-  say "trustgate inspect: the verified trust data a policy author needs"
-  "$TG" inspect --notary-url "$NOTARY_URL" --ca "$CA" "$GUN:v1"
-fi
+say "trustgate inspect: the verified trust data a policy author needs"
+"$TG" inspect --notary-url "$NOTARY_URL" --ca "$CA" "$GUN:v1"
+ROOT_KEY=$("$TG" inspect --notary-url "$NOTARY_URL" --ca "$CA" --output json "$GUN:v1" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["root"]["keys"][0]["keyID"])')
+
+say "a TrustPolicy pinning that root key, and an unsigned tag v2 pushed next to v1"
+skopeo --policy "$SKOPEO_POLICY" copy --quiet --preserve-digests --dest-tls-verify=false --dest-no-creds \
+  "oci:$WORK/layout:v1" "docker://$REGISTRY_HTTP/demo/app:v2"
+cat > "$WORK/policy.yaml" <<YAML
+apiVersion: trustgate.dev/v1alpha1
+kind: TrustPolicy
+metadata: {name: demo, namespace: shop}
+spec:
+  images: ["$REGISTRY_HTTP/demo/**"]
+  notary:
+    url: $NOTARY_URL
+    caBundle: |
+$(sed 's/^/      /' "$CA")
+  registry: {plainHTTP: true}
+  trustRoots:
+  - keyID: $ROOT_KEY
+YAML
+sed -n '1,8p' "$WORK/policy.yaml"; echo "  ..."
+
+say "trustgate check: v1 is signed, v2 is not, and nothing matches busybox (default Deny)"
+set +e
+"$TG" check --policy "$WORK/policy.yaml" --namespace shop "$GUN:v1" "$GUN:v2" busybox
+echo "exit status $? (0 all admitted, 1 something rejected)"
+set -e
 rm -rf "$WORK"
 say "done"

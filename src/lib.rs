@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod decision;
 pub mod image;
 pub mod notary;
+pub mod policy;
 pub mod tls;

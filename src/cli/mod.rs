@@ -2,6 +2,7 @@
 //! every image is admitted, 1 when at least one is rejected or unresolvable, 2 for usage or
 //! configuration errors.
 
+mod check;
 mod inspect;
 mod resolve;
 
@@ -84,6 +85,37 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Apply exactly the webhook's decision to images. Exit status: 0 every image admitted
+    /// (Warn and Audit count as admitted), 1 at least one rejected, 2 usage or configuration error.
+    Check {
+        /// A policy file (YAML, several documents allowed); repeatable.
+        #[arg(long = "policy", value_name = "FILE")]
+        policies: Vec<PathBuf>,
+        /// A directory of policy files (*.yaml, *.yml); repeatable.
+        #[arg(long = "policy-dir", value_name = "DIR")]
+        policy_dirs: Vec<PathBuf>,
+        /// Namespace of the workload (selects namespaced TrustPolicies).
+        #[arg(long, default_value = "default")]
+        namespace: String,
+        /// Action for images no policy matches.
+        #[arg(long, value_enum, default_value_t = DefaultAction::Deny)]
+        default_action: DefaultAction,
+        /// Time allowed to decide each image.
+        #[arg(long, value_parser = humantime_secs, default_value = "8")]
+        deadline: Duration,
+        #[command(flatten)]
+        registry: RegistryFlags,
+        #[command(flatten)]
+        notary: NotaryFlags,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Image references.
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Print the CRDs (TrustPolicy, ClusterTrustPolicy) that `crds/` holds.
+    Crdgen,
     /// Show a repository's verified trust data: root key IDs and public keys to pin, role
     /// thresholds, delegations with their keys, and the signed tags with digests and roles.
     /// The root is trusted on first use (it must still meet its own threshold).
@@ -105,6 +137,26 @@ pub enum Command {
         /// Image reference (its tag is resolved as `docker trust` would).
         image: String,
     },
+}
+
+/// `--default-action` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DefaultAction {
+    /// Admit images no policy matches.
+    #[value(name = "Allow", alias = "allow")]
+    Allow,
+    /// Reject images no policy matches.
+    #[value(name = "Deny", alias = "deny")]
+    Deny,
+}
+
+impl From<DefaultAction> for trustgate::policy::Action {
+    fn from(a: DefaultAction) -> Self {
+        match a {
+            DefaultAction::Allow => trustgate::policy::Action::Allow,
+            DefaultAction::Deny => trustgate::policy::Action::Deny,
+        }
+    }
 }
 
 fn humantime_secs(s: &str) -> Result<Duration, String> {
@@ -139,6 +191,32 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             registry,
             output,
         } => resolve::run(&images, &registry, output).await,
+        Command::Check {
+            policies,
+            policy_dirs,
+            namespace,
+            default_action,
+            deadline,
+            registry,
+            notary,
+            output,
+            images,
+        } => {
+            let args = check::CheckArgs {
+                policies,
+                policy_dirs,
+                namespace,
+                output,
+                default_action: default_action.into(),
+                deadline,
+                images,
+            };
+            check::run(args, &registry, &notary).await
+        }
+        Command::Crdgen => {
+            print!("{}", trustgate::policy::crd_yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect {
             notary_url,
             ca,

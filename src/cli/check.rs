@@ -1,0 +1,109 @@
+//! `trustgate check`: the webhook's decision for images, from a shell or CI job.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use serde_json::json;
+use trustgate::clock::SystemClock;
+use trustgate::decision::{CredentialSource, Decision, Engine, EngineConfig};
+use trustgate::image::credentials::{Credentials, DockerConfig};
+use trustgate::policy::Action;
+use trustgate::policy::load::load_policy_set;
+use trustgate::policy::matcher::LoadedPolicy;
+
+use super::inspect::notary_credentials;
+use super::resolve::registry_setup;
+use super::{NotaryFlags, Output, RegistryFlags};
+
+/// Credentials of a CLI run: one docker config and one Notary login for every policy.
+struct CliCredentials {
+    docker: DockerConfig,
+    notary: Option<(String, String)>,
+}
+
+impl CredentialSource for CliCredentials {
+    fn registry(&self, _: &LoadedPolicy, registry: &str) -> Credentials {
+        self.docker.credentials_for(registry)
+    }
+    fn notary(&self, _: &LoadedPolicy) -> Option<(String, String)> {
+        self.notary.clone()
+    }
+}
+
+/// Everything `check` takes.
+pub struct CheckArgs {
+    pub policies: Vec<PathBuf>,
+    pub policy_dirs: Vec<PathBuf>,
+    pub namespace: String,
+    pub output: Output,
+    pub default_action: Action,
+    pub deadline: std::time::Duration,
+    pub images: Vec<String>,
+}
+
+pub async fn run(
+    args: CheckArgs,
+    registry: &RegistryFlags,
+    notary: &NotaryFlags,
+) -> anyhow::Result<ExitCode> {
+    if args.policies.is_empty() && args.policy_dirs.is_empty() {
+        anyhow::bail!("give at least one --policy FILE or --policy-dir DIR");
+    }
+    let policies = load_policy_set(&args.policies, &args.policy_dirs)?
+        .with_default_action(args.default_action);
+    let (options, docker) = registry_setup(registry)?;
+    let creds = CliCredentials {
+        docker,
+        notary: notary_credentials(notary)?,
+    };
+    let engine = Engine::new(
+        EngineConfig {
+            default_action: args.default_action,
+            deadline: args.deadline,
+            registry_timeout: options.timeout,
+            notary_timeout: notary.notary_timeout,
+        },
+        Arc::new(SystemClock),
+    );
+    let decisions = engine
+        .decide_all(&args.namespace, &args.images, &policies, &creds)
+        .await;
+    match args.output {
+        Output::Text => {
+            for d in &decisions {
+                println!("{:<8} {}", d.verdict(), d.reason);
+            }
+        }
+        Output::Json => {
+            let results: Vec<_> = decisions.iter().map(result_json).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json!({ "results": results }))?
+            );
+        }
+    }
+    let rejected = decisions.iter().any(|d| !d.allowed);
+    Ok(if rejected {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The contract's JSON result object (plus `verified` and `verdict`).
+fn result_json(d: &Decision) -> serde_json::Value {
+    json!({
+        "image": d.image,
+        "reference": d.reference,
+        "digest": d.digest,
+        "policy": d.policy,
+        "action": d.action,
+        "mode": d.mode,
+        "allowed": d.allowed,
+        "verified": d.verified,
+        "verdict": d.verdict(),
+        "reason": d.reason,
+        "signers": d.signers,
+    })
+}

@@ -1,0 +1,236 @@
+//! The signature rules of contract §3 (steps 3 and 4) over verified trust data, and the
+//! one-line reasons for every outcome.
+
+use crate::image::reference::{Digest, DigestAlgorithm, ImageRef};
+use crate::notary::schema::{RELEASES, TARGETS};
+use crate::notary::view::{SignerResult, TrustData};
+use crate::policy::{Action, Mode};
+
+use super::Decision;
+use super::compile::CompiledPolicy;
+
+/// Verification passed.
+#[derive(Debug)]
+pub struct Passed {
+    pub digest: Digest,
+    pub signers: Vec<String>,
+}
+
+/// Verification failed: why, and the digest if it was resolved.
+#[derive(Debug)]
+pub struct Failure {
+    pub digest: Option<Digest>,
+    pub why: String,
+    pub signers: Vec<String>,
+}
+
+impl Failure {
+    pub fn plain(why: String) -> Failure {
+        Failure {
+            digest: None,
+            why,
+            signers: Vec::new(),
+        }
+    }
+
+    pub fn with_digest(digest: &Digest, why: String) -> Failure {
+        Failure {
+            digest: Some(digest.clone()),
+            why,
+            signers: Vec::new(),
+        }
+    }
+}
+
+/// The decision for an image no policy matches.
+pub fn default_decision(image: &str, reference: &str, action: Action) -> Decision {
+    let allowed = action == Action::Allow;
+    Decision {
+        image: image.to_string(),
+        reference: Some(reference.to_string()),
+        digest: None,
+        policy: None,
+        action,
+        mode: Mode::Enforce,
+        allowed,
+        verified: allowed,
+        reason: if allowed {
+            format!("{reference} admitted: no policy matches and the default action is Allow")
+        } else {
+            format!("{reference} rejected: no policy matches it and the default action is Deny")
+        },
+        signers: Vec::new(),
+    }
+}
+
+/// Completes a Verify decision from the outcome, applying the policy's mode.
+pub fn finish(mut d: Decision, outcome: Result<Passed, Failure>) -> Decision {
+    let reference = d.reference.clone().unwrap_or_else(|| d.image.clone());
+    let policy = d.policy.clone().unwrap_or_default();
+    match outcome {
+        Ok(p) => {
+            d.digest = Some(p.digest.to_string());
+            d.allowed = true;
+            d.verified = true;
+            d.reason = format!(
+                "{reference} verified by policy {policy}: {} signed by {}",
+                p.digest,
+                p.signers.join(", ")
+            );
+            d.signers = p.signers;
+        }
+        Err(f) => {
+            if let Some(digest) = f.digest {
+                d.digest = Some(digest.to_string());
+            }
+            d.signers = f.signers;
+            d.verified = false;
+            d.allowed = d.mode != Mode::Enforce;
+            d.reason = match d.mode {
+                Mode::Enforce => format!("{reference} rejected by policy {policy}: {}", f.why),
+                Mode::Warn => format!(
+                    "{reference} failed verification by policy {policy} (mode Warn, admitted): {}",
+                    f.why
+                ),
+                Mode::Audit => format!(
+                    "{reference} failed verification by policy {policy} (mode Audit, admitted): {}",
+                    f.why
+                ),
+            };
+        }
+    }
+    d
+}
+
+fn short(hex: &str) -> String {
+    format!("sha256:{}", &hex[..hex.len().min(12)])
+}
+
+/// Checks the signatures of `data` for `image` resolved to `digest`, as contract §3 says.
+pub fn check_signatures(
+    image: &ImageRef,
+    digest: &Digest,
+    data: &TrustData,
+    policy: &CompiledPolicy,
+) -> Result<Passed, Failure> {
+    let fail = |why: String, signers: Vec<String>| Failure {
+        digest: Some(digest.clone()),
+        why,
+        signers,
+    };
+    if digest.algorithm() != DigestAlgorithm::Sha256 {
+        return Err(fail(
+            format!("{digest}: Notary signs sha256 digests only"),
+            Vec::new(),
+        ));
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(digest.hex(), &mut bytes)
+        .map_err(|_| fail(format!("{digest} is not valid hex"), Vec::new()))?;
+    // A reference with a tag is checked for that tag; a digest-only one for any tag.
+    let tag = if image.digest().is_some() {
+        image.tag()
+    } else {
+        image.tag_or_latest()
+    };
+
+    if policy.signers.is_empty() {
+        return docker_default(tag, digest, &bytes, data).map_err(|why| fail(why, Vec::new()));
+    }
+
+    let mut counted = Vec::new();
+    let mut problems = Vec::new();
+    for s in &policy.signers {
+        let role = format!("targets/{}", s.name);
+        let why = match data.signer_lookup(&s.name, tag, &bytes) {
+            SignerResult::Signed => match &s.key {
+                Some(pin) if !data.signer_key_matches(&s.name, pin) => {
+                    Some("signed, but not with the pinned key".to_string())
+                }
+                _ => None,
+            },
+            SignerResult::NotSigned { reason } => Some(reason),
+            SignerResult::RoleInvalid { reason } => Some(format!("role invalid: {reason}")),
+            SignerResult::NoSuchRole => Some("no such delegation in the repository".into()),
+        };
+        match why {
+            None => counted.push(role),
+            Some(why) => problems.push((s, format!("{}: {why}", s.name))),
+        }
+    }
+    let missing_required: Vec<&String> = problems
+        .iter()
+        .filter(|(s, _)| s.required)
+        .map(|(_, why)| why)
+        .collect();
+    if !missing_required.is_empty() {
+        let list: Vec<&str> = missing_required.iter().map(|s| s.as_str()).collect();
+        return Err(fail(
+            format!("required signer did not sign {digest}: {}", list.join("; ")),
+            counted,
+        ));
+    }
+    if counted.len() < policy.signer_threshold {
+        let list: Vec<&str> = problems.iter().map(|(_, w)| w.as_str()).collect();
+        return Err(fail(
+            format!(
+                "{digest} signed by {} of the {} required signers ({}); {}",
+                counted.len(),
+                policy.signer_threshold,
+                if counted.is_empty() {
+                    "none".to_string()
+                } else {
+                    counted.join(", ")
+                },
+                list.join("; ")
+            ),
+            counted,
+        ));
+    }
+    Ok(Passed {
+        digest: digest.clone(),
+        signers: counted,
+    })
+}
+
+/// `docker trust`'s rule: the tag's digest from `targets/releases`, else `targets`, must equal
+/// the resolved digest. For a digest-only reference, some tag in those roles must carry it.
+fn docker_default(
+    tag: Option<&str>,
+    digest: &Digest,
+    bytes: &[u8; 32],
+    data: &TrustData,
+) -> Result<Passed, String> {
+    match tag {
+        Some(tag) => match data.docker_lookup(tag) {
+            None => Err(format!(
+                "tag {tag} is not signed (no valid signature in {RELEASES} or {TARGETS})"
+            )),
+            Some(t) if &t.digest != bytes => Err(format!(
+                "tag {tag} is signed for {} ({}) but the registry serves {}",
+                short(&hex::encode(t.digest)),
+                t.role,
+                short(digest.hex())
+            )),
+            Some(t) => Ok(Passed {
+                digest: digest.clone(),
+                signers: vec![t.role],
+            }),
+        },
+        None => {
+            let hex = digest.hex();
+            let tags = data.tags();
+            [RELEASES, TARGETS]
+                .iter()
+                .find_map(|role| {
+                    tags.iter()
+                        .find(|t| t.role == *role && t.digest_hex == hex)
+                        .map(|t| Passed {
+                            digest: digest.clone(),
+                            signers: vec![t.role.clone()],
+                        })
+                })
+                .ok_or_else(|| format!("{digest} is not signed for any tag in {RELEASES} or {TARGETS}"))
+        }
+    }
+}

@@ -1,0 +1,315 @@
+//! Which policy decides an image (contract §1): the in-memory [`PolicySet`] of loaded policies
+//! and its precedence rules. `TrustPolicy` objects of the workload's namespace are considered
+//! first; only when none of their patterns matches, `ClusterTrustPolicy` objects. Within a tier
+//! the most specific matching pattern wins (longest literal part before the first wildcard,
+//! [`ImagePattern::specificity`]); ties go to the policy name, then the pattern text, in
+//! ascending order. An image no policy matches gets the set's default action.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::image::reference::ImageRef;
+
+use super::crd::{Action, ClusterTrustPolicy, Mode, TrustPolicy, TrustPolicySpec};
+use super::pattern::ImagePattern;
+use super::validate::FieldError;
+
+/// Identity of a loaded policy. `namespace` is `Some` for a `TrustPolicy` and `None` for a
+/// `ClusterTrustPolicy`. Displays as the contract's JSON `policy` field: `namespace/name` or
+/// `name`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicyId {
+    /// Namespace of a `TrustPolicy`; `None` for a `ClusterTrustPolicy`.
+    pub namespace: Option<String>,
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.generation` (cluster objects only).
+    pub generation: Option<i64>,
+    /// `metadata.uid` (cluster objects only).
+    pub uid: Option<String>,
+}
+
+impl PolicyId {
+    /// A `TrustPolicy` in `namespace`.
+    pub fn namespaced(namespace: impl Into<String>, name: impl Into<String>) -> PolicyId {
+        PolicyId {
+            namespace: Some(namespace.into()),
+            name: name.into(),
+            generation: None,
+            uid: None,
+        }
+    }
+
+    /// A `ClusterTrustPolicy`.
+    pub fn cluster(name: impl Into<String>) -> PolicyId {
+        PolicyId {
+            namespace: None,
+            name: name.into(),
+            generation: None,
+            uid: None,
+        }
+    }
+
+    /// `TrustPolicy` or `ClusterTrustPolicy`.
+    pub fn kind(&self) -> &'static str {
+        match self.namespace {
+            Some(_) => super::crd::TRUST_POLICY_KIND,
+            None => super::crd::CLUSTER_TRUST_POLICY_KIND,
+        }
+    }
+}
+
+impl fmt::Display for PolicyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(namespace) => write!(f, "{namespace}/{}", self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
+/// A policy ready for matching: its identity, its spec and its compiled image patterns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedPolicy {
+    /// Which object this is.
+    pub id: PolicyId,
+    /// The spec as written.
+    pub spec: TrustPolicySpec,
+    patterns: Vec<ImagePattern>,
+}
+
+impl LoadedPolicy {
+    /// Compiles the image patterns of `spec`. Only the patterns are checked here (a policy whose
+    /// keys do not parse still claims its images and then fails closed at verification); run
+    /// [`validate`](super::validate::validate) for the full checks.
+    ///
+    /// # Errors
+    /// One [`FieldError`] per pattern that does not parse, at `spec.images[i]`.
+    pub fn new(id: PolicyId, spec: TrustPolicySpec) -> Result<LoadedPolicy, Vec<FieldError>> {
+        let mut patterns = Vec::with_capacity(spec.images.len());
+        let mut errors = Vec::new();
+        for (i, text) in spec.images.iter().enumerate() {
+            match ImagePattern::parse(text) {
+                Ok(p) => patterns.push(p),
+                Err(e) => errors.push(FieldError::new(format!("spec.images[{i}]"), e.to_string())),
+            }
+        }
+        if errors.is_empty() {
+            Ok(LoadedPolicy { id, spec, patterns })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// From a `TrustPolicy` object (namespace `default` when it has none).
+    ///
+    /// # Errors
+    /// As [`LoadedPolicy::new`].
+    pub fn from_trust_policy(object: &TrustPolicy) -> Result<LoadedPolicy, Vec<FieldError>> {
+        let meta = &object.metadata;
+        let id = PolicyId {
+            namespace: Some(
+                meta.namespace
+                    .clone()
+                    .unwrap_or_else(|| "default".to_owned()),
+            ),
+            name: meta.name.clone().unwrap_or_default(),
+            generation: meta.generation,
+            uid: meta.uid.clone(),
+        };
+        LoadedPolicy::new(id, object.spec.clone())
+    }
+
+    /// From a `ClusterTrustPolicy` object.
+    ///
+    /// # Errors
+    /// As [`LoadedPolicy::new`].
+    pub fn from_cluster_trust_policy(
+        object: &ClusterTrustPolicy,
+    ) -> Result<LoadedPolicy, Vec<FieldError>> {
+        let meta = &object.metadata;
+        let id = PolicyId {
+            namespace: None,
+            name: meta.name.clone().unwrap_or_default(),
+            generation: meta.generation,
+            uid: meta.uid.clone(),
+        };
+        LoadedPolicy::new(id, object.spec.0.clone())
+    }
+
+    /// The compiled patterns, in `spec.images` order.
+    pub fn patterns(&self) -> &[ImagePattern] {
+        &self.patterns
+    }
+
+    /// `spec.action`.
+    pub fn action(&self) -> Action {
+        self.spec.action
+    }
+
+    /// `spec.mode`.
+    pub fn mode(&self) -> Mode {
+        self.spec.mode
+    }
+
+    /// The most specific of this policy's patterns matching `image` (ties: pattern text).
+    pub fn best_match(&self, image: &ImageRef) -> Option<&ImagePattern> {
+        self.patterns
+            .iter()
+            .filter(|p| p.matches(image))
+            .min_by(|a, b| {
+                b.specificity()
+                    .cmp(&a.specificity())
+                    .then_with(|| a.as_str().cmp(b.as_str()))
+            })
+    }
+}
+
+/// What decides an image.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Selection {
+    /// This policy, through this pattern (as written in `spec.images`).
+    Policy {
+        /// The deciding policy.
+        policy: Arc<LoadedPolicy>,
+        /// The pattern that matched.
+        pattern: String,
+    },
+    /// No policy matches: the global default action.
+    Default(Action),
+}
+
+/// All loaded policies: namespaced ones keyed by namespace then name, cluster ones by name.
+#[derive(Clone, Debug)]
+pub struct PolicySet {
+    namespaced: BTreeMap<String, BTreeMap<String, Arc<LoadedPolicy>>>,
+    cluster: BTreeMap<String, Arc<LoadedPolicy>>,
+    default_action: Action,
+}
+
+impl Default for PolicySet {
+    /// Empty, default action `Deny`.
+    fn default() -> Self {
+        PolicySet::new(Action::Deny)
+    }
+}
+
+impl PolicySet {
+    /// An empty set whose unmatched images get `default_action`.
+    pub fn new(default_action: Action) -> PolicySet {
+        PolicySet {
+            namespaced: BTreeMap::new(),
+            cluster: BTreeMap::new(),
+            default_action,
+        }
+    }
+
+    /// The same set with another default action.
+    #[must_use]
+    pub fn with_default_action(mut self, default_action: Action) -> PolicySet {
+        self.default_action = default_action;
+        self
+    }
+
+    /// The action for images no policy matches.
+    pub fn default_action(&self) -> Action {
+        self.default_action
+    }
+
+    /// Adds `policy`, replacing (and returning) one with the same namespace and name.
+    pub fn insert(&mut self, policy: LoadedPolicy) -> Option<Arc<LoadedPolicy>> {
+        let name = policy.id.name.clone();
+        let policy = Arc::new(policy);
+        match policy.id.namespace.clone() {
+            Some(namespace) => self
+                .namespaced
+                .entry(namespace)
+                .or_default()
+                .insert(name, policy),
+            None => self.cluster.insert(name, policy),
+        }
+    }
+
+    /// Removes the policy `name` of `namespace` (`None`: a cluster policy).
+    pub fn remove(&mut self, namespace: Option<&str>, name: &str) -> Option<Arc<LoadedPolicy>> {
+        match namespace {
+            Some(ns) => {
+                let policies = self.namespaced.get_mut(ns)?;
+                let removed = policies.remove(name);
+                if policies.is_empty() {
+                    self.namespaced.remove(ns);
+                }
+                removed
+            }
+            None => self.cluster.remove(name),
+        }
+    }
+
+    /// The policy `name` of `namespace` (`None`: a cluster policy).
+    pub fn get(&self, namespace: Option<&str>, name: &str) -> Option<&Arc<LoadedPolicy>> {
+        match namespace {
+            Some(ns) => self.namespaced.get(ns)?.get(name),
+            None => self.cluster.get(name),
+        }
+    }
+
+    /// Every policy: namespaced ones by namespace and name, then cluster ones by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<LoadedPolicy>> {
+        self.namespaced
+            .values()
+            .flat_map(BTreeMap::values)
+            .chain(self.cluster.values())
+    }
+
+    /// Number of policies.
+    pub fn len(&self) -> usize {
+        self.namespaced.values().map(BTreeMap::len).sum::<usize>() + self.cluster.len()
+    }
+
+    /// True when there are no policies.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The policy deciding `image` for a workload in `namespace` (contract §1 precedence).
+    pub fn select(&self, namespace: &str, image: &ImageRef) -> Selection {
+        let namespaced = self
+            .namespaced
+            .get(namespace)
+            .and_then(|policies| best(policies.values(), image));
+        match namespaced.or_else(|| best(self.cluster.values(), image)) {
+            Some((policy, pattern)) => Selection::Policy {
+                policy: Arc::clone(policy),
+                pattern: pattern.as_str().to_owned(),
+            },
+            None => Selection::Default(self.default_action),
+        }
+    }
+}
+
+impl Extend<LoadedPolicy> for PolicySet {
+    fn extend<I: IntoIterator<Item = LoadedPolicy>>(&mut self, iter: I) {
+        for policy in iter {
+            self.insert(policy);
+        }
+    }
+}
+
+/// The most specific match among `policies`; ties by policy name, then pattern text.
+fn best<'a>(
+    policies: impl Iterator<Item = &'a Arc<LoadedPolicy>>,
+    image: &ImageRef,
+) -> Option<(&'a Arc<LoadedPolicy>, &'a ImagePattern)> {
+    policies
+        .filter_map(|policy| policy.best_match(image).map(|pattern| (policy, pattern)))
+        .min_by(|(pa, a), (pb, b)| {
+            b.specificity()
+                .cmp(&a.specificity())
+                .then_with(|| pa.id.name.cmp(&pb.id.name))
+                .then_with(|| a.as_str().cmp(b.as_str()))
+        })
+}
+
+#[cfg(test)]
+mod tests;

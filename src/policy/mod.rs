@@ -1,0 +1,26 @@
+//! Trust policies (contract §1): the `TrustPolicy` / `ClusterTrustPolicy` resources and their
+//! CRDs (`crd`), the same validation in Rust for policies read from files (`validate`), image
+//! patterns (`pattern`), which policy decides an image (`matcher`), and loading policies from
+//! YAML files (`load`). Nothing here talks to a cluster.
+
+pub mod crd;
+pub mod load;
+pub mod matcher;
+pub mod pattern;
+pub mod validate;
+
+#[cfg(test)]
+pub(crate) mod testdata;
+
+pub use crd::{
+    API_VERSION, Action, CLUSTER_TRUST_POLICY_KIND, CRD_FILE, ClusterTrustPolicy,
+    ClusterTrustPolicySpec, CrdError, GROUP, Mode, NotarySpec, PolicyCondition, RegistrySpec,
+    SecretRef, Signer, TRUST_POLICY_KIND, TrustPolicy, TrustPolicySpec, TrustPolicyStatus,
+    TrustRoot, VERSION, crd_yaml, crds, write_crds,
+};
+pub use load::{
+    DocumentRef, LoadError, load_policies, load_policy_set, parse_policies, policy_files_in,
+};
+pub use matcher::{LoadedPolicy, PolicyId, PolicySet, Selection};
+pub use pattern::{ImagePattern, PatternError, PatternProblem};
+pub use validate::{FieldError, FieldErrors, validate};

@@ -1,0 +1,355 @@
+//! Validation of a [`TrustPolicySpec`] in Rust: every rule the CRD schema and its CEL rules
+//! enforce at apply time (so policies read from files are held to the same standard), plus the
+//! checks CEL cannot do: image patterns parse, PEM keys and certificates parse, revoked keys are
+//! key IDs or PEM keys, GUNs and URLs are well formed. Each problem is a [`FieldError`] naming
+//! the field path (`spec.trustRoots[1].publicKey`) and what is wrong.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use x509_cert::der::Decode;
+
+use crate::image::reference::ImageRef;
+use crate::notary::keys::PinnedKey;
+
+use super::crd::{
+    Action, MAX_IMAGES, MAX_REVOKED_KEYS, MAX_SIGNERS, MAX_TRUST_ROOTS, SecretRef, TrustPolicySpec,
+};
+use super::pattern::ImagePattern;
+
+/// One problem in a policy: which field, and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `spec.trustRoots[1].publicKey`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Several field errors shown on one line, separated by `; `.
+#[derive(Clone, Copy, Debug)]
+pub struct FieldErrors<'a>(pub &'a [FieldError]);
+
+impl fmt::Display for FieldErrors<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks `spec` against every rule of the CRD schema and the parse checks CEL cannot do.
+///
+/// # Errors
+/// All problems found, in field order.
+pub fn validate(spec: &TrustPolicySpec) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    check_images(spec, &mut errors);
+    check_notary(spec, &mut errors);
+    check_registry(spec, &mut errors);
+    check_trust_roots(spec, &mut errors);
+    check_signers(spec, &mut errors);
+    check_revoked_keys(spec, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// True for a Notary key ID: 64 lower-case hex digits (a SHA-256).
+pub fn is_key_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// True for a signer name as the schema's pattern `^[a-z0-9_-]+(/[a-z0-9_-]+)*$` accepts it.
+pub fn is_signer_name(s: &str) -> bool {
+    s.split('/').all(|part| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    })
+}
+
+/// True for a Kubernetes object name (RFC 1123 subdomain, at most 253 characters).
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            let b = label.as_bytes();
+            match (b.first(), b.last()) {
+                (Some(first), Some(last)) => {
+                    first.is_ascii_alphanumeric()
+                        && last.is_ascii_alphanumeric()
+                        && b.iter()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+                }
+                _ => false,
+            }
+        })
+}
+
+fn check_images(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
+    if spec.images.is_empty() {
+        errors.push(FieldError::new(
+            "spec.images",
+            "at least one image pattern is required",
+        ));
+    }
+    if spec.images.len() > MAX_IMAGES {
+        errors.push(too_many("spec.images", MAX_IMAGES));
+    }
+    for (i, image) in spec.images.iter().enumerate() {
+        if let Err(e) = ImagePattern::parse(image) {
+            errors.push(FieldError::new(format!("spec.images[{i}]"), e.to_string()));
+        }
+    }
+}
+
+fn check_notary(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
+    let notary = spec.notary.as_ref();
+    let url = notary.and_then(|n| n.url.as_deref());
+    match url {
+        None if spec.action == Action::Verify => errors.push(FieldError::new(
+            "spec.notary.url",
+            "required when action is Verify",
+        )),
+        None => {}
+        Some(url) => {
+            if let Err(message) = check_url(url) {
+                errors.push(FieldError::new("spec.notary.url", message));
+            }
+        }
+    }
+    let Some(notary) = notary else { return };
+    if let Some(bundle) = &notary.ca_bundle {
+        check_ca_bundle("spec.notary.caBundle", bundle, errors);
+    }
+    if let Some(secret) = &notary.credentials_secret {
+        check_secret("spec.notary.credentialsSecret.name", secret, errors);
+    }
+    if let Some(gun) = &notary.gun {
+        match ImageRef::parse(gun) {
+            Ok(r) if r.tag().is_some() || r.digest().is_some() => errors.push(FieldError::new(
+                "spec.notary.gun",
+                format!("{gun:?} must name a repository, without tag or digest"),
+            )),
+            Ok(_) => {}
+            Err(e) => errors.push(FieldError::new(
+                "spec.notary.gun",
+                format!("not a repository name: {e}"),
+            )),
+        }
+    }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(format!("{url:?} must start with https:// or http://"));
+    }
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a valid URL: {e}"))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{url:?} has no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(format!("{url:?} must not have a query or fragment"));
+    }
+    Ok(())
+}
+
+fn check_registry(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
+    let Some(registry) = &spec.registry else {
+        return;
+    };
+    if let Some(bundle) = &registry.ca_bundle {
+        check_ca_bundle("spec.registry.caBundle", bundle, errors);
+    }
+    if let Some(secret) = &registry.credentials_secret {
+        check_secret("spec.registry.credentialsSecret.name", secret, errors);
+    }
+}
+
+fn check_ca_bundle(path: &str, pem: &str, errors: &mut Vec<FieldError>) {
+    match crate::tls::parse_pem_bundle(pem.as_bytes()) {
+        Ok(certs) => {
+            for (i, der) in certs.iter().enumerate() {
+                if let Err(e) = x509_cert::Certificate::from_der(der.as_ref()) {
+                    errors.push(FieldError::new(
+                        path,
+                        format!("certificate {} does not parse: {e}", i + 1),
+                    ));
+                }
+            }
+        }
+        Err(e) => errors.push(FieldError::new(path, e.to_string())),
+    }
+}
+
+fn check_secret(path: &str, secret: &SecretRef, errors: &mut Vec<FieldError>) {
+    if !is_dns_subdomain(&secret.name) {
+        errors.push(FieldError::new(
+            path,
+            format!(
+                "{:?} is not a valid Secret name (lower-case RFC 1123 subdomain)",
+                secret.name
+            ),
+        ));
+    }
+}
+
+fn check_trust_roots(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
+    let roots = &spec.trust_roots;
+    if roots.is_empty() && spec.action == Action::Verify {
+        errors.push(FieldError::new(
+            "spec.trustRoots",
+            "at least one trust root is required when action is Verify",
+        ));
+    }
+    if roots.len() > MAX_TRUST_ROOTS {
+        errors.push(too_many("spec.trustRoots", MAX_TRUST_ROOTS));
+    }
+    let mut seen = HashSet::new();
+    for (i, root) in roots.iter().enumerate() {
+        let path = format!("spec.trustRoots[{i}]");
+        match (&root.public_key, &root.key_id) {
+            (Some(_), Some(_)) => errors.push(FieldError::new(
+                &path,
+                "exactly one of publicKey and keyID must be set, not both",
+            )),
+            (None, None) => errors.push(FieldError::new(
+                &path,
+                "exactly one of publicKey and keyID must be set",
+            )),
+            _ => {}
+        }
+        if let Some(pem) = &root.public_key {
+            check_pem_key(&format!("{path}.publicKey"), pem, errors);
+        }
+        if let Some(id) = &root.key_id
+            && !is_key_id(id)
+        {
+            errors.push(FieldError::new(
+                format!("{path}.keyID"),
+                format!("{id:?} is not a key ID (64 lower-case hex digits)"),
+            ));
+        }
+        let identity = (
+            root.public_key.as_deref().map(str::trim),
+            root.key_id.as_deref(),
+        );
+        if !seen.insert(identity) {
+            errors.push(FieldError::new(&path, "duplicate trust root"));
+        }
+    }
+    if let Some(threshold) = spec.trust_root_threshold
+        && (threshold < 1 || threshold as usize > roots.len())
+    {
+        errors.push(FieldError::new(
+            "spec.trustRootThreshold",
+            format!(
+                "{threshold} must be between 1 and the number of trustRoots ({})",
+                roots.len()
+            ),
+        ));
+    }
+}
+
+fn check_signers(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
+    let signers = &spec.signers;
+    if signers.len() > MAX_SIGNERS {
+        errors.push(too_many("spec.signers", MAX_SIGNERS));
+    }
+    let mut names = HashSet::new();
+    for (i, signer) in signers.iter().enumerate() {
+        let path = format!("spec.signers[{i}]");
+        if !is_signer_name(&signer.name) {
+            errors.push(FieldError::new(
+                format!("{path}.name"),
+                format!(
+                    "{:?} must match ^[a-z0-9_-]+(/[a-z0-9_-]+)*$ (a delegation role below targets/)",
+                    signer.name
+                ),
+            ));
+        } else if signer.name.starts_with("targets/") {
+            errors.push(FieldError::new(
+                format!("{path}.name"),
+                format!(
+                    "{:?}: name is the role below targets/: write {:?}",
+                    signer.name,
+                    signer.name.trim_start_matches("targets/")
+                ),
+            ));
+        }
+        if !names.insert(signer.name.as_str()) {
+            errors.push(FieldError::new(
+                format!("{path}.name"),
+                format!("duplicate signer {:?}", signer.name),
+            ));
+        }
+        if let Some(pem) = &signer.public_key {
+            check_pem_key(&format!("{path}.publicKey"), pem, errors);
+        }
+    }
+    if let Some(threshold) = spec.signer_threshold
+        && (threshold < 1 || threshold as usize > signers.len())
+    {
+        errors.push(FieldError::new(
+            "spec.signerThreshold",
+            format!(
+                "{threshold} must be between 1 and the number of signers ({})",
+                signers.len()
+            ),
+        ));
+    }
+}
+
+fn check_revoked_keys(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
+    if spec.revoked_keys.len() > MAX_REVOKED_KEYS {
+        errors.push(too_many("spec.revokedKeys", MAX_REVOKED_KEYS));
+    }
+    for (i, key) in spec.revoked_keys.iter().enumerate() {
+        let path = format!("spec.revokedKeys[{i}]");
+        if is_key_id(key) {
+            continue;
+        }
+        if !key.contains("-----BEGIN") {
+            errors.push(FieldError::new(
+                path,
+                format!("{key:?} is neither a key ID (64 lower-case hex digits) nor a PEM key"),
+            ));
+            continue;
+        }
+        check_pem_key(&path, key, errors);
+    }
+}
+
+fn check_pem_key(path: &str, pem: &str, errors: &mut Vec<FieldError>) {
+    if let Err(e) = PinnedKey::from_pem(pem) {
+        errors.push(FieldError::new(path, e.to_string()));
+    }
+}
+
+fn too_many(path: &str, max: usize) -> FieldError {
+    FieldError::new(path, format!("at most {max} entries are allowed"))
+}
+
+#[cfg(test)]
+mod tests;
