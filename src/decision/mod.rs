@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::audit::metrics::Metrics;
 use crate::clock::Clock;
 use crate::image::credentials::Credentials;
 use crate::image::reference::ImageRef;
@@ -114,6 +115,7 @@ pub struct Engine {
     resolver: Resolver,
     updater: Updater,
     sources: moka::sync::Cache<u64, HttpSource>,
+    metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -127,7 +129,19 @@ impl Engine {
                 .max_capacity(256)
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Uses `metrics` (shared with the webhook and the admin server) instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The metrics this engine updates.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The configuration.
