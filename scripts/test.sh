@@ -24,7 +24,11 @@ step "cargo clippy --all-targets -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
 step "cargo test"
-cargo test --locked --all-targets
+cargo test --locked --lib --bins --tests
 cargo test --locked --doc
+
+step "packaging: Helm chart lint + render + schema validation, manifests, CRD copies, examples, Dockerfile"
+cargo build --locked
+TRUSTGATE_BIN="$REPO/target/debug/trustgate" bash scripts/packaging.sh
 
 printf '\nall checks passed in %ss\n' "$(( $(date +%s) - t0 ))"

@@ -11,7 +11,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod audit;
+pub mod cache;
 pub mod clock;
 pub mod decision;
 pub mod image;

@@ -94,6 +94,14 @@ pub struct Metrics {
     pub cache_requests: Family<CacheLabels, Counter>,
     /// `trustgate_events_dropped_total{reason}`.
     pub events_dropped: Family<DropLabels, Counter>,
+    /// `trustgate_policy_reloads_total`: policy sets (re)loaded from the policy source.
+    pub policy_reloads: Counter,
+    /// `trustgate_policy_reload_errors_total`: policy loads that failed (the previous set stays).
+    pub policy_reload_errors: Counter,
+    /// `trustgate_tls_reloads_total`: serving certificates (re)loaded from files.
+    pub tls_reloads: Counter,
+    /// `trustgate_tls_reload_errors_total`: new certificate/key pairs that were refused.
+    pub tls_reload_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -131,8 +139,9 @@ impl Metrics {
             "Notary metadata fetches, by role and outcome",
             notary_fetches.clone(),
         );
-        let notary_fetch_duration =
-            Family::<FetchLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let notary_fetch_duration = Family::<FetchLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         registry.register(
             "notary_fetch_duration_seconds",
             "Latency of Notary metadata fetches",
@@ -144,8 +153,9 @@ impl Metrics {
             "Tag-to-digest resolutions against registries, by outcome",
             registry_resolutions.clone(),
         );
-        let registry_duration =
-            Family::<RegistryLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let registry_duration = Family::<RegistryLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
         registry.register(
             "registry_resolution_duration_seconds",
             "Latency of tag-to-digest resolutions",
@@ -163,6 +173,30 @@ impl Metrics {
             "Kubernetes Events not emitted, by reason",
             events_dropped.clone(),
         );
+        let policy_reloads = Counter::default();
+        registry.register(
+            "policy_reloads",
+            "Policy sets loaded from the policy source",
+            policy_reloads.clone(),
+        );
+        let policy_reload_errors = Counter::default();
+        registry.register(
+            "policy_reload_errors",
+            "Policy loads that failed (the previous policy set stays in force)",
+            policy_reload_errors.clone(),
+        );
+        let tls_reloads = Counter::default();
+        registry.register(
+            "tls_reloads",
+            "Serving certificates loaded from files",
+            tls_reloads.clone(),
+        );
+        let tls_reload_errors = Counter::default();
+        registry.register(
+            "tls_reload_errors",
+            "Certificate/key pairs refused on reload (the previous certificate stays in use)",
+            tls_reload_errors.clone(),
+        );
         Metrics {
             registry: root,
             admission_requests,
@@ -174,7 +208,34 @@ impl Metrics {
             registry_duration,
             cache_requests,
             events_dropped,
+            policy_reloads,
+            policy_reload_errors,
+            tls_reloads,
+            tls_reload_errors,
         }
+    }
+
+    /// Records one answered AdmissionReview.
+    pub fn admission_request(&self, kind: &str, operation: &str, result: &str, elapsed: Duration) {
+        self.admission_requests
+            .get_or_create(&RequestLabels {
+                kind: kind.to_string(),
+                operation: operation.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+        self.admission_duration.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one per-image decision.
+    pub fn image_decision(&self, policy: &str, result: &str, reason: &str) {
+        self.image_decisions
+            .get_or_create(&DecisionLabels {
+                policy: policy.to_string(),
+                result: result.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     /// Records one Notary fetch.
@@ -231,9 +292,14 @@ mod tests {
         m.cache("trust", false);
         m.registry_resolution("tag_not_found", Duration::from_millis(1));
         let text = m.encode();
-        assert!(text.contains(r#"trustgate_notary_fetches_total{role="timestamp",outcome="ok"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"trustgate_notary_fetches_total{role="timestamp",outcome="ok"} 1"#),
+            "{text}"
+        );
         assert!(text.contains(r#"trustgate_cache_requests_total{cache="trust",result="hit"} 1"#));
-        assert!(text.contains(r#"trustgate_registry_resolutions_total{outcome="tag_not_found"} 1"#));
+        assert!(
+            text.contains(r#"trustgate_registry_resolutions_total{outcome="tag_not_found"} 1"#)
+        );
         assert!(text.contains("trustgate_admission_duration_seconds"));
         assert!(text.ends_with("# EOF\n"));
     }

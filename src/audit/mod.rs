@@ -1,5 +1,13 @@
 //! Audit: every decision leaves a trace. `metrics` holds the Prometheus families (under the
 //! `trustgate_` prefix) that the webhook, the engine, the caches and the Notary and registry
-//! clients update.
+//! clients update; `log` writes one structured line per image decision; `events` is the
+//! [`EventSink`] seam (log in standalone mode, Kubernetes Events in the cluster); `context`
+//! describes the admission request a decision belongs to.
 
+pub mod context;
+pub mod events;
+pub mod log;
 pub mod metrics;
+
+pub use context::ReviewContext;
+pub use events::{EventSink, LogEventSink, NullEventSink};

@@ -6,30 +6,12 @@ use std::sync::Arc;
 
 use serde_json::json;
 use trustgate::clock::SystemClock;
-use trustgate::decision::{CredentialSource, Decision, Engine, EngineConfig};
-use trustgate::image::credentials::{Credentials, DockerConfig};
+use trustgate::decision::{Decision, Engine, EngineConfig};
 use trustgate::policy::Action;
 use trustgate::policy::load::load_policy_set;
-use trustgate::policy::matcher::LoadedPolicy;
 
-use super::inspect::notary_credentials;
-use super::resolve::registry_setup;
+use super::credentials::CliCredentials;
 use super::{NotaryFlags, Output, RegistryFlags};
-
-/// Credentials of a CLI run: one docker config and one Notary login for every policy.
-struct CliCredentials {
-    docker: DockerConfig,
-    notary: Option<(String, String)>,
-}
-
-impl CredentialSource for CliCredentials {
-    fn registry(&self, _: &LoadedPolicy, registry: &str) -> Credentials {
-        self.docker.credentials_for(registry)
-    }
-    fn notary(&self, _: &LoadedPolicy) -> Option<(String, String)> {
-        self.notary.clone()
-    }
-}
 
 /// Everything `check` takes.
 pub struct CheckArgs {
@@ -52,17 +34,14 @@ pub async fn run(
     }
     let policies = load_policy_set(&args.policies, &args.policy_dirs)?
         .with_default_action(args.default_action);
-    let (options, docker) = registry_setup(registry)?;
-    let creds = CliCredentials {
-        docker,
-        notary: notary_credentials(notary)?,
-    };
+    let (options, creds) = CliCredentials::from_flags(registry, notary)?;
     let engine = Engine::new(
         EngineConfig {
             default_action: args.default_action,
             deadline: args.deadline,
             registry_timeout: options.timeout,
             notary_timeout: notary.notary_timeout,
+            ..EngineConfig::default()
         },
         Arc::new(SystemClock),
     );

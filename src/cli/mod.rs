@@ -3,8 +3,10 @@
 //! configuration errors.
 
 mod check;
+mod credentials;
 mod inspect;
 mod resolve;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +116,9 @@ pub enum Command {
         #[arg(required = true)]
         images: Vec<String>,
     },
+    /// Run the admission webhook: HTTPS `POST /validate` on --listen, `/healthz`, `/readyz`
+    /// and `/metrics` on --admin-listen, policies from --policy-dir.
+    Serve(serve::ServeArgs),
     /// Print the CRDs (TrustPolicy, ClusterTrustPolicy) that `crds/` holds.
     Crdgen,
     /// Show a repository's verified trust data: root key IDs and public keys to pin, role
@@ -213,6 +218,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             check::run(args, &registry, &notary).await
         }
+        Command::Serve(args) => serve::run(args).await,
         Command::Crdgen => {
             print!("{}", trustgate::policy::crd_yaml()?);
             Ok(ExitCode::SUCCESS)

@@ -39,7 +39,10 @@ pub struct CompiledPolicy {
 }
 
 /// Compiles `spec` (action Verify); the error names the offending field.
-pub fn compile(spec: &TrustPolicySpec, registry_timeout: Duration) -> Result<CompiledPolicy, String> {
+pub fn compile(
+    spec: &TrustPolicySpec,
+    registry_timeout: Duration,
+) -> Result<CompiledPolicy, String> {
     let notary = spec.notary.as_ref();
     let notary_url = notary
         .and_then(|n| n.url.clone())
@@ -48,9 +51,10 @@ pub fn compile(spec: &TrustPolicySpec, registry_timeout: Duration) -> Result<Com
     let mut trust_roots = Vec::new();
     for (i, root) in spec.trust_roots.iter().enumerate() {
         match (&root.public_key, &root.key_id) {
-            (Some(pem), None) => trust_roots.push(TrustRoot::Key(
-                PinnedKey::from_pem(pem).map_err(|e| format!("spec.trustRoots[{i}].publicKey: {e}"))?,
-            )),
+            (Some(pem), None) => trust_roots
+                .push(TrustRoot::Key(PinnedKey::from_pem(pem).map_err(|e| {
+                    format!("spec.trustRoots[{i}].publicKey: {e}")
+                })?)),
             (None, Some(id)) => trust_roots.push(TrustRoot::KeyId(id.clone())),
             _ => {
                 return Err(format!(
@@ -60,7 +64,9 @@ pub fn compile(spec: &TrustPolicySpec, registry_timeout: Duration) -> Result<Com
         }
     }
     if trust_roots.is_empty() {
-        return Err("spec.trustRoots: at least one trust root is required for action Verify".into());
+        return Err(
+            "spec.trustRoots: at least one trust root is required for action Verify".into(),
+        );
     }
     let revoked = Revocations::from_entries(spec.revoked_keys.iter().map(String::as_str))
         .map_err(|e| format!("spec.revokedKeys: {e}"))?;
@@ -79,9 +85,7 @@ pub fn compile(spec: &TrustPolicySpec, registry_timeout: Duration) -> Result<Com
             required: s.required,
         });
     }
-    let signer_threshold = spec
-        .signer_threshold
-        .map_or(signers.len(), |t| t as usize);
+    let signer_threshold = spec.signer_threshold.map_or(signers.len(), |t| t as usize);
     if !signers.is_empty() && (signer_threshold < 1 || signer_threshold > signers.len()) {
         return Err(format!(
             "spec.signerThreshold: must be between 1 and {} (the number of signers)",

@@ -1,10 +1,14 @@
 //! The decision engine (contract §3): one function from (namespace, image reference, policies,
 //! credentials) to a [`Decision`]. `trustgate check` and the webhook both call it, so there is
 //! one code path for every verdict. Each image is decided under a deadline; running out of time,
-//! or any failure to fetch or verify, rejects the image (fail closed) with a one-line reason.
+//! or any failure to fetch or verify, rejects the image (fail closed) with a one-line reason
+//! and a [`ReasonClass`]. Digests, trust data and decisions are cached as `crate::cache`
+//! describes; every decision counts in `trustgate_image_decisions_total{policy,result,reason}`.
 
 mod compile;
 mod rules;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,16 +16,20 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::audit::metrics::Metrics;
+use crate::cache::{CacheConfig, DecisionCache, DigestCache, Key, KeyBuilder, TrustCache};
 use crate::clock::Clock;
 use crate::image::credentials::Credentials;
 use crate::image::reference::ImageRef;
 use crate::image::registry::Resolver;
 use crate::notary::fetch::{HttpSource, NotaryConfig};
-use crate::notary::updater::Updater;
 use crate::policy::matcher::{LoadedPolicy, PolicySet, Selection};
 use crate::policy::{Action, Mode};
 
 pub use compile::{CompiledPolicy, compile};
+pub use rules::ReasonClass;
+
+/// The outcome of verifying one digest (what the decision cache keeps).
+type Outcome = Result<rules::Passed, rules::Failure>;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -34,6 +42,8 @@ pub struct EngineConfig {
     pub registry_timeout: Duration,
     /// Timeout of each Notary request.
     pub notary_timeout: Duration,
+    /// TTLs and bounds of the digest, trust-data and decision caches.
+    pub cache: CacheConfig,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +53,7 @@ impl Default for EngineConfig {
             deadline: Duration::from_secs(8),
             registry_timeout: Duration::from_secs(5),
             notary_timeout: Duration::from_secs(5),
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -89,6 +100,8 @@ pub struct Decision {
     pub allowed: bool,
     /// Whether every check passed (false for a Warn/Audit admission of a failing image).
     pub verified: bool,
+    /// Why, as a stable class (see [`Decision::class`]).
+    pub reason_class: ReasonClass,
     /// Why, in one line.
     pub reason: String,
     /// The signer roles that counted (`targets/alice`, or `targets/releases` / `targets`).
@@ -105,36 +118,62 @@ impl Decision {
             (true, false) => "AUDITED",
         }
     }
+
+    /// The verdict as a metric label: `admitted`, `rejected`, `warned` or `audited`.
+    pub fn result(&self) -> &'static str {
+        match self.verdict() {
+            "ADMITTED" => "admitted",
+            "REJECTED" => "rejected",
+            "WARNED" => "warned",
+            _ => "audited",
+        }
+    }
+
+    /// The reason class as a metric label (`verified`, `unsigned`, `digest_mismatch`, ...).
+    pub fn class(&self) -> &'static str {
+        self.reason_class.as_str()
+    }
 }
 
-/// The engine: a registry resolver, a Notary updater (with its rollback memory), and one HTTP
-/// source per Notary set-up, all shared by every decision of the process.
+/// The engine: a registry resolver and a Notary updater (with its rollback memory) behind the
+/// digest, trust-data and decision caches, compiled policies and one HTTP source per Notary
+/// set-up, all shared by every decision of the process.
 #[derive(Debug)]
 pub struct Engine {
     config: EngineConfig,
     resolver: Resolver,
-    updater: Updater,
-    sources: moka::sync::Cache<u64, HttpSource>,
+    digests: DigestCache,
+    trust: TrustCache,
+    decisions: DecisionCache<Outcome>,
+    policies: moka::sync::Cache<Key, Arc<Result<CompiledPolicy, String>>>,
+    sources: moka::sync::Cache<Key, HttpSource>,
     metrics: Arc<Metrics>,
 }
 
 impl Engine {
     /// An engine with its own caches.
     pub fn new(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
+        let metrics = Arc::new(Metrics::new());
+        let cache = &config.cache;
         Engine {
-            config,
-            resolver: Resolver::default(),
-            updater: Updater::new(clock),
+            resolver: Resolver::new(cache.client_max_entries).with_metrics(metrics.clone()),
+            digests: DigestCache::new(cache),
+            trust: TrustCache::new(clock, cache),
+            decisions: DecisionCache::new(cache),
+            policies: moka::sync::Cache::new(cache.policy_max_entries),
             sources: moka::sync::Cache::builder()
-                .max_capacity(256)
+                .max_capacity(cache.client_max_entries)
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
+            config,
         }
     }
 
     /// Uses `metrics` (shared with the webhook and the admin server) instead of a private set.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
+        self.resolver = self.resolver.with_metrics(metrics.clone());
+        self.sources.invalidate_all();
         self.metrics = metrics;
         self
     }
@@ -163,8 +202,26 @@ impl Engine {
         futures::future::join_all(futures).await
     }
 
-    /// Decides one image as contract §3 says, within the configured deadline.
+    /// Decides one image as contract §3 says, within the configured deadline, and counts it.
     pub async fn decide(
+        &self,
+        namespace: &str,
+        image: &str,
+        policies: &PolicySet,
+        creds: &dyn CredentialSource,
+    ) -> Decision {
+        let d = self
+            .decide_uncounted(namespace, image, policies, creds)
+            .await;
+        self.metrics.image_decision(
+            d.policy.as_deref().unwrap_or("default"),
+            d.result(),
+            d.class(),
+        );
+        d
+    }
+
+    async fn decide_uncounted(
         &self,
         namespace: &str,
         image: &str,
@@ -183,6 +240,7 @@ impl Engine {
                     mode: Mode::Enforce,
                     allowed: false,
                     verified: false,
+                    reason_class: ReasonClass::BadReference,
                     reason: e.to_string(),
                     signers: Vec::new(),
                 };
@@ -206,6 +264,7 @@ impl Engine {
             mode: spec.mode,
             allowed: false,
             verified: false,
+            reason_class: ReasonClass::ActionDeny,
             reason: String::new(),
             signers: Vec::new(),
         };
@@ -213,6 +272,7 @@ impl Engine {
             Action::Allow => {
                 decision.allowed = true;
                 decision.verified = true;
+                decision.reason_class = ReasonClass::ActionAllow;
                 decision.reason = format!("{reference} admitted by policy {id}: action Allow");
                 return decision;
             }
@@ -224,14 +284,17 @@ impl Engine {
         }
         let outcome = tokio::time::timeout(
             self.config.deadline,
-            self.verify(&parsed, &policy, creds),
+            self.verify(&parsed, &reference, &policy, creds),
         )
         .await
         .unwrap_or_else(|_| {
-            Err(rules::Failure::plain(format!(
-                "not decided within {:?} (fail closed)",
-                self.config.deadline
-            )))
+            Err(rules::Failure::new(
+                ReasonClass::Timeout,
+                format!(
+                    "not decided within {:?} (fail closed)",
+                    self.config.deadline
+                ),
+            ))
         });
         rules::finish(decision, outcome)
     }
@@ -239,39 +302,87 @@ impl Engine {
     async fn verify(
         &self,
         image: &ImageRef,
+        reference: &str,
         policy: &LoadedPolicy,
         creds: &dyn CredentialSource,
-    ) -> Result<rules::Passed, rules::Failure> {
-        let compiled = compile(&policy.spec, self.config.registry_timeout)
-            .map_err(|e| rules::Failure::plain(format!("policy is invalid: {e}")))?;
-        let registry_creds = creds.registry(policy, image.domain());
-        let digest = self
-            .resolver
-            .resolve(image, &compiled.registry, &registry_creds)
-            .await
-            .map_err(|e| rules::Failure::plain(e.to_string()))?;
+    ) -> Outcome {
+        use rules::Failure;
+        let policy_key = policy_key(policy);
+        let compiled = match policy_key {
+            Some(key) => self.policies.get_with(key, || {
+                Arc::new(compile(&policy.spec, self.config.registry_timeout))
+            }),
+            None => Arc::new(compile(&policy.spec, self.config.registry_timeout)),
+        };
+        let compiled = compiled.as_ref().as_ref().map_err(|e| {
+            Failure::new(
+                ReasonClass::PolicyInvalid,
+                format!("policy is invalid: {e}"),
+            )
+        })?;
+        let digest = match image.digest() {
+            Some(d) => d.clone(),
+            None => {
+                let registry_creds = creds.registry(policy, image.domain());
+                let key = DigestCache::key(image, &compiled.registry, &registry_creds);
+                let resolve = self
+                    .resolver
+                    .resolve(image, &compiled.registry, &registry_creds);
+                self.digests
+                    .resolve(key, resolve, &self.metrics)
+                    .await
+                    .map_err(|e| Failure::new(ReasonClass::of_registry(&e), e.to_string()))?
+            }
+        };
+        let notary_creds = creds.notary(policy);
+        let source_id = self.source_id(compiled, notary_creds.as_ref());
+        let decision_key =
+            policy_key.map(|p| DecisionCache::<Outcome>::key(&p, reference, &digest, &source_id));
+        if let Some(key) = &decision_key
+            && let Some(outcome) = self.decisions.get(key, &self.trust, &self.metrics).await
+        {
+            return outcome;
+        }
         let source = self
-            .source(&compiled, creds.notary(policy))
-            .map_err(|e| rules::Failure::with_digest(&digest, e.to_string()))?;
+            .source(source_id, compiled, notary_creds)
+            .map_err(|e| Failure::with_digest(ReasonClass::of_fetch(&e), &digest, e.to_string()))?;
         let gun = compiled.gun.clone().unwrap_or_else(|| image.repository());
-        let data = self
-            .updater
-            .load(&source, &gun, &compiled.trust)
+        let trust_key = TrustCache::key(&source_id, &gun, &compiled.trust);
+        let trust = self
+            .trust
+            .load(&source, trust_key, &gun, &compiled.trust, &self.metrics)
             .await
-            .map_err(|e| rules::Failure::with_digest(&digest, e.to_string()))?;
-        rules::check_signatures(image, &digest, &data, &compiled)
+            .map_err(|e| Failure::with_digest(ReasonClass::of_trust(&e), &digest, e.to_string()))?;
+        let outcome = rules::check_signatures(image, &digest, &trust.data, compiled);
+        if let Some(key) = decision_key {
+            self.decisions
+                .insert(key, outcome.clone(), trust_key, trust.serial)
+                .await;
+        }
+        outcome
+    }
+
+    /// The identity of a Notary set-up: URL, CA bundle, credentials and timeout.
+    fn source_id(&self, compiled: &CompiledPolicy, credentials: Option<&(String, String)>) -> Key {
+        let b = KeyBuilder::new("source")
+            .part(compiled.notary_url.as_bytes())
+            .opt(compiled.notary_ca.as_deref());
+        let b = match credentials {
+            None => b.part(b"anonymous"),
+            Some((user, password)) => b
+                .part(b"basic")
+                .part(user.as_bytes())
+                .part(password.as_bytes()),
+        };
+        b.duration(self.config.notary_timeout).finish()
     }
 
     fn source(
         &self,
+        key: Key,
         compiled: &CompiledPolicy,
         credentials: Option<(String, String)>,
     ) -> Result<HttpSource, crate::notary::source::FetchError> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&compiled.notary_url, &compiled.notary_ca, &credentials).hash(&mut h);
-        self.config.notary_timeout.hash(&mut h);
-        let key = h.finish();
         if let Some(s) = self.sources.get(&key) {
             return Ok(s);
         }
@@ -280,8 +391,31 @@ impl Engine {
             ca_pem: compiled.notary_ca.clone(),
             credentials,
             timeout: self.config.notary_timeout,
-        })?;
+        })?
+        .with_metrics(self.metrics.clone());
         self.sources.insert(key, source.clone());
         Ok(source)
     }
+}
+
+/// The identity of a policy as decisions depend on it: its `PolicyId` (namespace, name,
+/// generation, uid) and its whole spec. `None` if the spec cannot be serialised (then nothing
+/// about the policy is cached).
+fn policy_key(policy: &LoadedPolicy) -> Option<Key> {
+    let spec = serde_json::to_vec(&policy.spec).ok()?;
+    let id = &policy.id;
+    Some(
+        KeyBuilder::new("policy")
+            .opt(id.namespace.as_deref().map(str::as_bytes))
+            .part(id.name.as_bytes())
+            .opt(
+                id.generation
+                    .map(i64::to_be_bytes)
+                    .as_ref()
+                    .map(|g| g.as_slice()),
+            )
+            .opt(id.uid.as_deref().map(str::as_bytes))
+            .part(&spec)
+            .finish(),
+    )
 }

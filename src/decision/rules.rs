@@ -1,43 +1,145 @@
-//! The signature rules of contract §3 (steps 3 and 4) over verified trust data, and the
-//! one-line reasons for every outcome.
+//! The signature rules of contract §3 (steps 3 and 4) over verified trust data, the one-line
+//! reasons for every outcome, and the low-cardinality [`ReasonClass`] set where each outcome is
+//! produced (for metrics and logs; never derived from the reason text).
+
+use serde::Serialize;
 
 use crate::image::reference::{Digest, DigestAlgorithm, ImageRef};
+use crate::image::registry::RegistryError;
 use crate::notary::schema::{RELEASES, TARGETS};
+use crate::notary::source::FetchError;
+use crate::notary::verify::VerifyError;
 use crate::notary::view::{SignerResult, TrustData};
 use crate::policy::{Action, Mode};
 
 use super::Decision;
 use super::compile::CompiledPolicy;
 
+/// Why a decision came out as it did, in one of a few stable classes (the `reason` label of
+/// `trustgate_image_decisions_total`). Serialised in snake case, as [`ReasonClass::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonClass {
+    /// Every check passed.
+    Verified,
+    /// No signature for the tag or digest (or no trust data at all for the repository).
+    Unsigned,
+    /// The tag is signed for another digest than the registry serves.
+    DigestMismatch,
+    /// The repository's root is not trusted by the pinned roots (or not usable).
+    UntrustedRoot,
+    /// Fewer listed signers than `signerThreshold` signed the digest.
+    SignerThreshold,
+    /// A `required` signer did not sign the digest.
+    RequiredSigner,
+    /// Trust data failed verification (expired, rolled back, bad signatures or hashes, malformed).
+    TrustDataInvalid,
+    /// The Notary server could not be asked (connection, TLS, HTTP status, refused access).
+    FetchError,
+    /// The registry could not resolve the tag (unknown tag or repository, refused, unreachable).
+    RegistryError,
+    /// Time ran out: the per-image deadline, a registry or a Notary timeout.
+    Timeout,
+    /// No policy matches; the default action decided.
+    DefaultAction,
+    /// The deciding policy's action is Allow.
+    ActionAllow,
+    /// The deciding policy's action is Deny.
+    ActionDeny,
+    /// The deciding policy does not compile (bad keys, missing Notary URL, ...).
+    PolicyInvalid,
+    /// The image reference does not parse.
+    BadReference,
+}
+
+impl ReasonClass {
+    /// The label, e.g. `digest_mismatch`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonClass::Verified => "verified",
+            ReasonClass::Unsigned => "unsigned",
+            ReasonClass::DigestMismatch => "digest_mismatch",
+            ReasonClass::UntrustedRoot => "untrusted_root",
+            ReasonClass::SignerThreshold => "signer_threshold",
+            ReasonClass::RequiredSigner => "required_signer",
+            ReasonClass::TrustDataInvalid => "trust_data_invalid",
+            ReasonClass::FetchError => "fetch_error",
+            ReasonClass::RegistryError => "registry_error",
+            ReasonClass::Timeout => "timeout",
+            ReasonClass::DefaultAction => "default_action",
+            ReasonClass::ActionAllow => "action_allow",
+            ReasonClass::ActionDeny => "action_deny",
+            ReasonClass::PolicyInvalid => "policy_invalid",
+            ReasonClass::BadReference => "bad_reference",
+        }
+    }
+
+    /// The class of a failure to fetch Notary metadata. A missing `root.json` or
+    /// `timestamp.json` means the repository has no trust data: unsigned.
+    pub fn of_fetch(e: &FetchError) -> ReasonClass {
+        match e {
+            FetchError::Timeout { .. } => ReasonClass::Timeout,
+            FetchError::NotFound { file, .. }
+                if file == "root.json" || file == "timestamp.json" =>
+            {
+                ReasonClass::Unsigned
+            }
+            _ => ReasonClass::FetchError,
+        }
+    }
+
+    /// The class of a failure to load trust data.
+    pub fn of_trust(e: &VerifyError) -> ReasonClass {
+        match e {
+            VerifyError::Fetch(f) => ReasonClass::of_fetch(f),
+            VerifyError::UntrustedRoot { .. }
+            | VerifyError::RotationNotSigned { .. }
+            | VerifyError::RootCertificates { .. }
+            | VerifyError::RootChainTooLong { .. }
+            | VerifyError::NoTrustRoots { .. } => ReasonClass::UntrustedRoot,
+            _ => ReasonClass::TrustDataInvalid,
+        }
+    }
+
+    /// The class of a failure to resolve a tag.
+    pub fn of_registry(e: &RegistryError) -> ReasonClass {
+        match e {
+            RegistryError::Timeout { .. } => ReasonClass::Timeout,
+            _ => ReasonClass::RegistryError,
+        }
+    }
+}
+
 /// Verification passed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Passed {
     pub digest: Digest,
     pub signers: Vec<String>,
 }
 
-/// Verification failed: why, and the digest if it was resolved.
-#[derive(Debug)]
+/// Verification failed: why (and its class), and the digest if it was resolved.
+#[derive(Debug, Clone)]
 pub struct Failure {
+    pub class: ReasonClass,
     pub digest: Option<Digest>,
     pub why: String,
     pub signers: Vec<String>,
 }
 
 impl Failure {
-    pub fn plain(why: String) -> Failure {
+    pub fn new(class: ReasonClass, why: String) -> Failure {
         Failure {
+            class,
             digest: None,
             why,
             signers: Vec::new(),
         }
     }
 
-    pub fn with_digest(digest: &Digest, why: String) -> Failure {
+    pub fn with_digest(class: ReasonClass, digest: &Digest, why: String) -> Failure {
         Failure {
             digest: Some(digest.clone()),
-            why,
-            signers: Vec::new(),
+            ..Failure::new(class, why)
         }
     }
 }
@@ -54,6 +156,7 @@ pub fn default_decision(image: &str, reference: &str, action: Action) -> Decisio
         mode: Mode::Enforce,
         allowed,
         verified: allowed,
+        reason_class: ReasonClass::DefaultAction,
         reason: if allowed {
             format!("{reference} admitted: no policy matches and the default action is Allow")
         } else {
@@ -72,6 +175,7 @@ pub fn finish(mut d: Decision, outcome: Result<Passed, Failure>) -> Decision {
             d.digest = Some(p.digest.to_string());
             d.allowed = true;
             d.verified = true;
+            d.reason_class = ReasonClass::Verified;
             d.reason = format!(
                 "{reference} verified by policy {policy}: {} signed by {}",
                 p.digest,
@@ -85,6 +189,7 @@ pub fn finish(mut d: Decision, outcome: Result<Passed, Failure>) -> Decision {
             }
             d.signers = f.signers;
             d.verified = false;
+            d.reason_class = f.class;
             d.allowed = d.mode != Mode::Enforce;
             d.reason = match d.mode {
                 Mode::Enforce => format!("{reference} rejected by policy {policy}: {}", f.why),
@@ -113,20 +218,27 @@ pub fn check_signatures(
     data: &TrustData,
     policy: &CompiledPolicy,
 ) -> Result<Passed, Failure> {
-    let fail = |why: String, signers: Vec<String>| Failure {
+    let fail = |class: ReasonClass, why: String, signers: Vec<String>| Failure {
+        class,
         digest: Some(digest.clone()),
         why,
         signers,
     };
     if digest.algorithm() != DigestAlgorithm::Sha256 {
         return Err(fail(
+            ReasonClass::Unsigned,
             format!("{digest}: Notary signs sha256 digests only"),
             Vec::new(),
         ));
     }
     let mut bytes = [0u8; 32];
-    hex::decode_to_slice(digest.hex(), &mut bytes)
-        .map_err(|_| fail(format!("{digest} is not valid hex"), Vec::new()))?;
+    hex::decode_to_slice(digest.hex(), &mut bytes).map_err(|_| {
+        fail(
+            ReasonClass::BadReference,
+            format!("{digest} is not valid hex"),
+            Vec::new(),
+        )
+    })?;
     // A reference with a tag is checked for that tag; a digest-only one for any tag.
     let tag = if image.digest().is_some() {
         image.tag()
@@ -135,7 +247,8 @@ pub fn check_signatures(
     };
 
     if policy.signers.is_empty() {
-        return docker_default(tag, digest, &bytes, data).map_err(|why| fail(why, Vec::new()));
+        return docker_default(tag, digest, &bytes, data)
+            .map_err(|(class, why)| fail(class, why, Vec::new()));
     }
 
     let mut counted = Vec::new();
@@ -166,6 +279,7 @@ pub fn check_signatures(
     if !missing_required.is_empty() {
         let list: Vec<&str> = missing_required.iter().map(|s| s.as_str()).collect();
         return Err(fail(
+            ReasonClass::RequiredSigner,
             format!("required signer did not sign {digest}: {}", list.join("; ")),
             counted,
         ));
@@ -173,6 +287,7 @@ pub fn check_signatures(
     if counted.len() < policy.signer_threshold {
         let list: Vec<&str> = problems.iter().map(|(_, w)| w.as_str()).collect();
         return Err(fail(
+            ReasonClass::SignerThreshold,
             format!(
                 "{digest} signed by {} of the {} required signers ({}); {}",
                 counted.len(),
@@ -200,17 +315,21 @@ fn docker_default(
     digest: &Digest,
     bytes: &[u8; 32],
     data: &TrustData,
-) -> Result<Passed, String> {
+) -> Result<Passed, (ReasonClass, String)> {
     match tag {
         Some(tag) => match data.docker_lookup(tag) {
-            None => Err(format!(
-                "tag {tag} is not signed (no valid signature in {RELEASES} or {TARGETS})"
+            None => Err((
+                ReasonClass::Unsigned,
+                format!("tag {tag} is not signed (no valid signature in {RELEASES} or {TARGETS})"),
             )),
-            Some(t) if &t.digest != bytes => Err(format!(
-                "tag {tag} is signed for {} ({}) but the registry serves {}",
-                short(&hex::encode(t.digest)),
-                t.role,
-                short(digest.hex())
+            Some(t) if &t.digest != bytes => Err((
+                ReasonClass::DigestMismatch,
+                format!(
+                    "tag {tag} is signed for {} ({}) but the registry serves {}",
+                    short(&hex::encode(t.digest)),
+                    t.role,
+                    short(digest.hex())
+                ),
             )),
             Some(t) => Ok(Passed {
                 digest: digest.clone(),
@@ -230,7 +349,12 @@ fn docker_default(
                             signers: vec![t.role.clone()],
                         })
                 })
-                .ok_or_else(|| format!("{digest} is not signed for any tag in {RELEASES} or {TARGETS}"))
+                .ok_or_else(|| {
+                    (
+                        ReasonClass::Unsigned,
+                        format!("{digest} is not signed for any tag in {RELEASES} or {TARGETS}"),
+                    )
+                })
         }
     }
 }

@@ -5,6 +5,8 @@
 //! multi-arch image: the index digest). Auth: anonymous or basic credentials, answered to a bearer
 //! challenge or sent as HTTP Basic; custom CA bundles; plain HTTP only when asked; a timeout on
 //! every call. Errors say which of tag, repository, credentials, TLS, time or server failed.
+//! With [`Resolver::with_metrics`] every registry round trip (not a digest taken from the
+//! reference) counts in `trustgate_registry_resolutions_total{outcome}` and its latency histogram.
 
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
@@ -18,6 +20,7 @@ use oci_client::{Client, Reference};
 
 use super::credentials::Credentials;
 use super::reference::{Digest, ImageRef};
+use crate::audit::metrics::Metrics;
 
 /// The media types a kubelet accepts, in the order the Accept header lists them.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [
@@ -133,12 +136,14 @@ struct ClientKey {
 #[derive(Clone)]
 pub struct Resolver {
     clients: moka::sync::Cache<u64, Arc<Client>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for Resolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Resolver")
             .field("clients", &self.clients.entry_count())
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
@@ -157,7 +162,15 @@ impl Resolver {
                 .max_capacity(max_clients)
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
+            metrics: None,
         }
+    }
+
+    /// Counts every resolution that asks the registry in `metrics` (`registry_resolutions`,
+    /// `registry_duration`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Resolver {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The digest of `image`: the reference's own digest when it has one, otherwise the digest
@@ -171,6 +184,24 @@ impl Resolver {
         if let Some(d) = image.digest() {
             return Ok(d.clone());
         }
+        let started = tokio::time::Instant::now();
+        let result = self.ask_registry(image, options, credentials).await;
+        if let Some(m) = &self.metrics {
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(e) => error_label(e),
+            };
+            m.registry_resolution(outcome, started.elapsed());
+        }
+        result
+    }
+
+    async fn ask_registry(
+        &self,
+        image: &ImageRef,
+        options: &RegistryOptions,
+        credentials: &Credentials,
+    ) -> Result<Digest, RegistryError> {
         let registry = image.domain().to_string();
         let tag = image.tag_or_latest().unwrap_or("latest").to_string();
         let reference =
@@ -245,6 +276,20 @@ impl Resolver {
         let client = Arc::new(build_client(registry, options)?);
         self.clients.insert(id, client.clone());
         Ok(client)
+    }
+}
+
+/// A short stable label for an error, for logs and metrics.
+pub fn error_label(e: &RegistryError) -> &'static str {
+    match e {
+        RegistryError::TagNotFound { .. } => "tag_not_found",
+        RegistryError::RepositoryNotFound { .. } => "repository_not_found",
+        RegistryError::Unauthorized { .. } => "unauthorized",
+        RegistryError::Tls { .. } => "tls",
+        RegistryError::Timeout { .. } => "timeout",
+        RegistryError::Connect { .. } => "connect",
+        RegistryError::Server { .. } => "server_error",
+        RegistryError::Other { .. } => "other",
     }
 }
 
@@ -466,5 +511,39 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("CA bundle"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn registry_round_trips_are_counted() {
+        let metrics = Arc::new(Metrics::new());
+        let r = Resolver::default().with_metrics(metrics.clone());
+        let d = "sha256:".to_string() + &"ab".repeat(32);
+        let pinned = ImageRef::parse(&format!("127.0.0.1:1/x/y@{d}")).unwrap();
+        r.resolve(
+            &pinned,
+            &RegistryOptions::default(),
+            &Credentials::Anonymous,
+        )
+        .await
+        .unwrap();
+        let opts = RegistryOptions {
+            ca_pem: Some(b"not pem".to_vec()),
+            ..RegistryOptions::default()
+        };
+        let tagged = ImageRef::parse("127.0.0.1:1/x/y:v1").unwrap();
+        assert!(
+            r.resolve(&tagged, &opts, &Credentials::Anonymous)
+                .await
+                .is_err()
+        );
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"trustgate_registry_resolutions_total{outcome="other"} 1"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains(r#"outcome="ok""#),
+            "a pinned digest is not a resolution: {text}"
+        );
     }
 }

@@ -30,7 +30,9 @@
 //! retry), and a `tokio::time::timeout` of four times the limit is the backstop around it.
 //!
 //! Every fetch runs in a `notary.fetch` debug span (url, status, bytes, elapsed, outcome) and ends
-//! in exactly one call to [`observe`], the hook for metrics (role, outcome, latency).
+//! in exactly one call to [`observe`], the hook for metrics (role, outcome, latency): with
+//! [`HttpSource::with_metrics`] it also counts `trustgate_notary_fetches_total{role,outcome}` and
+//! the fetch latency histogram.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -45,6 +47,7 @@ use tracing::{Instrument, debug, debug_span, field};
 use url::{Host, Url};
 
 use super::source::{FetchError, MetaRequest, MetadataSource};
+use crate::audit::metrics::Metrics;
 
 /// Default per-request timeout for [`NotaryConfig::new`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -117,6 +120,8 @@ impl fmt::Debug for NotaryConfig {
 #[derive(Clone)]
 pub struct HttpSource {
     inner: Arc<Inner>,
+    /// Where finished fetches are counted (none: only the debug event).
+    metrics: Option<Arc<Metrics>>,
 }
 
 struct Inner {
@@ -242,7 +247,14 @@ impl HttpSource {
                 hint: Mutex::new(None),
                 tokens: Mutex::new(HashMap::new()),
             }),
+            metrics: None,
         })
+    }
+
+    /// Counts every finished fetch in `metrics` (`notary_fetches`, `notary_fetch_duration`).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> HttpSource {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The URL a request maps to (after validating the GUN and file name).
@@ -299,7 +311,7 @@ impl MetadataSource for HttpSource {
         if let Ok(body) = &result {
             span.record("bytes", body.len());
         }
-        span.in_scope(|| observe(role, outcome, elapsed));
+        span.in_scope(|| observe(self.metrics.as_deref(), role, outcome, elapsed));
         result
     }
 
@@ -308,15 +320,23 @@ impl MetadataSource for HttpSource {
     }
 }
 
-/// The single reporting point of a finished fetch: a debug event today, metrics later.
+/// The single reporting point of a finished fetch: a debug event, and the metrics when set.
 /// `role` is a bounded label from [`role_label`], `outcome` one from [`error_label`] or "ok".
-fn observe(role: &'static str, outcome: &'static str, elapsed: Duration) {
+fn observe(
+    metrics: Option<&Metrics>,
+    role: &'static str,
+    outcome: &'static str,
+    elapsed: Duration,
+) {
     debug!(
         role,
         outcome,
         elapsed_ms = elapsed.as_secs_f64() * 1e3,
         "notary fetch finished"
     );
+    if let Some(m) = metrics {
+        m.notary_fetch(role, outcome, elapsed);
+    }
 }
 
 /// A bounded label for a role (delegation names come from metadata and are not bounded).

@@ -56,10 +56,14 @@ pub fn decode_base64_go(s: &str) -> Result<Vec<u8>, KeyError> {
 }
 
 fn decode_go_bytes(input: &[u8], skip: impl Fn(u8) -> bool) -> Result<Vec<u8>, KeyError> {
-    let cleaned: Vec<u8> = input.iter().copied().filter(|&b| !skip(b)).collect();
-    GO_STD
-        .decode(&cleaned)
-        .map_err(|e| KeyError::Base64(e.to_string()))
+    let decoded = if input.iter().any(|&b| skip(b)) {
+        let cleaned: Vec<u8> = input.iter().copied().filter(|&b| !skip(b)).collect();
+        GO_STD.decode(&cleaned)
+    } else {
+        // The usual case: nothing to skip, so no copy.
+        GO_STD.decode(input)
+    };
+    decoded.map_err(|e| KeyError::Base64(e.to_string()))
 }
 
 /// A Notary key type (`keytype`).

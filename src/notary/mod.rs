@@ -19,6 +19,14 @@ pub mod updater;
 pub mod verify;
 pub mod view;
 
+/// Synthetic, signed Notary repositories and an in-memory `MetadataSource` (the unit tests'
+/// builder), exposed only for `benches/verify.rs`. Not a stable API. (Left out of the crate's
+/// own unit-test build, which has the builder as `updater::tests::builder` already.)
+#[cfg(all(feature = "bench-support", not(test)))]
+#[doc(hidden)]
+#[path = "tests/builder.rs"]
+pub mod testing;
+
 /// Public Notary test data: `shared/fixtures/notary-public` beside the repository (as laid out
 /// for sessions and CI), or `TRUSTGATE_NOTARY_FIXTURES`. Read in place, never copied.
 #[cfg(test)]

@@ -293,12 +293,6 @@ impl<T: RoleBody> SignedFile<T> {
 // ---- raw serde shapes -------------------------------------------------------------------
 
 #[derive(Deserialize)]
-struct RawCommon {
-    version: i64,
-    expires: String,
-}
-
-#[derive(Deserialize)]
 struct RawRoleKeys {
     #[serde(default)]
     keyids: Option<Vec<String>>,
@@ -307,8 +301,8 @@ struct RawRoleKeys {
 
 #[derive(Deserialize)]
 struct RawRoot {
-    #[serde(flatten)]
-    common: RawCommon,
+    version: i64,
+    expires: String,
     #[serde(default)]
     keys: Option<BTreeMap<String, Value>>,
     roles: BTreeMap<String, RawRoleKeys>,
@@ -316,13 +310,44 @@ struct RawRoot {
     consistent_snapshot: bool,
 }
 
+/// Borrows its strings from the parsed `signed` value (no per-target string copies).
 #[derive(Deserialize)]
-struct RawFileMeta {
+struct RawFileMeta<'a> {
     length: i64,
-    #[serde(default)]
-    hashes: Option<BTreeMap<String, String>>,
+    #[serde(default, borrow)]
+    hashes: Option<BTreeMap<&'a str, &'a str>>,
     #[serde(default)]
     custom: Option<Value>,
+}
+
+/// `targets` of a targets file. Each entry is checked and converted as it is read, straight into
+/// the final map: a file with 10,000 targets would otherwise build a second, intermediate map.
+struct TargetMap(BTreeMap<String, FileMeta>);
+
+impl<'de> Deserialize<'de> for TargetMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = TargetMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TargetMap, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((name, raw)) = map.next_entry::<&'de str, RawFileMeta<'de>>()? {
+                    let meta = file_meta(|| format!("target {name:?}"), raw)
+                        .map_err(serde::de::Error::custom)?;
+                    entries.push((name.to_owned(), meta));
+                }
+                // In order already (a `Value` map without `preserve_order`): collecting is linear.
+                Ok(TargetMap(entries.into_iter().collect()))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
 }
 
 #[derive(Deserialize)]
@@ -344,43 +369,45 @@ struct RawDelegations {
 
 #[derive(Deserialize)]
 struct RawTargets {
-    #[serde(flatten)]
-    common: RawCommon,
+    version: i64,
+    expires: String,
     #[serde(default)]
-    targets: Option<BTreeMap<String, RawFileMeta>>,
+    targets: Option<TargetMap>,
     #[serde(default)]
     delegations: Option<RawDelegations>,
 }
 
 #[derive(Deserialize)]
-struct RawSnapshot {
-    #[serde(flatten)]
-    common: RawCommon,
-    meta: BTreeMap<String, RawFileMeta>,
+struct RawSnapshot<'a> {
+    version: i64,
+    expires: String,
+    #[serde(borrow)]
+    meta: BTreeMap<String, RawFileMeta<'a>>,
 }
 
 #[derive(Deserialize)]
-struct RawTimestamp {
-    #[serde(flatten)]
-    common: RawCommon,
-    meta: BTreeMap<String, RawFileMeta>,
+struct RawTimestamp<'a> {
+    version: i64,
+    expires: String,
+    #[serde(borrow)]
+    meta: BTreeMap<String, RawFileMeta<'a>>,
 }
 
-fn from_value<R: for<'de> Deserialize<'de>>(v: &Value) -> Result<R, String> {
+fn from_value<'a, R: Deserialize<'a>>(v: &'a Value) -> Result<R, String> {
     R::deserialize(v).map_err(|e| e.to_string())
 }
 
-fn common(raw: RawCommon) -> Result<Common, String> {
-    let version = u64::try_from(raw.version)
+fn common(version: i64, expires: String) -> Result<Common, String> {
+    let version = u64::try_from(version)
         .ok()
         .filter(|v| *v >= 1)
-        .ok_or_else(|| format!("version {} is below 1", raw.version))?;
-    let expires = OffsetDateTime::parse(&raw.expires, &Rfc3339)
-        .map_err(|e| format!("expires {:?} is not RFC 3339: {e}", raw.expires))?;
+        .ok_or_else(|| format!("version {version} is below 1"))?;
+    let parsed = OffsetDateTime::parse(&expires, &Rfc3339)
+        .map_err(|e| format!("expires {expires:?} is not RFC 3339: {e}"))?;
     Ok(Common {
         version,
-        expires,
-        expires_raw: raw.expires,
+        expires: parsed,
+        expires_raw: expires,
     })
 }
 
@@ -414,11 +441,11 @@ fn role_keys(name: &str, raw: RawRoleKeys, keys: &KeyMap) -> Result<RoleKeys, St
     Ok(RoleKeys { keyids, threshold })
 }
 
-fn hashes(raw: Option<BTreeMap<String, String>>) -> Result<Hashes, String> {
+fn hashes(raw: Option<BTreeMap<&str, &str>>) -> Result<Hashes, String> {
     let mut out = Hashes::default();
     for (alg, b64) in raw.unwrap_or_default() {
-        let bytes = decode_base64_go(&b64).map_err(|e| format!("{alg} hash: bad base64: {e}"))?;
-        match alg.as_str() {
+        let bytes = decode_base64_go(b64).map_err(|e| format!("{alg} hash: bad base64: {e}"))?;
+        match alg {
             "sha256" => out.sha256 = Some(bytes),
             "sha512" => out.sha512 = Some(bytes),
             _ => {}
@@ -427,10 +454,11 @@ fn hashes(raw: Option<BTreeMap<String, String>>) -> Result<Hashes, String> {
     Ok(out)
 }
 
-fn file_meta(name: &str, raw: RawFileMeta) -> Result<FileMeta, String> {
-    let length =
-        u64::try_from(raw.length).map_err(|_| format!("{name}: negative length {}", raw.length))?;
-    let hashes = hashes(raw.hashes).map_err(|e| format!("{name}: {e}"))?;
+/// `name` (for messages) is only called on error: no allocation per target otherwise.
+fn file_meta(name: impl Fn() -> String, raw: RawFileMeta<'_>) -> Result<FileMeta, String> {
+    let length = u64::try_from(raw.length)
+        .map_err(|_| format!("{}: negative length {}", name(), raw.length))?;
+    let hashes = hashes(raw.hashes).map_err(|e| format!("{}: {e}", name()))?;
     Ok(FileMeta {
         length,
         hashes,
@@ -471,7 +499,7 @@ impl RoleBody for Root {
             timestamp: take(TIMESTAMP)?,
         };
         Ok(Root {
-            common: common(raw.common)?,
+            common: common(raw.version, raw.expires)?,
             keys,
             roles,
             consistent_snapshot: raw.consistent_snapshot,
@@ -491,12 +519,7 @@ impl RoleBody for Targets {
             return Err(format!("{role} is not a targets role name"));
         }
         let raw: RawTargets = from_value(signed)?;
-        let targets = raw
-            .targets
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(name, m)| Ok((name.clone(), file_meta(&format!("target {name:?}"), m)?)))
-            .collect::<Result<_, String>>()?;
+        let targets = raw.targets.map(|t| t.0).unwrap_or_default();
         let raw_del = raw.delegations.unwrap_or_default();
         let keys = key_map(raw_del.keys)?;
         let mut seen = BTreeSet::new();
@@ -518,7 +541,7 @@ impl RoleBody for Targets {
             }
         }
         Ok(Targets {
-            common: common(raw.common)?,
+            common: common(raw.version, raw.expires)?,
             targets,
             delegations: Delegations { keys, roles },
         })
@@ -537,7 +560,10 @@ impl RoleBody for Snapshot {
         let meta: BTreeMap<String, FileMeta> = raw
             .meta
             .into_iter()
-            .map(|(name, m)| Ok((name.clone(), file_meta(&format!("meta {name}"), m)?)))
+            .map(|(name, m)| {
+                let meta = file_meta(|| format!("meta {name}"), m)?;
+                Ok((name, meta))
+            })
             .collect::<Result<_, String>>()?;
         for required in [ROOT, TARGETS] {
             meta.get(required)
@@ -547,7 +573,7 @@ impl RoleBody for Snapshot {
                 .map_err(|e| format!("meta {required}: {e}"))?;
         }
         Ok(Snapshot {
-            common: common(raw.common)?,
+            common: common(raw.version, raw.expires)?,
             meta,
         })
     }
@@ -566,13 +592,13 @@ impl RoleBody for Timestamp {
             .meta
             .remove(SNAPSHOT)
             .ok_or_else(|| "meta snapshot is missing".to_owned())?;
-        let snapshot = file_meta("meta snapshot", snapshot)?;
+        let snapshot = file_meta(|| "meta snapshot".to_owned(), snapshot)?;
         snapshot
             .hashes
             .check_with_sha256()
             .map_err(|e| format!("meta snapshot: {e}"))?;
         Ok(Timestamp {
-            common: common(raw.common)?,
+            common: common(raw.version, raw.expires)?,
             snapshot,
         })
     }

@@ -3,132 +3,56 @@
 //! hash, targets by hash and the delegations listed in the snapshot (pre-order, siblings fetched
 //! concurrently). `VersionMemory` remembers, for the life of the process, the highest version
 //! seen per (server, GUN, role) and the last trusted root, so nothing ever goes back.
+//!
+//! With [`Updater::with_reuse`] the updater also keeps verified files content-addressed and the
+//! trusted root per trust options (module `reuse`), so a refresh fetches `timestamp.json` first
+//! and only the files whose hashes changed. A load with a kept root that fails verification is
+//! retried once with a freshly fetched root (as notary's client does). Versions and expiry are
+//! checked on every load, for kept files too.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::{BoxFuture, FutureExt, join_all};
 use time::OffsetDateTime;
 
-use super::keys::{KeyError, PinnedKey, PublicKey};
 use super::schema::{
-    ROOT, Root, SNAPSHOT, SignedFile, Snapshot, TARGETS, TIMESTAMP, Targets, check_meta_hashes,
+    ROOT, Root, SNAPSHOT, SignedFile, Snapshot, TARGETS, TIMESTAMP, Targets, Timestamp,
+    check_meta_hashes,
 };
 use super::source::{FetchError, MAX_ROOT_SIZE, MAX_TIMESTAMP_SIZE, MetaRequest, MetadataSource};
 use super::verify::{
-    DelegationOutcome, TrustedRoot, VerifyError, verify_delegation, verify_pinned_root,
-    verify_rotation, verify_snapshot, verify_targets, verify_timestamp,
+    DelegationOutcome, TrustedRoot, Verified, VerifyError, check_expiry, check_version,
+    verify_delegation, verify_pinned_root, verify_rotation, verify_snapshot, verify_targets,
+    verify_timestamp,
 };
 use super::view::{RoleInfo, RoleStatus, RootInfo, TrustData, key_infos, restrict_paths};
 use crate::clock::Clock;
 
+#[path = "options.rs"]
+mod options;
+#[path = "reuse.rs"]
+mod reuse;
+
+pub use options::{Revocations, TrustOptions, TrustRoot};
+pub use reuse::Reuse;
+use reuse::{Cached, Id, Store};
+
 #[cfg(test)]
 #[path = "tests/mod.rs"]
-mod tests;
+pub(crate) mod tests;
 
 /// How many older root versions the client fetches looking for a pinned one.
 pub const MAX_ROOT_WALK: u64 = 32;
 
-/// A pinned trust root from the policy.
-#[derive(Debug)]
-pub enum TrustRoot {
-    /// A PEM public key or certificate; matches a root key with the same public key.
-    Key(PinnedKey),
-    /// A key ID as in root.json (the canonical ID of the same public key is accepted too).
-    KeyId(String),
-    /// Trust on first use: any root key counts as pinned, so the root only has to meet its own
-    /// threshold. For `trustgate inspect` (discovering the keys to pin); never built from a policy.
-    TrustOnFirstUse,
-}
-
-impl TrustRoot {
-    /// Whether root key `key` is this pinned root.
-    pub fn matches(&self, key: &PublicKey) -> bool {
-        match self {
-            TrustRoot::Key(pin) => pin.matches(key),
-            TrustRoot::KeyId(id) => {
-                let id = id.trim();
-                key.id().eq_ignore_ascii_case(id) || key.canonical_id().eq_ignore_ascii_case(id)
-            }
-            TrustRoot::TrustOnFirstUse => true,
-        }
-    }
-
-    /// The pinned key ID (for messages).
-    pub fn describe(&self) -> String {
-        match self {
-            TrustRoot::Key(pin) => pin
-                .cert_key_id()
-                .map_or_else(|| pin.key_id(), str::to_owned),
-            TrustRoot::KeyId(id) => id.clone(),
-            TrustRoot::TrustOnFirstUse => "any root key (trust on first use)".into(),
-        }
-    }
-}
-
-/// Keys whose signatures never count (`revokedKeys`), by key ID or public key.
-#[derive(Debug, Default)]
-pub struct Revocations {
-    ids: BTreeSet<String>,
-    keys: Vec<PinnedKey>,
-}
-
-impl Revocations {
-    /// No revoked keys.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Builds the set from policy entries: a PEM (containing `-----BEGIN`) or a key ID.
-    pub fn from_entries<I, S>(entries: I) -> Result<Self, KeyError>
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let mut out = Self::new();
-        for entry in entries {
-            let entry = entry.as_ref();
-            if entry.contains("-----BEGIN") {
-                out.add_key(PinnedKey::from_pem(entry)?);
-            } else {
-                out.add_key_id(entry);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Revokes a key ID (cert ID or canonical ID).
-    pub fn add_key_id(&mut self, id: &str) {
-        self.ids.insert(id.trim().to_ascii_lowercase());
-    }
-
-    /// Revokes a public key.
-    pub fn add_key(&mut self, key: PinnedKey) {
-        self.keys.push(key);
-    }
-
-    /// Whether nothing is revoked.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty() && self.keys.is_empty()
-    }
-
-    /// Whether `key` is revoked.
-    pub fn is_revoked(&self, key: &PublicKey) -> bool {
-        self.ids.contains(key.id())
-            || (!self.ids.is_empty() && self.ids.contains(&key.canonical_id()))
-            || self.keys.iter().any(|p| p.matches(key))
-    }
-}
-
-/// What the policy says to trust for one repository.
-#[derive(Debug, Default)]
-pub struct TrustOptions {
-    /// Pinned root keys (`trustRoots`).
-    pub trust_roots: Vec<TrustRoot>,
-    /// Distinct pinned keys that must have signed the trusted root (`trustRootThreshold`, min 1).
-    pub trust_root_threshold: usize,
-    /// Keys whose signatures never count (`revokedKeys`).
-    pub revoked: Revocations,
+/// Verified trust data and how long it stays valid.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The verified view.
+    pub data: TrustData,
+    /// The earliest expiry among root, timestamp, snapshot, targets, the valid delegations and
+    /// the root certificates: the data must be loaded again before relying on it after this.
+    pub valid_until: OffsetDateTime,
 }
 
 type RoleKey = (String, String, String);
@@ -195,6 +119,7 @@ impl VersionMemory {
 pub struct Updater {
     memory: VersionMemory,
     clock: Arc<dyn Clock>,
+    store: Option<Store>,
 }
 
 /// Per-load context for the delegation walk.
@@ -204,16 +129,25 @@ struct Ctx<'a, S> {
     snapshot: &'a Snapshot,
     now: OffsetDateTime,
     revoked: &'a Revocations,
+    revoked_id: Id,
     memory: &'a VersionMemory,
+    store: Option<&'a Store>,
 }
 
 impl Updater {
-    /// An updater with empty memory, reading time from `clock`.
+    /// An updater with empty memory, reading time from `clock`. It keeps no files between loads.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         Updater {
             memory: VersionMemory::default(),
             clock,
+            store: None,
         }
+    }
+
+    /// Keeps verified files and trusted roots between loads, bounded by `reuse`.
+    pub fn with_reuse(mut self, reuse: Reuse) -> Self {
+        self.store = Some(Store::new(&reuse));
+        self
     }
 
     /// The version memory (for inspection and tests).
@@ -228,12 +162,57 @@ impl Updater {
         gun: &str,
         opts: &TrustOptions,
     ) -> Result<TrustData, VerifyError> {
+        self.load_with_expiry(source, gun, opts)
+            .await
+            .map(|l| l.data)
+    }
+
+    /// As [`load`](Self::load), also saying until when the data is valid.
+    pub async fn load_with_expiry<S: MetadataSource>(
+        &self,
+        source: &S,
+        gun: &str,
+        opts: &TrustOptions,
+    ) -> Result<Loaded, VerifyError> {
         let now = self.clock.now();
         let server = source.server();
-        let revoked = &opts.revoked;
-        let seen = |role: &str| self.memory.seen(server, gun, role);
+        let Some(store) = &self.store else {
+            let root = self.trusted_root(source, gun, opts, now).await?;
+            return self.update(source, gun, opts, &root, now).await;
+        };
+        let root_key = Store::root_key(server, gun, &opts.fingerprint());
+        let newest = self.memory.trusted_root(server, gun).map(|r| r.version());
+        if let Some(root) = store.root(&root_key, now, newest) {
+            match self.update(source, gun, opts, &root, now).await {
+                Ok(loaded) => return Ok(loaded),
+                Err(e @ VerifyError::Fetch(_)) => return Err(e),
+                Err(e) => {
+                    tracing::debug!(gun, error = %e, "update with the kept root failed; fetching the root again");
+                    store.forget_root(&root_key);
+                }
+            }
+        }
+        let root = Arc::new(self.trusted_root(source, gun, opts, now).await?);
+        let loaded = self.update(source, gun, opts, &root, now).await?;
+        store.keep_root(root_key, root);
+        Ok(loaded)
+    }
 
-        let root = self.trusted_root(source, gun, opts, now).await?;
+    /// Steps 2 to 5 with a trusted root: timestamp, snapshot, targets, delegations; then
+    /// remembers the versions.
+    async fn update<S: MetadataSource>(
+        &self,
+        source: &S,
+        gun: &str,
+        opts: &TrustOptions,
+        root: &TrustedRoot,
+        now: OffsetDateTime,
+    ) -> Result<Loaded, VerifyError> {
+        let server = source.server();
+        let revoked = &opts.revoked;
+        let revoked_id = revoked.fingerprint();
+        let root_ctx = reuse::context(&reuse::id(&[&root.file.raw]), &revoked_id);
+        let seen = |role: &str| self.memory.seen(server, gun, role);
 
         let raw = source
             .fetch(
@@ -244,17 +223,18 @@ impl Updater {
                 MAX_TIMESTAMP_SIZE,
             )
             .await?;
-        let timestamp = verify_timestamp(&root, raw, seen(TIMESTAMP), now, revoked)?;
-
-        let raw = fetch_by_hash(source, gun, SNAPSHOT, &timestamp.file.body.snapshot).await?;
-        let snapshot = verify_snapshot(
-            &root,
-            &timestamp.file.body,
-            raw,
-            seen(SNAPSHOT),
-            now,
-            revoked,
-        )?;
+        let timestamp = verify_timestamp(root, raw, seen(TIMESTAMP), now, revoked)?;
+        let snapshot = self
+            .snapshot(
+                source,
+                gun,
+                root,
+                &timestamp.file.body,
+                &root_ctx,
+                now,
+                revoked,
+            )
+            .await?;
         let snap = &snapshot.file.body;
 
         let targets_meta = snap
@@ -264,8 +244,22 @@ impl Updater {
                 gun: gun.to_owned(),
                 role: TARGETS.into(),
             })?;
-        let raw = fetch_by_hash(source, gun, TARGETS, targets_meta).await?;
-        let targets = verify_targets(&root, snap, raw, seen(TARGETS), now, revoked)?;
+        let key = self
+            .store
+            .as_ref()
+            .map(|_| Store::file_key(server, gun, TARGETS, targets_meta, &root_ctx));
+        let targets = match self.kept_targets(key.as_ref()) {
+            Some(t) => {
+                check_version(gun, TARGETS, &t.file.body.common, seen(TARGETS))?;
+                check_expiry(gun, TARGETS, &t.file.body.common, now)?;
+                t
+            }
+            None => {
+                let raw = fetch_by_hash(source, gun, TARGETS, targets_meta).await?;
+                let t = verify_targets(root, snap, raw, seen(TARGETS), now, revoked)?;
+                keep(self.store.as_ref(), key, t, Cached::Targets)
+            }
+        };
 
         let root_body = &root.file.body;
         let mut roles = vec![RoleInfo::valid(
@@ -281,11 +275,15 @@ impl Updater {
             snapshot: snap,
             now,
             revoked,
+            revoked_id,
             memory: &self.memory,
+            store: self.store.as_ref(),
         };
+        let targets_id = reuse::meta_id(targets_meta);
         load_children(
             &ctx,
             TARGETS,
+            &targets_id,
             &targets.file.body,
             &[String::new()],
             &mut roles,
@@ -293,7 +291,7 @@ impl Updater {
         .await?;
 
         // Everything verified: remember what we saw.
-        self.memory.remember_root(server, gun, &root);
+        self.memory.remember_root(server, gun, root);
         self.memory.record(server, gun, ROOT, root.version());
         self.memory
             .record(server, gun, TIMESTAMP, timestamp.file.body.common.version);
@@ -304,11 +302,66 @@ impl Updater {
                 self.memory.record(server, gun, &role.name, v);
             }
         }
-        Ok(TrustData::new(
-            gun.to_owned(),
-            RootInfo::from_trusted(&root),
-            roles,
-        ))
+        let valid_until = reuse::earliest(
+            root.file.body.common.expires,
+            [timestamp.file.body.common.expires, snap.common.expires]
+                .into_iter()
+                .chain(reuse::root_certs_expire(root))
+                .chain(
+                    roles
+                        .iter()
+                        .filter(|r| r.status == RoleStatus::Valid)
+                        .filter_map(|r| r.expires),
+                ),
+        );
+        Ok(Loaded {
+            data: TrustData::new(gun.to_owned(), RootInfo::from_trusted(root), roles),
+            valid_until,
+        })
+    }
+
+    /// Step 3: the snapshot the timestamp lists, kept or fetched by hash.
+    #[allow(clippy::too_many_arguments)]
+    async fn snapshot<S: MetadataSource>(
+        &self,
+        source: &S,
+        gun: &str,
+        root: &TrustedRoot,
+        timestamp: &Timestamp,
+        root_ctx: &Id,
+        now: OffsetDateTime,
+        revoked: &Revocations,
+    ) -> Result<Arc<Verified<Snapshot>>, VerifyError> {
+        let seen = self.memory.seen(source.server(), gun, SNAPSHOT);
+        let key = self.store.as_ref().map(|_| {
+            Store::file_key(
+                source.server(),
+                gun,
+                SNAPSHOT,
+                &timestamp.snapshot,
+                root_ctx,
+            )
+        });
+        let kept = match (self.store.as_ref(), key.as_ref()) {
+            (Some(store), Some(key)) => store.file(key),
+            _ => None,
+        };
+        if let Some(Cached::Snapshot(s)) = kept {
+            // Same bytes, same root: only version and expiry can have changed meaning.
+            check_version(gun, SNAPSHOT, &s.file.body.common, seen)?;
+            check_expiry(gun, SNAPSHOT, &s.file.body.common, now)?;
+            return Ok(s);
+        }
+        let raw = fetch_by_hash(source, gun, SNAPSHOT, &timestamp.snapshot).await?;
+        let s = verify_snapshot(root, timestamp, raw, seen, now, revoked)?;
+        Ok(keep(self.store.as_ref(), key, s, Cached::Snapshot))
+    }
+
+    fn kept_targets(&self, key: Option<&Id>) -> Option<Arc<Verified<Targets>>> {
+        match self.store.as_ref()?.file(key?)? {
+            Cached::Targets(t) => Some(t),
+            Cached::Snapshot(_) => None,
+        }
     }
 
     /// Step 1: the newest root, trusted directly by the pins or through a chain of rotations
@@ -462,41 +515,74 @@ async fn fetch_by_hash<S: MetadataSource>(
     Ok(source.fetch(gun, &req, meta.length).await?)
 }
 
-/// Loads the delegations `parent` (role `parent_name`, effective `paths`) declares, in
-/// pre-order: the ones listed in the snapshot are fetched concurrently, verified in file order,
-/// and each valid one is descended into before its next sibling.
+/// A delegation file: kept (verified before) or just fetched.
+enum Got {
+    Kept(Arc<Verified<Targets>>),
+    Fetched(Result<Vec<u8>, VerifyError>),
+}
+
+/// Loads the delegations `parent` (role `parent_name`, effective `paths`, meta identity
+/// `parent_id`) declares, in pre-order: the ones listed in the snapshot are fetched concurrently
+/// (unless kept), verified in file order, and each valid one is descended into before its next
+/// sibling. Only valid delegations are kept; invalid ones are fetched again on the next load.
 fn load_children<'a, S: MetadataSource>(
     ctx: &'a Ctx<'a, S>,
     parent_name: &'a str,
+    parent_id: &'a Id,
     parent: &'a Targets,
     paths: &'a [String],
     out: &'a mut Vec<RoleInfo>,
 ) -> BoxFuture<'a, Result<(), VerifyError>> {
     async move {
+        let server = ctx.source.server();
+        let context = reuse::context(parent_id, &ctx.revoked_id);
         let declared = &parent.delegations.roles;
-        let fetches = declared.iter().map(|d| async move {
-            match ctx.snapshot.meta.get(&d.name) {
-                Some(meta) => Some(fetch_by_hash(ctx.source, ctx.gun, &d.name, meta).await),
-                None => None,
+        let fetches = declared.iter().map(|d| {
+            let context = &context;
+            async move {
+                let meta = ctx.snapshot.meta.get(&d.name)?;
+                let key = ctx
+                    .store
+                    .map(|_| Store::file_key(server, ctx.gun, &d.name, meta, context));
+                let kept = match (ctx.store, key.as_ref()) {
+                    (Some(store), Some(key)) => store.file(key),
+                    _ => None,
+                };
+                Some(match kept {
+                    Some(Cached::Targets(t)) => (meta, key, Got::Kept(t)),
+                    _ => (meta, key, Got::Fetched(fetch_by_hash(ctx.source, ctx.gun, &d.name, meta).await)),
+                })
             }
         });
         let fetched = join_all(fetches).await;
-        for (decl, raw) in declared.iter().zip(fetched) {
+        for (decl, got) in declared.iter().zip(fetched) {
             let keys = key_infos(&parent.delegations.keys, &decl.keys.keyids);
             let child_paths = restrict_paths(paths, &decl.paths);
             let threshold = decl.keys.threshold;
-            let Some(raw) = raw else {
+            let Some((meta, key, got)) = got else {
                 out.push(RoleInfo::unusable(&decl.name, keys, threshold, child_paths, RoleStatus::NotPublished));
                 continue;
             };
-            let seen = ctx.memory.seen(ctx.source.server(), ctx.gun, &decl.name);
-            let outcome = verify_delegation(ctx.gun, parent_name, parent, ctx.snapshot, &decl.name, raw?, seen, ctx.now, ctx.revoked)?;
-            match outcome {
-                DelegationOutcome::Valid(v) => {
-                    out.push(RoleInfo::valid(&decl.name, keys, threshold, child_paths.clone(), &v));
-                    load_children(ctx, &decl.name, &v.file.body, &child_paths, out).await?;
+            let seen = ctx.memory.seen(server, ctx.gun, &decl.name);
+            let outcome = match got {
+                Got::Kept(v) => {
+                    check_version(ctx.gun, &decl.name, &v.file.body.common, seen)?;
+                    check_expiry(ctx.gun, &decl.name, &v.file.body.common, ctx.now).map(|()| v)
                 }
-                DelegationOutcome::Invalid(e) => {
+                Got::Fetched(raw) => {
+                    match verify_delegation(ctx.gun, parent_name, parent, ctx.snapshot, &decl.name, raw?, seen, ctx.now, ctx.revoked)? {
+                        DelegationOutcome::Valid(v) => Ok(keep(ctx.store, key, v, Cached::Targets)),
+                        DelegationOutcome::Invalid(e) => Err(e),
+                    }
+                }
+            };
+            match outcome {
+                Ok(v) => {
+                    out.push(RoleInfo::valid(&decl.name, keys, threshold, child_paths.clone(), &v));
+                    let id = reuse::meta_id(meta);
+                    load_children(ctx, &decl.name, &id, &v.file.body, &child_paths, out).await?;
+                }
+                Err(e) => {
                     tracing::warn!(gun = ctx.gun, role = %decl.name, error = %e, "skipping invalid delegation");
                     out.push(RoleInfo::unusable(&decl.name, keys, threshold, child_paths, RoleStatus::Invalid(e)));
                 }
@@ -505,4 +591,21 @@ fn load_children<'a, S: MetadataSource>(
         Ok(())
     }
     .boxed()
+}
+
+/// Keeps `v` under `key` (slimmed) when files are kept; returns it shared.
+fn keep<T>(
+    store: Option<&Store>,
+    key: Option<Id>,
+    v: Verified<T>,
+    wrap: fn(Arc<Verified<T>>) -> Cached,
+) -> Arc<Verified<T>> {
+    match (store, key) {
+        (Some(store), Some(key)) => {
+            let v = Arc::new(reuse::slim(v));
+            store.keep_file(key, wrap(v.clone()));
+            v
+        }
+        _ => Arc::new(v),
+    }
 }

@@ -107,18 +107,19 @@ impl RoleInfo {
         v: &Verified<Targets>,
     ) -> Self {
         let body = &v.file.body;
-        let mut targets = BTreeMap::new();
+        // In name order already: collected in one go, not inserted one by one.
+        let mut targets = Vec::with_capacity(body.targets.len());
         let mut ignored = Vec::new();
         for (tag, meta) in &body.targets {
             match meta.hashes.sha256_array() {
                 Some(sha256) if paths_match(&paths, tag) => {
-                    targets.insert(
+                    targets.push((
                         tag.clone(),
                         TargetInfo {
                             sha256,
                             length: meta.length,
                         },
-                    );
+                    ));
                 }
                 _ => ignored.push(tag.clone()),
             }
@@ -132,7 +133,7 @@ impl RoleInfo {
             threshold,
             paths,
             signed_by: v.signed_by.clone(),
-            targets,
+            targets: targets.into_iter().collect(),
             ignored,
             delegations: body
                 .delegations

@@ -49,20 +49,20 @@ impl fmt::Display for DocumentRef {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// A file could not be read.
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read: {error}", path.display())]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message; not a `source`, so it is not printed twice).
+        error: std::io::Error,
     },
     /// A policy directory could not be listed.
-    #[error("{}: cannot list the policy directory: {source}", path.display())]
+    #[error("{}: cannot list the policy directory: {error}", path.display())]
     ReadDir {
         /// The directory.
         path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error (in the message; not a `source`, so it is not printed twice).
+        error: std::io::Error,
     },
     /// The file is not valid YAML.
     #[error("{}: invalid YAML: {message}", path.display())]
@@ -170,10 +170,10 @@ pub fn load_policies(files: &[PathBuf], dirs: &[PathBuf]) -> Result<Vec<LoadedPo
     for path in &all_files {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(source) => {
+            Err(error) => {
                 errors.push(LoadError::Read {
                     path: path.clone(),
-                    source,
+                    error,
                 });
                 continue;
             }
@@ -211,9 +211,9 @@ pub fn load_policies(files: &[PathBuf], dirs: &[PathBuf]) -> Result<Vec<LoadedPo
 /// # Errors
 /// [`LoadError::ReadDir`] when the directory cannot be listed.
 pub fn policy_files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let read_dir_error = |source| LoadError::ReadDir {
+    let read_dir_error = |error| LoadError::ReadDir {
         path: dir.to_path_buf(),
-        source,
+        error,
     };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read_dir_error)? {

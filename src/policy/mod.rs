@@ -1,12 +1,14 @@
 //! Trust policies (contract §1): the `TrustPolicy` / `ClusterTrustPolicy` resources and their
 //! CRDs (`crd`), the same validation in Rust for policies read from files (`validate`), image
 //! patterns (`pattern`), which policy decides an image (`matcher`), and loading policies from
-//! YAML files (`load`). Nothing here talks to a cluster.
+//! YAML files (`load`); `source` holds the policy sources of `serve`. Nothing here talks to a
+//! cluster.
 
 pub mod crd;
 pub mod load;
 pub mod matcher;
 pub mod pattern;
+pub mod source;
 pub mod validate;
 
 #[cfg(test)]
@@ -23,4 +25,5 @@ pub use load::{
 };
 pub use matcher::{LoadedPolicy, PolicyId, PolicySet, Selection};
 pub use pattern::{ImagePattern, PatternError, PatternProblem};
+pub use source::{DirPolicySource, PolicySource, StaticPolicySource};
 pub use validate::{FieldError, FieldErrors, validate};

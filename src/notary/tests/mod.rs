@@ -1,8 +1,10 @@
 //! Tests of schema, verify, updater and view: real public notary data (read in place from
-//! `shared/fixtures/notary-public`) and synthetic repositories from `builder`.
+//! `shared/fixtures/notary-public`) and synthetic repositories from `builder` (also used by the
+//! engine's tests in `decision`), and the caching of trust data (`caching`).
 #![allow(clippy::panic)]
 
-mod builder;
+pub(crate) mod builder;
+pub(crate) mod caching;
 mod fixtures;
 mod scenarios;
 

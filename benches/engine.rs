@@ -1,0 +1,234 @@
+//! How fast the engine decides with its caches (a plain binary that prints numbers;
+//! `harness = false`). An in-process HTTP server plays registry and Notary server for a
+//! synthetic signed repository (`trustgate::notary::testing`), so every figure includes real
+//! HTTP on 127.0.0.1 where the network is reached at all.
+//!
+//! 1. warm cache: `Engine::decide` answered from the decision cache, for a digest-pinned and a
+//!    tag reference, one caller and 8 concurrent callers (decisions/s);
+//! 2. refresh: `trust_ttl` = 0, so every decision refreshes the trust data the cheap way
+//!    (`timestamp.json` only, kept root and files re-used);
+//! 3. no reuse: `trust_ttl` = 0 and nothing kept, so every decision fetches and verifies root,
+//!    timestamp, snapshot and targets again (what the engine did before caching).
+//!
+//! Run: `cargo bench --features bench-support --bench engine` (optionally `-- <seconds per
+//! figure>`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+use trustgate::cache::CacheConfig;
+use trustgate::clock::SystemClock;
+use trustgate::decision::{Anonymous, Engine, EngineConfig};
+use trustgate::notary::testing::Repo;
+use trustgate::policy::{
+    Action, LoadedPolicy, NotarySpec, PolicyId, PolicySet, RegistrySpec, TrustPolicySpec, TrustRoot,
+};
+
+struct Served {
+    files: HashMap<String, Vec<u8>>,
+    digest: String,
+    requests: AtomicUsize,
+}
+
+async fn accept(listener: TcpListener, served: Arc<Served>) {
+    while let Ok((sock, _)) = listener.accept().await {
+        tokio::spawn(connection(sock, served.clone()));
+    }
+}
+
+async fn connection(sock: TcpStream, served: Arc<Served>) {
+    let mut sock = BufReader::new(sock);
+    loop {
+        let mut line = String::new();
+        if sock.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut h = String::new();
+            if sock.read_line(&mut h).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if h.trim_end().is_empty() {
+                break;
+            }
+        }
+        served.requests.fetch_add(1, Ordering::Relaxed);
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let path = parts.next().unwrap_or_default().to_string();
+        let (status, extra, body) = if path == "/v2/" {
+            (200, String::new(), b"{}".to_vec())
+        } else if let Some((_, file)) = path.split_once("/_trust/tuf/") {
+            match served.files.get(file) {
+                Some(b) => (200, String::new(), b.clone()),
+                None => (404, String::new(), Vec::new()),
+            }
+        } else if path.contains("/manifests/") {
+            let headers = format!(
+                "Docker-Content-Digest: {}\r\nContent-Type: application/vnd.docker.distribution.manifest.v2+json\r\n",
+                served.digest
+            );
+            (200, headers, Vec::new())
+        } else {
+            (404, String::new(), Vec::new())
+        };
+        let head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\n{extra}\r\n",
+            body.len()
+        );
+        // One write per response: a separate body write would meet Nagle + delayed ACK.
+        let mut out = head.into_bytes();
+        if method != "HEAD" {
+            out.extend_from_slice(&body);
+        }
+        if sock.get_mut().write_all(&out).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Decisions per second of `callers` concurrent loops over `image` for about `secs`.
+async fn throughput(
+    engine: &Arc<Engine>,
+    policies: &Arc<PolicySet>,
+    image: &str,
+    callers: usize,
+    secs: f64,
+) -> (f64, usize) {
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let (engine, policies, image) = (engine.clone(), policies.clone(), image.to_string());
+            tokio::spawn(async move {
+                let mut n = 0usize;
+                while Instant::now() < until {
+                    let d = engine.decide("shop", &image, &policies, &Anonymous).await;
+                    assert!(d.verified, "{}", d.reason);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    (total as f64 / started.elapsed().as_secs_f64(), total)
+}
+
+fn main() {
+    let secs: f64 = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(2.0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(8)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run(secs));
+}
+
+async fn run(secs: f64) {
+    let digest: [u8; 32] = Sha256::digest(b"manifest").into();
+    let digest_text = format!("sha256:{}", hex::encode(digest));
+    // The port is part of the GUN (and the root certificate's CN): bind first.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let gun = format!("127.0.0.1:{port}/shop/app");
+    let mut repo = Repo::new(&gun);
+    for i in 0..100 {
+        let d: [u8; 32] = Sha256::digest(format!("other {i}").as_bytes()).into();
+        repo.add_target("targets", &format!("old-{i}"), d);
+    }
+    repo.add_target("targets", "v1", digest);
+    repo.delegate("targets/releases", &[""]);
+    repo.add_target("targets/releases", "v1", digest);
+    let served = Arc::new(Served {
+        files: repo.publish().files,
+        digest: digest_text.clone(),
+        requests: AtomicUsize::new(0),
+    });
+    tokio::spawn(accept(listener, served.clone()));
+
+    let spec = TrustPolicySpec {
+        images: vec![format!("127.0.0.1:{port}/shop/**")],
+        action: Action::Verify,
+        notary: Some(NotarySpec {
+            url: Some(format!("http://127.0.0.1:{port}")),
+            ..NotarySpec::default()
+        }),
+        registry: Some(RegistrySpec {
+            plain_http: true,
+            ..RegistrySpec::default()
+        }),
+        trust_roots: vec![TrustRoot {
+            public_key: None,
+            key_id: Some(repo.roles["root"].keys[0].id.clone()),
+        }],
+        ..TrustPolicySpec::default()
+    };
+    let mut set = PolicySet::new(Action::Deny);
+    set.insert(LoadedPolicy::new(PolicyId::namespaced("shop", "p"), spec).unwrap());
+    let policies = Arc::new(set);
+    let pinned = format!("{gun}@{digest_text}");
+    let tagged = format!("{gun}:v1");
+
+    let configs = [
+        ("warm caches (decision cache hit)", CacheConfig::default()),
+        (
+            "trust_ttl=0: timestamp-only refresh per decision",
+            CacheConfig {
+                trust_ttl: Duration::ZERO,
+                ..CacheConfig::default()
+            },
+        ),
+        (
+            "trust_ttl=0, nothing kept: full fetch + verify",
+            CacheConfig {
+                trust_ttl: Duration::ZERO,
+                file_max_entries: 0,
+                root_ttl: Duration::ZERO,
+                ..CacheConfig::default()
+            },
+        ),
+    ];
+    println!("synthetic repository: targets with 101 tags + targets/releases; HTTP on 127.0.0.1");
+    for (what, cache) in configs {
+        let engine = Arc::new(Engine::new(
+            EngineConfig {
+                cache,
+                ..EngineConfig::default()
+            },
+            Arc::new(SystemClock),
+        ));
+        let t = Instant::now();
+        let d = engine.decide("shop", &tagged, &policies, &Anonymous).await;
+        assert!(d.verified, "{}", d.reason);
+        let cold = t.elapsed();
+        println!(
+            "{what}: first decision (cold) {:.2} ms",
+            cold.as_secs_f64() * 1e3
+        );
+        for (name, image) in [("digest", &pinned), ("tag", &tagged)] {
+            for callers in [1, 8] {
+                let before = served.requests.load(Ordering::Relaxed);
+                let (rate, n) = throughput(&engine, &policies, image, callers, secs).await;
+                let reqs = served.requests.load(Ordering::Relaxed) - before;
+                println!(
+                    "  {name:<6} reference, {callers} caller(s): {rate:>10.0} decisions/s  ({n} decisions, {:.2} HTTP requests each)",
+                    reqs as f64 / n as f64
+                );
+            }
+        }
+    }
+}

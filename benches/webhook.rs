@@ -1,0 +1,330 @@
+//! Throughput and latency of the webhook path (a plain binary that prints numbers;
+//! `harness = false`): the real server in-process (self-signed TLS, policies from a temp dir
+//! with `action: Allow` / `action: Deny` only, so no Notary and no registry are involved),
+//! driven by N concurrent keep-alive HTTPS connections (one reqwest client each) in two
+//! phases of a fixed time each: back to back (maximum throughput; with a closed loop the
+//! latency is about connections / throughput), then at a fixed total rate (open loop, latency
+//! counted from the scheduled send time, so a stall is not hidden). Prints reviews/s, latency
+//! percentiles, the process's CPU time and RSS (idle before the load and the peak, from
+//! /proc/self/status).
+//!
+//! Run: `cargo bench --bench webhook` (64 connections, 5 s per phase, 10,000 reviews/s in the
+//! fixed-rate phase, HTTP/1.1). Environment overrides: `WEBHOOK_BENCH_CONNECTIONS`,
+//! `WEBHOOK_BENCH_SECS`, `WEBHOOK_BENCH_RATE`, `WEBHOOK_BENCH_HTTP2=1`. Without `--bench` (as
+//! `cargo test --all-targets` runs it) it does one 0.5 s closed-loop smoke run with 4
+//! connections. Client and server share the process and its cores, so the figures are a
+//! lower bound for the server alone.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use trustgate::admission::{KindTable, ServerConfig, Webhook, start};
+use trustgate::audit::LogEventSink;
+use trustgate::audit::metrics::Metrics;
+use trustgate::clock::SystemClock;
+use trustgate::decision::{Engine, EngineConfig};
+use trustgate::policy::{Action, DirPolicySource};
+use trustgate::tls::ServingCert;
+
+const POLICIES: &str = r#"apiVersion: trustgate.dev/v1alpha1
+kind: ClusterTrustPolicy
+metadata: {name: allow}
+spec: {images: ["allowed.example.com/**"], action: Allow}
+---
+apiVersion: trustgate.dev/v1alpha1
+kind: ClusterTrustPolicy
+metadata: {name: deny}
+spec: {images: ["denied.example.com/**"], action: Deny}
+"#;
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A field of /proc/self/status in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(field: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU time of the process.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after ") ".
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10) // USER_HZ = 100 on Linux
+}
+
+fn fixture(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/admission")
+        .join(name);
+    std::fs::read_to_string(path).expect("fixture")
+}
+
+fn percentile(sorted: &[u32], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    f64::from(sorted[rank - 1]) / 1000.0
+}
+
+async fn start_server() -> (trustgate::admission::RunningServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("policies.yaml"), POLICIES).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::new(
+        EngineConfig {
+            default_action: Action::Deny,
+            ..EngineConfig::default()
+        },
+        Arc::new(SystemClock),
+    )
+    .with_metrics(Arc::clone(&metrics));
+    let policies = DirPolicySource::start(
+        dir.path(),
+        Action::Deny,
+        Some(Duration::from_secs(5)),
+        metrics,
+    );
+    let webhook = Webhook::new(Arc::new(engine), Arc::new(policies))
+        .with_events(Arc::new(LogEventSink))
+        .with_kinds(KindTable::builtin());
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let tls = ServingCert::SelfSigned {
+        sans: Vec::new(),
+        ca_out: None,
+    };
+    let server = start(&ServerConfig::new(any, any, tls), Arc::new(webhook))
+        .await
+        .unwrap();
+    (server, dir)
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let connections: usize = env_or("WEBHOOK_BENCH_CONNECTIONS", if full { 64 } else { 4 });
+    let secs: f64 = env_or("WEBHOOK_BENCH_SECS", if full { 5.0 } else { 0.5 });
+    let http2 = std::env::var("WEBHOOK_BENCH_HTTP2").is_ok_and(|v| v == "1");
+    let duration = Duration::from_secs_f64(secs.clamp(0.1, 60.0));
+    trustgate::tls::install_crypto_provider();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rate = if full {
+        Some(env_or("WEBHOOK_BENCH_RATE", 10_000.0))
+    } else {
+        None
+    };
+    runtime.block_on(run(connections, duration, http2, rate));
+}
+
+async fn run(connections: usize, duration: Duration, http2: bool, rate: Option<f64>) {
+    let rss_start = status_kib("VmRSS");
+    let (server, _dir) = start_server().await;
+    let url = format!("https://localhost:{}/validate", server.addr.port());
+    let ca = reqwest::Certificate::from_pem(server.ca_pem.clone().unwrap().as_bytes()).unwrap();
+    // Two review shapes: an admitted Pod (2 images) and a denied Deployment (2 images).
+    let allowed = fixture("pod.json").replace(
+        "denied.example.com/tools/setup:1.0",
+        "allowed.example.com/tools/setup:1.0",
+    );
+    let bodies: Arc<[String; 2]> = Arc::new([allowed, fixture("deployment.json")]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rss_idle = status_kib("VmRSS");
+
+    let mut clients = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let mut b = reqwest::Client::builder()
+            .tls_certs_only([ca.clone()])
+            .no_proxy()
+            .pool_max_idle_per_host(1)
+            .timeout(Duration::from_secs(10));
+        b = if http2 {
+            b.http2_prior_knowledge()
+        } else {
+            b.http1_only()
+        };
+        let client = b.build().unwrap();
+        // Warm-up: open the connection (TLS handshake) before timing.
+        let rsp = client
+            .post(&url)
+            .body(bodies[0].clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rsp.status(), 200);
+        rsp.bytes().await.unwrap();
+        clients.push(client);
+    }
+    let closed = phase(&clients, &url, &bodies, duration, None).await;
+    let open = match rate {
+        Some(r) => Some(phase(&clients, &url, &bodies, duration, Some(r)).await),
+        None => None,
+    };
+    let text = reqwest::get(format!("http://{}/metrics", server.admin_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let answered: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("trustgate_admission_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    server.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    println!(
+        "webhook bench: {connections} keep-alive HTTPS connections ({}), Allow/Deny policies, \
+         2 images per review, client and server in one process",
+        if http2 { "HTTP/2" } else { "HTTP/1.1" },
+    );
+    closed
+        .print("max throughput (closed loop: each connection sends as soon as it has its answer)");
+    if let Some(open) = open {
+        open.print(&format!(
+            "fixed rate {:.0}/s (open loop; latency from the scheduled send time)",
+            rate.unwrap_or_default()
+        ));
+    }
+    println!("  answered     {answered} reviews per /metrics (incl. warm-up)");
+    println!(
+        "  rss MiB      start {:.1}  idle (server up) {:.1}  peak VmHWM {:.1}",
+        rss_start as f64 / 1024.0,
+        rss_idle as f64 / 1024.0,
+        status_kib("VmHWM") as f64 / 1024.0
+    );
+}
+
+/// What one load phase measured.
+struct Phase {
+    elapsed: Duration,
+    cpu: Duration,
+    latencies: Vec<u32>,
+    errors: u64,
+    rss_peak_kib: u64,
+}
+
+impl Phase {
+    fn print(&self, title: &str) {
+        let secs = self.elapsed.as_secs_f64();
+        println!("  {title}, {secs:.1} s");
+        println!(
+            "    reviews    {} ok, {} errors, {:.0} reviews/s",
+            self.latencies.len(),
+            self.errors,
+            self.latencies.len() as f64 / secs
+        );
+        let l = &self.latencies;
+        println!(
+            "    latency ms p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+            percentile(l, 0.50),
+            percentile(l, 0.90),
+            percentile(l, 0.99),
+            percentile(l, 0.999),
+            percentile(l, 1.0)
+        );
+        println!(
+            "    cpu        {:.2} s ({:.0}% of one core)  rss peak sampled {:.1} MiB",
+            self.cpu.as_secs_f64(),
+            100.0 * self.cpu.as_secs_f64() / secs,
+            self.rss_peak_kib as f64 / 1024.0
+        );
+    }
+}
+
+/// Drives every client for `duration`: back to back (`rate` `None`), or at `rate` reviews/s
+/// in total, each connection on its own schedule.
+async fn phase(
+    clients: &[reqwest::Client],
+    url: &str,
+    bodies: &Arc<[String; 2]>,
+    duration: Duration,
+    rate: Option<f64>,
+) -> Phase {
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let end = started + duration;
+    let n_clients = clients.len();
+    let interval = rate.map(|r| Duration::from_secs_f64(n_clients as f64 / r.max(1.0)));
+    let mut tasks = Vec::with_capacity(n_clients);
+    for (i, client) in clients.iter().cloned().enumerate() {
+        let (url, bodies) = (url.to_string(), Arc::clone(bodies));
+        tasks.push(tokio::spawn(async move {
+            let mut latencies: Vec<u32> = Vec::with_capacity(64 * 1024);
+            let mut errors = 0u64;
+            let mut n = i;
+            // Staggered start for the open loop.
+            let mut scheduled =
+                interval.map(|iv| started + iv.mul_f64(i as f64 / n_clients as f64));
+            loop {
+                let t = match scheduled {
+                    Some(at) => {
+                        tokio::time::sleep_until(at.into()).await;
+                        at
+                    }
+                    None => Instant::now(),
+                };
+                if t >= end || latencies.len() >= 4_000_000 {
+                    break;
+                }
+                let body = bodies[n % 2].clone();
+                n += 1;
+                let ok = match client.post(&url).body(body).send().await {
+                    Ok(rsp) => rsp.status() == 200 && rsp.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                } else {
+                    errors += 1;
+                }
+                if let (Some(at), Some(iv)) = (scheduled.as_mut(), interval) {
+                    *at += iv;
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut rss_peak_kib = 0;
+    while Instant::now() < end {
+        rss_peak_kib = rss_peak_kib.max(status_kib("VmRSS"));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        latencies.extend(l);
+        errors += e;
+    }
+    latencies.sort_unstable();
+    Phase {
+        elapsed: started.elapsed(),
+        cpu: cpu_time().saturating_sub(cpu_before),
+        latencies,
+        errors,
+        rss_peak_kib,
+    }
+}

@@ -1,0 +1,313 @@
+//! Which objects carry a PodSpec, where, and the images in it. [`KindTable`] maps an object's
+//! (group, kind) to the dotted path of its PodSpec: Pods and every built-in pod-template kind,
+//! plus kinds added with `--extra-kind 'group/Kind=spec.template.spec'` ([`ExtraKind`]).
+//! [`images_in`] lists the images of a PodSpec's `containers`, `initContainers` and
+//! `ephemeralContainers`, each with its location (`spec.template.spec.initContainers[0] (name:
+//! setup)`).
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde_json::Value;
+
+/// An image used by a container, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUse {
+    /// The image as written.
+    pub image: String,
+    /// Where: `spec.containers[0] (name: app)`.
+    pub location: String,
+}
+
+/// Why an `--extra-kind` value does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--extra-kind {value:?}: {problem} (expected group/Kind=dotted.path.to.podSpec, e.g. argoproj.io/Rollout=spec.template.spec)"
+)]
+pub struct ExtraKindError {
+    /// The value given.
+    pub value: String,
+    /// What is wrong.
+    pub problem: &'static str,
+}
+
+/// A kind whose objects carry a PodSpec at `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraKind {
+    /// API group (empty for the core group).
+    pub group: String,
+    /// Kind (`Rollout`).
+    pub kind: String,
+    /// Path from the object root to the PodSpec (`["spec", "template", "spec"]`).
+    pub path: Vec<String>,
+}
+
+impl FromStr for ExtraKind {
+    type Err = ExtraKindError;
+
+    /// `group/Kind=spec.template.spec`; `Kind=...` or `/Kind=...` for the core group.
+    fn from_str(value: &str) -> Result<ExtraKind, ExtraKindError> {
+        let err = |problem| ExtraKindError {
+            value: value.to_string(),
+            problem,
+        };
+        let (gk, path) = value.split_once('=').ok_or_else(|| err("no `=`"))?;
+        let (group, kind) = gk.rsplit_once('/').unwrap_or(("", gk));
+        let (group, kind, path) = (group.trim(), kind.trim(), path.trim());
+        if kind.is_empty() || !kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(err("the kind must be a non-empty alphanumeric name"));
+        }
+        if group.contains('/') || group.contains(char::is_whitespace) {
+            return Err(err("the group must not contain `/` or spaces"));
+        }
+        let path: Vec<String> = path.split('.').map(str::to_string).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(err("the path must be dot-separated non-empty field names"));
+        }
+        Ok(ExtraKind {
+            group: group.to_string(),
+            kind: kind.to_string(),
+            path,
+        })
+    }
+}
+
+impl fmt::Display for ExtraKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}={}", self.group, self.kind, self.path.join("."))
+    }
+}
+
+/// The kinds the webhook checks and where their PodSpec is.
+#[derive(Debug, Clone)]
+pub struct KindTable {
+    kinds: Vec<ExtraKind>,
+}
+
+impl Default for KindTable {
+    fn default() -> Self {
+        KindTable::builtin()
+    }
+}
+
+impl KindTable {
+    /// Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, ReplicationController.
+    pub fn builtin() -> KindTable {
+        let entry = |group: &str, kind: &str, path: &str| ExtraKind {
+            group: group.to_string(),
+            kind: kind.to_string(),
+            path: path.split('.').map(str::to_string).collect(),
+        };
+        KindTable {
+            kinds: vec![
+                entry("", "Pod", "spec"),
+                entry("apps", "Deployment", "spec.template.spec"),
+                entry("apps", "ReplicaSet", "spec.template.spec"),
+                entry("apps", "StatefulSet", "spec.template.spec"),
+                entry("apps", "DaemonSet", "spec.template.spec"),
+                entry("batch", "Job", "spec.template.spec"),
+                entry("batch", "CronJob", "spec.jobTemplate.spec.template.spec"),
+                entry("", "ReplicationController", "spec.template.spec"),
+            ],
+        }
+    }
+
+    /// Adds (or, for a kind already known, replaces) kinds.
+    pub fn with_extra(mut self, extra: impl IntoIterator<Item = ExtraKind>) -> KindTable {
+        for kind in extra {
+            self.kinds.retain(|k| {
+                !(k.group.eq_ignore_ascii_case(&kind.group)
+                    && k.kind.eq_ignore_ascii_case(&kind.kind))
+            });
+            self.kinds.push(kind);
+        }
+        self
+    }
+
+    /// The PodSpec path of (group, kind); the version does not matter. `None`: not checked.
+    pub fn pod_spec_path(&self, group: &str, kind: &str) -> Option<&[String]> {
+        self.kinds
+            .iter()
+            .find(|k| k.group.eq_ignore_ascii_case(group) && k.kind.eq_ignore_ascii_case(kind))
+            .map(|k| k.path.as_slice())
+    }
+}
+
+/// A PodSpec that is not shaped as the API defines it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    /// A field on the path to the PodSpec, or the PodSpec itself, is not an object.
+    #[error("{path} is not an object")]
+    NotAnObject {
+        /// The dotted path.
+        path: String,
+    },
+    /// A container list is not a list, or a container is not an object.
+    #[error("{path} is not a list of containers")]
+    NotAList {
+        /// The dotted path.
+        path: String,
+    },
+    /// A container's `image` is not a string.
+    #[error("{path}.image is not a string")]
+    ImageNotString {
+        /// The container's path.
+        path: String,
+    },
+}
+
+/// The container lists of a PodSpec, in the order their images are reported.
+pub const CONTAINER_LISTS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
+
+/// The images of the PodSpec at `path` in `object` (the object's fields other than
+/// `apiVersion`/`kind`/`metadata`, as `DynamicObject::data` holds them). `Ok(None)` when the
+/// path does not exist (e.g. an Argo Rollout using `workloadRef`); containers without an
+/// image (pod templates may leave it to a mutating webhook) are skipped.
+pub fn images_in(object: &Value, path: &[String]) -> Result<Option<Vec<ImageUse>>, ExtractError> {
+    let mut node = object;
+    for (i, field) in path.iter().enumerate() {
+        let Value::Object(map) = node else {
+            return Err(ExtractError::NotAnObject {
+                path: path[..i].join("."),
+            });
+        };
+        match map.get(field) {
+            Some(Value::Null) | None => return Ok(None),
+            Some(next) => node = next,
+        }
+    }
+    let prefix = path.join(".");
+    let Value::Object(spec) = node else {
+        return Err(ExtractError::NotAnObject { path: prefix });
+    };
+    let mut uses = Vec::new();
+    for list in CONTAINER_LISTS {
+        let containers = match spec.get(list) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(items)) => items,
+            Some(_) => {
+                return Err(ExtractError::NotAList {
+                    path: format!("{prefix}.{list}"),
+                });
+            }
+        };
+        for (i, container) in containers.iter().enumerate() {
+            let at = format!("{prefix}.{list}[{i}]");
+            let Value::Object(container) = container else {
+                return Err(ExtractError::NotAList { path: at });
+            };
+            let image = match container.get("image") {
+                None | Some(Value::Null) => continue,
+                Some(Value::String(s)) if s.is_empty() => continue,
+                Some(Value::String(s)) => s,
+                Some(_) => return Err(ExtractError::ImageNotString { path: at }),
+            };
+            let location = match container.get("name").and_then(Value::as_str) {
+                Some(name) => format!("{at} (name: {name})"),
+                None => at,
+            };
+            uses.push(ImageUse {
+                image: image.clone(),
+                location,
+            });
+        }
+    }
+    Ok(Some(uses))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn path(p: &str) -> Vec<String> {
+        p.split('.').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn extra_kind_parses() {
+        let k: ExtraKind = "argoproj.io/Rollout=spec.template.spec".parse().unwrap();
+        assert_eq!(
+            (k.group.as_str(), k.kind.as_str()),
+            ("argoproj.io", "Rollout")
+        );
+        assert_eq!(k.path, path("spec.template.spec"));
+        assert_eq!(k.to_string(), "argoproj.io/Rollout=spec.template.spec");
+        let core: ExtraKind = "PodTemplate=template.spec".parse().unwrap();
+        assert_eq!(core.group, "");
+        for bad in [
+            "Rollout",
+            "a/=spec",
+            "a/Roll-out=spec",
+            "a/R=spec..x",
+            "a/R=",
+            "a/b/R=spec",
+        ] {
+            assert!(bad.parse::<ExtraKind>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn table_lookup_ignores_case_and_extra_kinds_replace() {
+        let t = KindTable::builtin().with_extra(["batch/Job=spec.x".parse().unwrap()]);
+        assert_eq!(t.pod_spec_path("", "pod"), Some(path("spec").as_slice()));
+        assert_eq!(
+            t.pod_spec_path("batch", "CronJob"),
+            Some(path("spec.jobTemplate.spec.template.spec").as_slice())
+        );
+        assert_eq!(
+            t.pod_spec_path("batch", "Job"),
+            Some(path("spec.x").as_slice())
+        );
+        assert_eq!(t.pod_spec_path("apps", "Pod"), None);
+        assert_eq!(t.pod_spec_path("", "Service"), None);
+    }
+
+    #[test]
+    fn images_with_locations() {
+        let obj = json!({"spec": {"template": {"spec": {
+            "initContainers": [{"name": "setup", "image": "busybox:1"}],
+            "containers": [{"name": "app", "image": "app:1"}, {"name": "no-image"}],
+            "ephemeralContainers": [{"image": "debug:1"}]
+        }}}});
+        let uses = images_in(&obj, &path("spec.template.spec"))
+            .unwrap()
+            .unwrap();
+        let got: Vec<(&str, &str)> = uses
+            .iter()
+            .map(|u| (u.image.as_str(), u.location.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "busybox:1",
+                    "spec.template.spec.initContainers[0] (name: setup)"
+                ),
+                ("app:1", "spec.template.spec.containers[0] (name: app)"),
+                ("debug:1", "spec.template.spec.ephemeralContainers[0]"),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_paths_and_malformed_specs() {
+        let obj = json!({"spec": {"workloadRef": {"name": "x"}}});
+        assert_eq!(images_in(&obj, &path("spec.template.spec")).unwrap(), None);
+        let obj = json!({"spec": "nope"});
+        assert!(matches!(
+            images_in(&obj, &path("spec.template.spec")),
+            Err(ExtractError::NotAnObject { .. })
+        ));
+        let obj = json!({"spec": {"containers": {"a": 1}}});
+        assert!(matches!(
+            images_in(&obj, &path("spec")),
+            Err(ExtractError::NotAList { .. })
+        ));
+        let obj = json!({"spec": {"containers": [{"image": 3}]}});
+        assert_eq!(
+            images_in(&obj, &path("spec")).unwrap_err().to_string(),
+            "spec.containers[0].image is not a string"
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! The admission webhook (`trustgate serve`): AdmissionReview in, AdmissionReview out.
+//!
+//! ```text
+//!   server (axum + rustls)  ──►  review::Webhook  ──►  decision::Engine (policies from a PolicySource)
+//!     POST /validate               │  extract: PodSpec images + locations (KindTable)
+//!     admin: /healthz /readyz      │  response: allowed / 403 + message, warnings, auditAnnotations
+//!            /metrics              └► audit: log line per image, metrics, EventSink
+//! ```
+//!
+//! * [`extract`]: which kinds carry a PodSpec where, and the images in it.
+//! * [`review`]: the decision flow for one request ([`Webhook`]), independent of HTTP.
+//! * [`response`]: decisions to an `AdmissionResponse`.
+//! * [`server`]: the listeners, TLS and graceful shutdown ([`start`]).
+//! * [`wire`]: AdmissionReview bodies to kube's `AdmissionRequest` in one pass.
+
+pub mod extract;
+pub mod response;
+pub mod review;
+pub mod server;
+pub mod wire;
+
+pub use extract::{ExtraKind, ImageUse, KindTable};
+pub use review::Webhook;
+pub use server::{RunningServer, ServerConfig, ServerError, ShutdownHandle, start};

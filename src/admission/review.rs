@@ -1,0 +1,401 @@
+//! [`Webhook`]: one AdmissionRequest in, one AdmissionResponse out, with no HTTP in sight.
+//!
+//! 1. Only CREATE and UPDATE of a kind in the [`KindTable`] are checked (the main resource, or
+//!    the `pods/ephemeralcontainers` subresource); anything else is admitted with a log line and
+//!    a `summary` audit annotation saying why.
+//! 2. The images of the object's PodSpec are extracted with their locations; on UPDATE only the
+//!    images that the old object does not use are checked, so an UPDATE that changes no image
+//!    is admitted without checks.
+//! 3. The distinct images are decided by the [`Engine`] against the current policy set, within
+//!    the budget (the engine's per-image deadline; the whole `decide_all` is also wrapped in a
+//!    timeout slightly above it, and running out denies every image: fail closed).
+//! 4. Every decision gets an audit log line and a metric sample; the decisions go to the
+//!    [`EventSink`] (with `dry_run` set for dry runs, which must produce no Events); the response
+//!    is built by [`response::respond`](super::response::respond).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+
+use crate::audit::context::ReviewContext;
+use crate::audit::events::{EventSink, LogEventSink};
+use crate::audit::log::{decision_line, policy_label};
+use crate::audit::metrics::Metrics;
+use crate::decision::{Anonymous, CredentialSource, Decision, Engine, ReasonClass};
+use crate::image::reference::ImageRef;
+use crate::policy::source::PolicySource;
+use crate::policy::{Action, Mode};
+
+use super::extract::{ImageUse, KindTable, images_in};
+use super::response::{Checked, not_checked, refuse, respond};
+
+/// How far above the budget the whole review's decisions may run before they are abandoned.
+pub const BUDGET_MARGIN: Duration = Duration::from_millis(500);
+
+/// The subresource of pods whose UPDATE adds ephemeral containers.
+pub const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
+
+/// The admission logic: engine, policies, credentials, event sink, kinds and budget.
+pub struct Webhook {
+    engine: Arc<Engine>,
+    policies: Arc<dyn PolicySource>,
+    credentials: Arc<dyn CredentialSource>,
+    events: Arc<dyn EventSink>,
+    metrics: Arc<Metrics>,
+    kinds: KindTable,
+    budget: Duration,
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("kinds", &self.kinds)
+            .field("budget", &self.budget)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Webhook {
+    /// A webhook deciding with `engine` (whose metrics it shares and whose per-image deadline
+    /// is the budget) over `policies`, with anonymous credentials, log events and the built-in
+    /// kinds.
+    pub fn new(engine: Arc<Engine>, policies: Arc<dyn PolicySource>) -> Webhook {
+        let metrics = Arc::clone(engine.metrics());
+        let budget = engine.config().deadline;
+        Webhook {
+            engine,
+            policies,
+            credentials: Arc::new(Anonymous),
+            events: Arc::new(LogEventSink),
+            metrics,
+            kinds: KindTable::builtin(),
+            budget,
+        }
+    }
+
+    /// Registry and Notary credentials.
+    pub fn with_credentials(mut self, credentials: Arc<dyn CredentialSource>) -> Webhook {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Where decisions go as events.
+    pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Webhook {
+        self.events = events;
+        self
+    }
+
+    /// The kinds checked and their PodSpec paths.
+    pub fn with_kinds(mut self, kinds: KindTable) -> Webhook {
+        self.kinds = kinds;
+        self
+    }
+
+    /// The time allowed for a whole review's decisions (default: the engine's deadline).
+    pub fn with_budget(mut self, budget: Duration) -> Webhook {
+        self.budget = budget;
+        self
+    }
+
+    /// The metrics (shared with the engine and the admin server).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// `Ok` when policies are loaded; otherwise why not.
+    pub fn readiness(&self) -> Result<(), String> {
+        if self.policies.current().is_some() {
+            return Ok(());
+        }
+        Err(match self.policies.problem() {
+            Some(why) => format!("policies are not loaded: {why}"),
+            None => "policies are not loaded yet".to_string(),
+        })
+    }
+
+    /// Answers one request (never fails: problems deny, fail closed).
+    pub async fn review(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+        let started = Instant::now();
+        let ctx = context(req);
+        let (rsp, result) = self.answer(req, &ctx).await;
+        self.metrics
+            .admission_request(&ctx.kind, &ctx.operation, result, started.elapsed());
+        rsp
+    }
+
+    async fn answer(
+        &self,
+        req: &AdmissionRequest<DynamicObject>,
+        ctx: &ReviewContext,
+    ) -> (AdmissionResponse, &'static str) {
+        let base = AdmissionResponse::from(req);
+        let skip = |why: String| {
+            tracing::debug!(uid = %ctx.uid, object = %ctx.object(), "{why}");
+            (not_checked(AdmissionResponse::from(req), &why), "allowed")
+        };
+        if !matches!(req.operation, Operation::Create | Operation::Update) {
+            return skip(format!("operation {} is not checked", ctx.operation));
+        }
+        if let Some(sub) = ctx.sub_resource.as_deref()
+            && sub != EPHEMERAL_CONTAINERS
+        {
+            return skip(format!("subresource {sub} is not checked"));
+        }
+        let Some(path) = self.kinds.pod_spec_path(&ctx.group, &ctx.kind) else {
+            tracing::info!(
+                uid = %ctx.uid,
+                group = %ctx.group,
+                kind = %ctx.kind,
+                "kind is not configured for checks (see --extra-kind); admitted"
+            );
+            return (
+                not_checked(base, &format!("kind {} is not checked", ctx.kind)),
+                "allowed",
+            );
+        };
+        let Some(object) = &req.object else {
+            return (
+                refuse(
+                    base,
+                    "trustgate: the request carries no object (fail closed)",
+                ),
+                "denied",
+            );
+        };
+        let mut uses = match images_in(&object.data, path) {
+            Ok(Some(uses)) => uses,
+            Ok(None) => {
+                return skip(format!(
+                    "{} has no pod spec at {}",
+                    ctx.kind,
+                    path.join(".")
+                ));
+            }
+            Err(e) => {
+                let message = format!(
+                    "trustgate: cannot read the images of {}: {e} (fail closed)",
+                    ctx.object()
+                );
+                return (refuse(base, &message), "denied");
+            }
+        };
+        if req.operation == Operation::Update {
+            let old: HashSet<String> = req
+                .old_object
+                .as_ref()
+                .and_then(|old| images_in(&old.data, path).ok().flatten())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| u.image)
+                .collect();
+            uses.retain(|u| !old.contains(&u.image));
+            if uses.is_empty() {
+                return skip("the update adds no new image".to_string());
+            }
+        } else if uses.is_empty() {
+            return skip("no images".to_string());
+        }
+        let Some(policies) = self.policies.current() else {
+            let why = self
+                .readiness()
+                .err()
+                .unwrap_or_else(|| "policies are not loaded yet".into());
+            tracing::warn!(uid = %ctx.uid, object = %ctx.object(), "{why}: denied");
+            return (
+                refuse(base, &format!("trustgate: {why} (fail closed)")),
+                "denied",
+            );
+        };
+
+        let (images, locations) = group(uses);
+        let decide_started = Instant::now();
+        let decided = tokio::time::timeout(
+            self.budget + BUDGET_MARGIN,
+            self.engine.decide_all(
+                &ctx.namespace,
+                &images,
+                &policies,
+                self.credentials.as_ref(),
+            ),
+        )
+        .await;
+        let latency = decide_started.elapsed();
+        // The engine counts its decisions in trustgate_image_decisions_total; decisions it
+        // could not finish are made (and counted) here.
+        let decisions = match decided {
+            Ok(d) if d.len() == images.len() => d,
+            Ok(_) | Err(_) => {
+                let undecided: Vec<Decision> = images
+                    .iter()
+                    .map(|image| undecided(image, self.budget))
+                    .collect();
+                for d in &undecided {
+                    self.metrics
+                        .image_decision(policy_label(d), d.result(), d.class());
+                }
+                undecided
+            }
+        };
+        let checked: Vec<Checked<'_>> = decisions
+            .iter()
+            .zip(&locations)
+            .map(|(decision, locations)| Checked {
+                decision,
+                locations,
+            })
+            .collect();
+        for c in &checked {
+            decision_line(ctx, c.decision, &c.where_used(), latency);
+        }
+        self.events.record(ctx, &decisions);
+        let rsp = respond(base, &checked);
+        let result = if !rsp.allowed {
+            "denied"
+        } else if rsp.warnings.is_some() {
+            "warned"
+        } else {
+            "allowed"
+        };
+        (rsp, result)
+    }
+}
+
+/// Distinct images in first-use order, and the locations of each.
+fn group(uses: Vec<ImageUse>) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut images: Vec<String> = Vec::new();
+    let mut locations: Vec<Vec<String>> = Vec::new();
+    for u in uses {
+        match images.iter().position(|i| *i == u.image) {
+            Some(at) => locations[at].push(u.location),
+            None => {
+                images.push(u.image);
+                locations.push(vec![u.location]);
+            }
+        }
+    }
+    (images, locations)
+}
+
+/// The decision for an image the review's budget ran out on.
+fn undecided(image: &str, budget: Duration) -> Decision {
+    let reference = ImageRef::parse(image).ok().map(|r| r.normalized());
+    Decision {
+        image: image.to_string(),
+        reason: format!(
+            "{} not decided within the review budget of {budget:?} (fail closed)",
+            reference.as_deref().unwrap_or(image)
+        ),
+        reference,
+        digest: None,
+        policy: None,
+        action: Action::Verify,
+        mode: Mode::Enforce,
+        allowed: false,
+        verified: false,
+        reason_class: ReasonClass::Timeout,
+        signers: Vec::new(),
+    }
+}
+
+fn operation_name(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}
+
+/// The [`ReviewContext`] of a request.
+pub fn context(req: &AdmissionRequest<DynamicObject>) -> ReviewContext {
+    let meta = req.object.as_ref().map(|o| &o.metadata);
+    let namespace = req
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .or_else(|| meta.and_then(|m| m.namespace.clone()))
+        .unwrap_or_default();
+    let name = if !req.name.is_empty() {
+        req.name.clone()
+    } else if let Some(name) = meta.and_then(|m| m.name.clone()) {
+        name
+    } else {
+        meta.and_then(|m| m.generate_name.clone())
+            .map(|g| format!("{g}*"))
+            .unwrap_or_default()
+    };
+    ReviewContext {
+        uid: req.uid.clone(),
+        user: req.user_info.username.clone().unwrap_or_default(),
+        namespace,
+        group: req.kind.group.clone(),
+        version: req.kind.version.clone(),
+        kind: req.kind.kind.clone(),
+        name,
+        object_uid: meta.and_then(|m| m.uid.clone()),
+        operation: operation_name(&req.operation).to_string(),
+        sub_resource: req.sub_resource.clone().filter(|s| !s.is_empty()),
+        dry_run: req.dry_run,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_names_generated_objects_and_namespaces() {
+        let req: AdmissionRequest<DynamicObject> = serde_json::from_value(serde_json::json!({
+            "uid": "u1",
+            "kind": {"group": "apps", "version": "v1", "kind": "ReplicaSet"},
+            "resource": {"group": "apps", "version": "v1", "resource": "replicasets"},
+            "name": "",
+            "namespace": "shop",
+            "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:deployment-controller"},
+            "object": {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                       "metadata": {"generateName": "web-5d4f-", "namespace": "shop"}},
+            "dryRun": true
+        }))
+        .unwrap();
+        let ctx = context(&req);
+        assert_eq!(ctx.name, "web-5d4f-*");
+        assert_eq!(ctx.api_version(), "apps/v1");
+        assert_eq!(ctx.operation, "CREATE");
+        assert_eq!(ctx.sub_resource, None);
+        assert!(ctx.dry_run);
+        assert_eq!(
+            ctx.user,
+            "system:serviceaccount:kube-system:deployment-controller"
+        );
+    }
+
+    #[test]
+    fn images_are_grouped_in_first_use_order() {
+        let uses = ["a:1", "b:1", "a:1"]
+            .iter()
+            .enumerate()
+            .map(|(i, image)| ImageUse {
+                image: (*image).to_string(),
+                location: format!("spec.containers[{i}]"),
+            })
+            .collect();
+        let (images, locations) = group(uses);
+        assert_eq!(images, ["a:1", "b:1"]);
+        assert_eq!(locations[0], ["spec.containers[0]", "spec.containers[2]"]);
+    }
+
+    #[test]
+    fn undecided_images_fail_closed_with_a_timeout_class() {
+        let d = undecided("nginx", Duration::from_millis(300));
+        assert!(!d.allowed);
+        assert_eq!(d.class(), "timeout");
+        assert_eq!(
+            d.reason,
+            "docker.io/library/nginx:latest not decided within the review budget of 300ms (fail closed)"
+        );
+    }
+}

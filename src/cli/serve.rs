@@ -1,0 +1,169 @@
+//! `trustgate serve`: the admission webhook (contract §2). Policies come from `--policy-dir`
+//! (cluster mode, watching TrustPolicy objects, is not implemented yet); credentials as for
+//! `check`; HTTPS on `--listen` with a certificate from `--tls-cert/--tls-key` (reloaded when
+//! the files change) or a generated self-signed one; `/healthz`, `/readyz` and `/metrics` on
+//! `--admin-listen`. SIGTERM or SIGINT drains in-flight requests before exiting.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use trustgate::admission::{ExtraKind, KindTable, ServerConfig, Webhook, start};
+use trustgate::audit::LogEventSink;
+use trustgate::audit::metrics::Metrics;
+use trustgate::clock::SystemClock;
+use trustgate::decision::{Engine, EngineConfig};
+use trustgate::policy::DirPolicySource;
+use trustgate::tls::ServingCert;
+
+use super::credentials::CliCredentials;
+use super::{DefaultAction, NotaryFlags, RegistryFlags, humantime_secs};
+
+/// `trustgate serve` flags.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// HTTPS address of the webhook (`POST /validate`).
+    #[arg(long, default_value = "0.0.0.0:8443", env = "TRUSTGATE_LISTEN")]
+    pub listen: SocketAddr,
+    /// Plain-HTTP address of `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "TRUSTGATE_ADMIN_LISTEN")]
+    pub admin_listen: SocketAddr,
+    /// Serving certificate chain (PEM); reloaded when its content changes. Without
+    /// --tls-cert/--tls-key a self-signed CA and certificate are generated.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// How often to check --tls-cert/--tls-key for a new pair (seconds).
+    #[arg(long, value_parser = humantime_secs, default_value = "10")]
+    pub tls_reload_interval: Duration,
+    /// Extra DNS name or IP of the self-signed certificate (e.g. trustgate.trustgate.svc);
+    /// repeatable. localhost and 127.0.0.1 are always included.
+    #[arg(long = "tls-san", value_name = "NAME", conflicts_with = "tls_cert")]
+    pub tls_sans: Vec<String>,
+    /// Where to write the self-signed CA certificate (PEM) for the webhook's caBundle.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_cert")]
+    pub ca_out: Option<PathBuf>,
+    /// Directory of policy files (*.yaml, *.yml), reloaded when it changes. Required until
+    /// cluster mode (policies from the cluster) is implemented.
+    #[arg(long, value_name = "DIR", env = "TRUSTGATE_POLICY_DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// How often to check --policy-dir for changes (seconds).
+    #[arg(long, value_parser = humantime_secs, default_value = "5")]
+    pub policy_reload_interval: Duration,
+    /// Action for images no policy matches.
+    #[arg(long, value_enum, default_value_t = DefaultAction::Deny)]
+    pub default_action: DefaultAction,
+    /// Time allowed to answer a review (seconds); keep it below the webhook's timeoutSeconds.
+    /// Images not decided in time are rejected (fail closed).
+    #[arg(long, value_parser = humantime_secs, default_value = "8")]
+    pub budget: Duration,
+    /// A further kind carrying a pod template: `group/Kind=dotted.path.to.podSpec`, e.g.
+    /// `argoproj.io/Rollout=spec.template.spec`; repeatable.
+    #[arg(long = "extra-kind", value_name = "GROUP/KIND=PATH")]
+    pub extra_kinds: Vec<ExtraKind>,
+    /// Time allowed for in-flight requests to finish after SIGTERM/SIGINT (seconds).
+    #[arg(long, value_parser = humantime_secs, default_value = "20")]
+    pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub registry: RegistryFlags,
+    #[command(flatten)]
+    pub notary: NotaryFlags,
+}
+
+/// Runs the webhook until SIGTERM or SIGINT.
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let Some(policy_dir) = args.policy_dir.clone() else {
+        anyhow::bail!(
+            "cluster mode (policies from TrustPolicy/ClusterTrustPolicy objects) is not \
+             implemented yet; use --policy-dir DIR"
+        );
+    };
+    let (options, creds) = CliCredentials::from_flags(&args.registry, &args.notary)?;
+    let metrics = Arc::new(Metrics::new());
+    let engine = Engine::new(
+        EngineConfig {
+            default_action: args.default_action.into(),
+            deadline: args.budget,
+            registry_timeout: options.timeout,
+            notary_timeout: args.notary.notary_timeout,
+            ..EngineConfig::default()
+        },
+        Arc::new(SystemClock),
+    )
+    .with_metrics(Arc::clone(&metrics));
+    let policies = DirPolicySource::start(
+        policy_dir.clone(),
+        args.default_action.into(),
+        Some(args.policy_reload_interval),
+        Arc::clone(&metrics),
+    );
+    let kinds = KindTable::builtin().with_extra(args.extra_kinds.iter().cloned());
+    let webhook = Webhook::new(Arc::new(engine), Arc::new(policies))
+        .with_credentials(Arc::new(creds))
+        .with_events(Arc::new(LogEventSink))
+        .with_kinds(kinds)
+        .with_budget(args.budget);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => ServingCert::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+            reload_interval: args.tls_reload_interval,
+        },
+        _ => ServingCert::SelfSigned {
+            sans: args.tls_sans.clone(),
+            ca_out: args.ca_out.clone(),
+        },
+    };
+    let config = ServerConfig::new(args.listen, args.admin_listen, tls);
+    let server = start(&config, Arc::new(webhook))
+        .await
+        .context("starting the webhook")?;
+    tracing::info!(
+        listen = %server.addr,
+        admin_listen = %server.admin_addr,
+        policy_dir = %policy_dir.display(),
+        ca_out = %args.ca_out.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        extra_kinds = %args.extra_kinds.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        budget_ms = u64::try_from(args.budget.as_millis()).unwrap_or(u64::MAX),
+        "trustgate serve started"
+    );
+    let handle = server.shutdown_handle();
+    let serving = server.wait();
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => {
+            result.context("the webhook stopped")?;
+            anyhow::bail!("the webhook stopped unexpectedly");
+        }
+        signal = shutdown_signal() => {
+            tracing::info!(
+                signal = signal?,
+                timeout_s = args.shutdown_timeout.as_secs_f64(),
+                open_connections = handle.connection_count(),
+                "shutting down: draining in-flight requests"
+            );
+            handle.graceful(args.shutdown_timeout);
+        }
+    }
+    serving.await.context("during shutdown")?;
+    tracing::info!("trustgate serve stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or SIGINT with the signal's name.
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => Ok("SIGTERM"),
+        r = tokio::signal::ctrl_c() => {
+            r.context("installing the SIGINT handler")?;
+            Ok("SIGINT")
+        }
+    }
+}

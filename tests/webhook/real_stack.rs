@@ -1,0 +1,127 @@
+//! The webhook against the real registry + Notary stack of `e2e/stack.sh` (skipped with a
+//! `SKIP` line when it is not up, fatal with `TRUSTGATE_REQUIRE_STACK=1`): an image pushed with
+//! skopeo and signed with the notary CLI is admitted, an unsigned tag of the same repository
+//! is denied, and a Deployment is checked through its pod template.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{self, Push, Stack};
+use crate::support::{Options, fixture_with, serve};
+
+const APP: &str = "allowed.example.com/shop/web:1.0";
+const SETUP: &str = "denied.example.com/tools/setup:1.0";
+
+/// The first root key ID of `gun` in the notary client's trust dir (what `init` published).
+fn root_key_id(client: &common::NotaryClient, gun: &str) -> String {
+    let path = client
+        .trust_dir
+        .join("tuf")
+        .join(gun)
+        .join("metadata/root.json");
+    let root: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    root["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Pushes `oci_image(seed)` to `repo:tag` on the plain-HTTP registry; returns the layout.
+fn push(st: &Stack, seed: &str, repo: &str, tag: &str) -> common::Layout {
+    let layout = common::oci_image(seed, tag);
+    common::skopeo_push(
+        &layout,
+        &Push {
+            registry: &st.registry_http,
+            repo,
+            tag,
+            tls_verify: false,
+            cert_dir: None,
+            creds: None,
+            format_v2s2: false,
+        },
+    );
+    layout
+}
+
+fn policy(st: &Stack, gun: &str, root_id: &str) -> String {
+    let ca = std::fs::read_to_string(&st.ca).unwrap();
+    let ca_block: String = ca.lines().map(|l| format!("      {l}\n")).collect();
+    format!(
+        r#"apiVersion: trustgate.dev/v1alpha1
+kind: TrustPolicy
+metadata: {{name: signed-only, namespace: shop}}
+spec:
+  images: ["{gun}"]
+  notary:
+    url: {notary}
+    caBundle: |
+{ca_block}  registry: {{plainHTTP: true}}
+  trustRoots:
+  - keyID: "{root_id}"
+"#,
+        notary = st.notary_url,
+    )
+}
+
+#[tokio::test]
+async fn signed_images_are_admitted_unsigned_denied_and_templates_checked() {
+    let Some(st) = common::stack() else { return };
+    let repo = common::unique_repo("webhook/app");
+    let gun = format!("{}/{repo}", st.registry_http);
+    let signed = push(&st, &format!("webhook-signed-{repo}"), &repo, "v1");
+    push(&st, &format!("webhook-unsigned-{repo}"), &repo, "v2");
+    let notary = st.notary_client(&st.notary_url);
+    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
+    let root_id = root_key_id(&notary, &gun);
+
+    let srv = serve(Options {
+        policy_yaml: Some(policy(&st, &gun, &root_id)),
+        budget: Duration::from_secs(8),
+        ..Options::default()
+    })
+    .await;
+    let v1 = format!("{gun}:v1");
+    let v2 = format!("{gun}:v2");
+
+    let pod = fixture_with("pod.json", &[(APP, &v1), (SETUP, &v1)]);
+    let rsp = srv.review(&pod).await;
+    assert_eq!(rsp["allowed"], true, "{rsp:#}");
+    let annotation = rsp["auditAnnotations"]["image-0"].as_str().unwrap();
+    assert!(
+        annotation.starts_with(&format!(
+            "ADMITTED {v1}@{} policy=shop/signed-only ",
+            signed.manifest_digest
+        )),
+        "{annotation}"
+    );
+    assert_eq!(rsp["auditAnnotations"]["summary"], "1 image: 1 admitted");
+
+    let unsigned = fixture_with("pod.json", &[(APP, &v2), (SETUP, &v2)]);
+    let rsp = srv.review(&unsigned).await;
+    assert_eq!(rsp["allowed"], false, "{rsp:#}");
+    let message = rsp["status"]["message"].as_str().unwrap();
+    assert!(message.contains("tag v2 is not signed"), "{message}");
+    assert!(
+        message.contains("rejected by policy shop/signed-only"),
+        "{message}"
+    );
+
+    let deployment = fixture_with("deployment.json", &[(APP, &v1), (SETUP, &v2)]);
+    let rsp = srv.review(&deployment).await;
+    assert_eq!(rsp["allowed"], false, "{rsp:#}");
+    let message = rsp["status"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("trustgate: 1 image of 2 rejected: {v2} rejected by policy shop/signed-only: tag v2 is not signed")),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("(in spec.template.spec.initContainers[0] (name: setup))"),
+        "{message}"
+    );
+    assert_eq!(
+        rsp["auditAnnotations"]["summary"],
+        "2 images: 1 rejected, 1 admitted"
+    );
+}
