@@ -11,11 +11,18 @@ t0=$(date +%s)
 
 step "install (if missing) and start the test stack: registry x4, token server, notary-signer, notary-server x3"
 export TRUSTGATE_STACK_DIR="${TRUSTGATE_STACK_DIR:-$REPO/target/stack}"
-cleanup() { bash "$REPO/e2e/stack.sh" down || true; }
+cleanup() { bash "$REPO/e2e/stack.sh" down || true; bash "$REPO/e2e/apiserver.sh" down || true; }
 trap cleanup EXIT
 bash e2e/stack.sh up
 export TRUSTGATE_STACK_ENV="$TRUSTGATE_STACK_DIR/stack.env"
 export TRUSTGATE_REQUIRE_STACK=1
+
+step "API-server tier: apiextensions-apiserver + etcd + stub core API (build cached in ~/.cache/trustgate-apiserver; ~5 min cold)"
+export TRUSTGATE_APISERVER_DIR="${TRUSTGATE_APISERVER_DIR:-$REPO/target/apiserver}"
+bash e2e/apiserver.sh build
+bash e2e/apiserver.sh up
+export TRUSTGATE_APISERVER_ENV="$TRUSTGATE_APISERVER_DIR/apiserver.env"
+export TRUSTGATE_REQUIRE_APISERVER=1
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
