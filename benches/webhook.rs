@@ -73,6 +73,38 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ = 100 on Linux
 }
 
+/// Thread name prefix of the server's runtime.
+const SERVER_THREADS: &str = "webhook-srv";
+/// Thread name prefix of the load generator's runtime.
+const CLIENT_THREADS: &str = "bench-client";
+
+/// User + system CPU time of the process's threads whose name starts with `prefix`.
+fn threads_cpu(prefix: &str) -> Duration {
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        if !head
+            .split_once(" (")
+            .is_some_and(|(_, name)| name.starts_with(prefix))
+        {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += [11, 12]
+            .iter()
+            .filter_map(|i| fields.get(*i)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Duration::from_millis(ticks * 10)
+}
+
 fn fixture(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/admission")
@@ -127,21 +159,45 @@ fn main() {
     let http2 = std::env::var("WEBHOOK_BENCH_HTTP2").is_ok_and(|v| v == "1");
     let duration = Duration::from_secs_f64(secs.clamp(0.1, 60.0));
     trustgate::tls::install_crypto_provider();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let rate = if full {
         Some(env_or("WEBHOOK_BENCH_RATE", 10_000.0))
     } else {
         None
     };
-    runtime.block_on(run(connections, duration, http2, rate));
+    // Server and load generator on separate runtimes (one worker per core each) so their CPU
+    // time can be told apart.
+    let runtime = |name: &str| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let (server_rt, client_rt) = (runtime(SERVER_THREADS), runtime(CLIENT_THREADS));
+    let rss_start = status_kib("VmRSS");
+    let (server, _dir) = server_rt.block_on(start_server());
+    std::thread::sleep(Duration::from_millis(200));
+    let rss_idle = status_kib("VmRSS");
+    let answered = client_rt.block_on(run(&server, connections, duration, http2, rate));
+    server_rt
+        .block_on(server.shutdown(Duration::from_secs(5)))
+        .unwrap();
+    println!("  answered     {answered} reviews per /metrics (incl. warm-up)");
+    println!(
+        "  rss MiB      start {:.1}  idle (server up, before the clients) {:.1}  peak VmHWM {:.1}",
+        rss_start as f64 / 1024.0,
+        rss_idle as f64 / 1024.0,
+        status_kib("VmHWM") as f64 / 1024.0
+    );
 }
 
-async fn run(connections: usize, duration: Duration, http2: bool, rate: Option<f64>) {
-    let rss_start = status_kib("VmRSS");
-    let (server, _dir) = start_server().await;
+async fn run(
+    server: &trustgate::admission::RunningServer,
+    connections: usize,
+    duration: Duration,
+    http2: bool,
+    rate: Option<f64>,
+) -> f64 {
     let url = format!("https://localhost:{}/validate", server.addr.port());
     let ca = reqwest::Certificate::from_pem(server.ca_pem.clone().unwrap().as_bytes()).unwrap();
     // Two review shapes: an admitted Pod (2 images) and a denied Deployment (2 images).
@@ -150,8 +206,6 @@ async fn run(connections: usize, duration: Duration, http2: bool, rate: Option<f
         "allowed.example.com/tools/setup:1.0",
     );
     let bodies: Arc<[String; 2]> = Arc::new([allowed, fixture("deployment.json")]);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss_idle = status_kib("VmRSS");
 
     let mut clients = Vec::with_capacity(connections);
     for _ in 0..connections {
@@ -193,7 +247,6 @@ async fn run(connections: usize, duration: Duration, http2: bool, rate: Option<f
         .filter(|l| l.starts_with("trustgate_admission_requests_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
-    server.shutdown(Duration::from_secs(5)).await.unwrap();
 
     println!(
         "webhook bench: {connections} keep-alive HTTPS connections ({}), Allow/Deny policies, \
@@ -202,26 +255,26 @@ async fn run(connections: usize, duration: Duration, http2: bool, rate: Option<f
     );
     closed
         .print("max throughput (closed loop: each connection sends as soon as it has its answer)");
-    if let Some(open) = open {
+    if let Some(open) = &open {
         open.print(&format!(
             "fixed rate {:.0}/s (open loop; latency from the scheduled send time)",
             rate.unwrap_or_default()
         ));
     }
-    println!("  answered     {answered} reviews per /metrics (incl. warm-up)");
-    println!(
-        "  rss MiB      start {:.1}  idle (server up) {:.1}  peak VmHWM {:.1}",
-        rss_start as f64 / 1024.0,
-        rss_idle as f64 / 1024.0,
-        status_kib("VmHWM") as f64 / 1024.0
-    );
+    let errors = closed.errors + open.as_ref().map_or(0, |p| p.errors);
+    assert_eq!(errors, 0, "requests failed");
+    answered
 }
 
 /// What one load phase measured.
 struct Phase {
     elapsed: Duration,
     cpu: Duration,
+    server_cpu: Duration,
+    client_cpu: Duration,
     latencies: Vec<u32>,
+    /// Send to answer (without the wait for a late schedule); only for the open loop.
+    service: Vec<u32>,
     errors: u64,
     rss_peak_kib: u64,
 }
@@ -245,10 +298,24 @@ impl Phase {
             percentile(l, 0.999),
             percentile(l, 1.0)
         );
+        if !self.service.is_empty() {
+            let s = &self.service;
+            println!(
+                "    service ms p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (send to answer)",
+                percentile(s, 0.50),
+                percentile(s, 0.90),
+                percentile(s, 0.99),
+                percentile(s, 0.999),
+                percentile(s, 1.0)
+            );
+        }
+        let per_review = |d: Duration| d.as_secs_f64() * 1e6 / self.latencies.len().max(1) as f64;
         println!(
-            "    cpu        {:.2} s ({:.0}% of one core)  rss peak sampled {:.1} MiB",
+            "    cpu        {:.2} s ({:.0}% of one core): server {:.0} µs/review, client {:.0} µs/review; rss peak sampled {:.1} MiB",
             self.cpu.as_secs_f64(),
             100.0 * self.cpu.as_secs_f64() / secs,
+            per_review(self.server_cpu),
+            per_review(self.client_cpu),
             self.rss_peak_kib as f64 / 1024.0
         );
     }
@@ -264,6 +331,7 @@ async fn phase(
     rate: Option<f64>,
 ) -> Phase {
     let cpu_before = cpu_time();
+    let (server_before, client_before) = (threads_cpu(SERVER_THREADS), threads_cpu(CLIENT_THREADS));
     let started = Instant::now();
     let end = started + duration;
     let n_clients = clients.len();
@@ -273,6 +341,7 @@ async fn phase(
         let (url, bodies) = (url.to_string(), Arc::clone(bodies));
         tasks.push(tokio::spawn(async move {
             let mut latencies: Vec<u32> = Vec::with_capacity(64 * 1024);
+            let mut service: Vec<u32> = Vec::new();
             let mut errors = 0u64;
             let mut n = i;
             // Staggered start for the open loop.
@@ -291,12 +360,16 @@ async fn phase(
                 }
                 let body = bodies[n % 2].clone();
                 n += 1;
+                let sent = Instant::now();
                 let ok = match client.post(&url).body(body).send().await {
                     Ok(rsp) => rsp.status() == 200 && rsp.bytes().await.is_ok(),
                     Err(_) => false,
                 };
                 if ok {
                     latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    if scheduled.is_some() {
+                        service.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    }
                 } else {
                     errors += 1;
                 }
@@ -304,7 +377,7 @@ async fn phase(
                     *at += iv;
                 }
             }
-            (latencies, errors)
+            (latencies, service, errors)
         }));
     }
     let mut rss_peak_kib = 0;
@@ -312,18 +385,23 @@ async fn phase(
         rss_peak_kib = rss_peak_kib.max(status_kib("VmRSS"));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let mut latencies = Vec::new();
+    let (mut latencies, mut service) = (Vec::new(), Vec::new());
     let mut errors = 0;
     for t in tasks {
-        let (l, e) = t.await.unwrap();
+        let (l, s, e) = t.await.unwrap();
         latencies.extend(l);
+        service.extend(s);
         errors += e;
     }
     latencies.sort_unstable();
+    service.sort_unstable();
     Phase {
         elapsed: started.elapsed(),
         cpu: cpu_time().saturating_sub(cpu_before),
+        server_cpu: threads_cpu(SERVER_THREADS).saturating_sub(server_before),
+        client_cpu: threads_cpu(CLIENT_THREADS).saturating_sub(client_before),
         latencies,
+        service,
         errors,
         rss_peak_kib,
     }

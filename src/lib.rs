@@ -9,12 +9,17 @@
 //!                               audit                image (references, registry)
 //!                                                    notary (TUF fetch + verify)
 //! ```
+//!
+//! Cluster mode talks to the Kubernetes API in three places only: `policy::cluster` (watches
+//! the policies, writes their status), `cluster` (reads Secrets for credentials) and
+//! `audit::kube_events` (posts Events).
 #![forbid(unsafe_code)]
 
 pub mod admission;
 pub mod audit;
 pub mod cache;
 pub mod clock;
+pub mod cluster;
 pub mod decision;
 pub mod image;
 pub mod notary;

@@ -3,7 +3,8 @@
 //! plus kinds added with `--extra-kind 'group/Kind=spec.template.spec'` ([`ExtraKind`]).
 //! [`images_in`] lists the images of a PodSpec's `containers`, `initContainers` and
 //! `ephemeralContainers`, each with its location (`spec.template.spec.initContainers[0] (name:
-//! setup)`).
+//! setup)`). [`pull_identity`] reads the PodSpec's `imagePullSecrets` and service account, whose
+//! Secrets give registry credentials in cluster mode.
 
 use std::fmt;
 use std::str::FromStr;
@@ -215,6 +216,49 @@ pub fn images_in(object: &Value, path: &[String]) -> Result<Option<Vec<ImageUse>
     Ok(Some(uses))
 }
 
+/// Whose registry credentials a PodSpec uses: its `imagePullSecrets` names, in order, and its
+/// service account (`serviceAccountName`, else the deprecated `serviceAccount`; `None` means
+/// the namespace's `default` account).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullIdentity {
+    /// `imagePullSecrets[].name`, in order, without empty names.
+    pub image_pull_secrets: Vec<String>,
+    /// The service account named by the PodSpec, if any.
+    pub service_account: Option<String>,
+}
+
+/// The [`PullIdentity`] of the PodSpec at `path` in `object` (empty when the path is missing
+/// or the fields are malformed: [`images_in`] reports malformed specs).
+pub fn pull_identity(object: &Value, path: &[String]) -> PullIdentity {
+    let mut node = object;
+    for field in path {
+        match node.get(field) {
+            Some(next) => node = next,
+            None => return PullIdentity::default(),
+        }
+    }
+    let image_pull_secrets = node
+        .get("imagePullSecrets")
+        .and_then(Value::as_array)
+        .map(|refs| {
+            refs.iter()
+                .filter_map(|r| r.get("name").and_then(Value::as_str))
+                .filter(|name| !name.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let service_account = ["serviceAccountName", "serviceAccount"]
+        .iter()
+        .find_map(|field| node.get(*field).and_then(Value::as_str))
+        .filter(|name| !name.is_empty())
+        .map(str::to_string);
+    PullIdentity {
+        image_pull_secrets,
+        service_account,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +331,29 @@ mod tests {
                 ("app:1", "spec.template.spec.containers[0] (name: app)"),
                 ("debug:1", "spec.template.spec.ephemeralContainers[0]"),
             ]
+        );
+    }
+
+    #[test]
+    fn pull_identity_of_a_template() {
+        let obj = json!({"spec": {"template": {"spec": {
+            "serviceAccountName": "builder",
+            "imagePullSecrets": [{"name": "a"}, {"name": ""}, {}, {"name": "b"}],
+            "containers": [{"image": "app:1"}]
+        }}}});
+        let id = pull_identity(&obj, &path("spec.template.spec"));
+        assert_eq!(id.image_pull_secrets, ["a", "b"]);
+        assert_eq!(id.service_account.as_deref(), Some("builder"));
+        let legacy = json!({"spec": {"serviceAccount": "old"}});
+        assert_eq!(
+            pull_identity(&legacy, &path("spec"))
+                .service_account
+                .as_deref(),
+            Some("old")
+        );
+        assert_eq!(
+            pull_identity(&json!({"spec": 3}), &path("spec.template.spec")),
+            PullIdentity::default()
         );
     }
 

@@ -7,18 +7,21 @@
 //!            /metrics              └► audit: log line per image, metrics, EventSink
 //! ```
 //!
-//! * [`extract`]: which kinds carry a PodSpec where, and the images in it.
+//! * [`extract`]: which kinds carry a PodSpec where, and the images (and pull secrets) in it.
+//! * [`credentials`]: per-request registry and Notary credentials ([`RequestCredentials`]).
 //! * [`review`]: the decision flow for one request ([`Webhook`]), independent of HTTP.
 //! * [`response`]: decisions to an `AdmissionResponse`.
 //! * [`server`]: the listeners, TLS and graceful shutdown ([`start`]).
 //! * [`wire`]: AdmissionReview bodies to kube's `AdmissionRequest` in one pass.
 
+pub mod credentials;
 pub mod extract;
 pub mod response;
 pub mod review;
 pub mod server;
 pub mod wire;
 
+pub use credentials::{CredentialRequest, FixedCredentials, RequestCredentials};
 pub use extract::{ExtraKind, ImageUse, KindTable};
 pub use review::Webhook;
 pub use server::{RunningServer, ServerConfig, ServerError, ShutdownHandle, start};

@@ -6,8 +6,10 @@
 //! 2. The images of the object's PodSpec are extracted with their locations; on UPDATE only the
 //!    images that the old object does not use are checked, so an UPDATE that changes no image
 //!    is admitted without checks.
-//! 3. The distinct images are decided by the [`Engine`] against the current policy set, within
-//!    the budget (the engine's per-image deadline; the whole `decide_all` is also wrapped in a
+//! 3. The distinct images are decided by the [`Engine`] against the current policy set, with
+//!    credentials that the [`RequestCredentials`] prepares for this request (cluster mode reads
+//!    the policies' and the PodSpec's pull Secrets), within the budget (the engine's per-image
+//!    deadline; preparing the credentials and `decide_all` together are also wrapped in a
 //!    timeout slightly above it, and running out denies every image: fail closed).
 //! 4. Every decision gets an audit log line and a metric sample; the decisions go to the
 //!    [`EventSink`] (with `dry_run` set for dry runs, which must produce no Events); the response
@@ -29,7 +31,8 @@ use crate::image::reference::ImageRef;
 use crate::policy::source::PolicySource;
 use crate::policy::{Action, Mode};
 
-use super::extract::{ImageUse, KindTable, images_in};
+use super::credentials::{CredentialRequest, FixedCredentials, RequestCredentials};
+use super::extract::{ImageUse, KindTable, images_in, pull_identity};
 use super::response::{Checked, not_checked, refuse, respond};
 
 /// How far above the budget the whole review's decisions may run before they are abandoned.
@@ -42,7 +45,7 @@ pub const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
 pub struct Webhook {
     engine: Arc<Engine>,
     policies: Arc<dyn PolicySource>,
-    credentials: Arc<dyn CredentialSource>,
+    credentials: Arc<dyn RequestCredentials>,
     events: Arc<dyn EventSink>,
     metrics: Arc<Metrics>,
     kinds: KindTable,
@@ -68,7 +71,7 @@ impl Webhook {
         Webhook {
             engine,
             policies,
-            credentials: Arc::new(Anonymous),
+            credentials: Arc::new(FixedCredentials(Arc::new(Anonymous))),
             events: Arc::new(LogEventSink),
             metrics,
             kinds: KindTable::builtin(),
@@ -76,8 +79,14 @@ impl Webhook {
         }
     }
 
-    /// Registry and Notary credentials.
+    /// Registry and Notary credentials, the same for every request.
     pub fn with_credentials(mut self, credentials: Arc<dyn CredentialSource>) -> Webhook {
+        self.credentials = Arc::new(FixedCredentials(credentials));
+        self
+    }
+
+    /// Registry and Notary credentials prepared per request (cluster mode: Secrets).
+    pub fn with_request_credentials(mut self, credentials: Arc<dyn RequestCredentials>) -> Webhook {
         self.credentials = credentials;
         self
     }
@@ -211,16 +220,21 @@ impl Webhook {
         };
 
         let (images, locations) = group(uses);
+        let pull = pull_identity(&object.data, path);
+        let request = CredentialRequest {
+            namespace: &ctx.namespace,
+            images: &images,
+            image_pull_secrets: &pull.image_pull_secrets,
+            service_account: pull.service_account.as_deref(),
+            policies: &policies,
+        };
         let decide_started = Instant::now();
-        let decided = tokio::time::timeout(
-            self.budget + BUDGET_MARGIN,
-            self.engine.decide_all(
-                &ctx.namespace,
-                &images,
-                &policies,
-                self.credentials.as_ref(),
-            ),
-        )
+        let decided = tokio::time::timeout(self.budget + BUDGET_MARGIN, async {
+            let credentials = self.credentials.for_request(request).await;
+            self.engine
+                .decide_all(&ctx.namespace, &images, &policies, credentials.as_ref())
+                .await
+        })
         .await;
         let latency = decide_started.elapsed();
         // The engine counts its decisions in trustgate_image_decisions_total; decisions it

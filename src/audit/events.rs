@@ -1,7 +1,7 @@
 //! Kubernetes-Event-like records of decisions. The webhook hands every review's decisions to an
 //! [`EventSink`]; standalone mode uses [`LogEventSink`] (the events go to the log, target
-//! `trustgate::events`), cluster mode will add a sink that posts `Event` objects through
-//! kube's Recorder. A sink records nothing for a dry-run review (`ctx.dry_run`): the API
+//! `trustgate::events`), cluster mode posts `events.k8s.io/v1` Events
+//! ([`KubeEventSink`](super::kube_events::KubeEventSink)). A sink records nothing for a dry-run review (`ctx.dry_run`): the API
 //! server asks webhooks with `sideEffects: None` to have no side effects then.
 
 use crate::decision::Decision;

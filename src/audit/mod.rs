@@ -1,11 +1,12 @@
 //! Audit: every decision leaves a trace. `metrics` holds the Prometheus families (under the
 //! `trustgate_` prefix) that the webhook, the engine, the caches and the Notary and registry
 //! clients update; `log` writes one structured line per image decision; `events` is the
-//! [`EventSink`] seam (log in standalone mode, Kubernetes Events in the cluster); `context`
-//! describes the admission request a decision belongs to.
+//! [`EventSink`] seam (log in standalone mode, Kubernetes Events in the cluster through
+//! `kube_events`); `context` describes the admission request a decision belongs to.
 
 pub mod context;
 pub mod events;
+pub mod kube_events;
 pub mod log;
 pub mod metrics;
 

@@ -1,6 +1,9 @@
-//! `trustgate serve`: the admission webhook (contract §2). Policies come from `--policy-dir`
-//! (cluster mode, watching TrustPolicy objects, is not implemented yet); credentials as for
-//! `check`; HTTPS on `--listen` with a certificate from `--tls-cert/--tls-key` (reloaded when
+//! `trustgate serve`: the admission webhook (contract §2). Standalone mode (`--policy-dir`):
+//! policies from YAML files, credentials as for `check`, events to the log. Cluster mode
+//! (no `--policy-dir`; a kube client from the in-cluster config or KUBECONFIG): policies from
+//! the TrustPolicy/ClusterTrustPolicy objects (`/readyz` fails until both are listed, and their
+//! status is written back), credentials from the policies' and the workloads' Secrets (the
+//! CLI's as fallback), decisions as Kubernetes Events. Both: HTTPS on `--listen` with a certificate from `--tls-cert/--tls-key` (reloaded when
 //! the files change) or a generated self-signed one; `/healthz`, `/readyz` and `/metrics` on
 //! `--admin-listen`. SIGTERM or SIGINT drains in-flight requests before exiting.
 
@@ -13,10 +16,12 @@ use std::time::Duration;
 use anyhow::Context;
 use trustgate::admission::{ExtraKind, KindTable, ServerConfig, Webhook, start};
 use trustgate::audit::LogEventSink;
+use trustgate::audit::kube_events::{EventConfig, KubeEventSink};
 use trustgate::audit::metrics::Metrics;
 use trustgate::clock::SystemClock;
+use trustgate::cluster::{SecretConfig, SecretCredentials};
 use trustgate::decision::{Engine, EngineConfig};
-use trustgate::policy::DirPolicySource;
+use trustgate::policy::{ClusterPolicyConfig, ClusterPolicySource, DirPolicySource};
 use trustgate::tls::ServingCert;
 
 use super::credentials::CliCredentials;
@@ -48,8 +53,8 @@ pub struct ServeArgs {
     /// Where to write the self-signed CA certificate (PEM) for the webhook's caBundle.
     #[arg(long, value_name = "FILE", conflicts_with = "tls_cert")]
     pub ca_out: Option<PathBuf>,
-    /// Directory of policy files (*.yaml, *.yml), reloaded when it changes. Required until
-    /// cluster mode (policies from the cluster) is implemented.
+    /// Directory of policy files (*.yaml, *.yml), reloaded when it changes (standalone mode).
+    /// Without it, policies come from the cluster's TrustPolicy and ClusterTrustPolicy objects.
     #[arg(long, value_name = "DIR", env = "TRUSTGATE_POLICY_DIR")]
     pub policy_dir: Option<PathBuf>,
     /// How often to check --policy-dir for changes (seconds).
@@ -69,6 +74,15 @@ pub struct ServeArgs {
     /// Time allowed for in-flight requests to finish after SIGTERM/SIGINT (seconds).
     #[arg(long, value_parser = humantime_secs, default_value = "20")]
     pub shutdown_timeout: Duration,
+    /// Cluster mode: trustgate's own namespace, where the credential Secrets of
+    /// ClusterTrustPolicy objects live. Default: the kube client's namespace (in a pod, the
+    /// service account's).
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Cluster mode: also post an Event for every admitted image (ImageVerified); by default
+    /// only rejections, Warn and Audit failures get one.
+    #[arg(long)]
+    pub events_for_admitted: bool,
     #[command(flatten)]
     pub registry: RegistryFlags,
     #[command(flatten)]
@@ -77,12 +91,6 @@ pub struct ServeArgs {
 
 /// Runs the webhook until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let Some(policy_dir) = args.policy_dir.clone() else {
-        anyhow::bail!(
-            "cluster mode (policies from TrustPolicy/ClusterTrustPolicy objects) is not \
-             implemented yet; use --policy-dir DIR"
-        );
-    };
     let (options, creds) = CliCredentials::from_flags(&args.registry, &args.notary)?;
     let metrics = Arc::new(Metrics::new());
     let engine = Engine::new(
@@ -96,18 +104,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::new(SystemClock),
     )
     .with_metrics(Arc::clone(&metrics));
-    let policies = DirPolicySource::start(
-        policy_dir.clone(),
-        args.default_action.into(),
-        Some(args.policy_reload_interval),
-        Arc::clone(&metrics),
-    );
     let kinds = KindTable::builtin().with_extra(args.extra_kinds.iter().cloned());
-    let webhook = Webhook::new(Arc::new(engine), Arc::new(policies))
-        .with_credentials(Arc::new(creds))
-        .with_events(Arc::new(LogEventSink))
-        .with_kinds(kinds)
-        .with_budget(args.budget);
+    let (webhook, origin) = match &args.policy_dir {
+        Some(policy_dir) => {
+            let policies = DirPolicySource::start(
+                policy_dir.clone(),
+                args.default_action.into(),
+                Some(args.policy_reload_interval),
+                Arc::clone(&metrics),
+            );
+            let webhook = Webhook::new(Arc::new(engine), Arc::new(policies))
+                .with_credentials(Arc::new(creds))
+                .with_events(Arc::new(LogEventSink));
+            (webhook, format!("directory {}", policy_dir.display()))
+        }
+        None => cluster_webhook(&args, engine, creds, &metrics).await?,
+    };
+    let webhook = webhook.with_kinds(kinds).with_budget(args.budget);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => ServingCert::Files {
             cert: cert.clone(),
@@ -126,7 +139,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(
         listen = %server.addr,
         admin_listen = %server.admin_addr,
-        policy_dir = %policy_dir.display(),
+        policies = %origin,
         ca_out = %args.ca_out.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         extra_kinds = %args.extra_kinds.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         budget_ms = u64::try_from(args.budget.as_millis()).unwrap_or(u64::MAX),
@@ -153,6 +166,45 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     serving.await.context("during shutdown")?;
     tracing::info!("trustgate serve stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Cluster mode's webhook: policies, credentials and events through the Kubernetes API.
+async fn cluster_webhook(
+    args: &ServeArgs,
+    engine: Engine,
+    creds: CliCredentials,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Webhook, String)> {
+    let client = kube::Client::try_default().await.context(
+        "cluster mode (no --policy-dir) needs a Kubernetes client: in-cluster config or KUBECONFIG",
+    )?;
+    let namespace = args
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    let policies = ClusterPolicySource::start(
+        client.clone(),
+        ClusterPolicyConfig {
+            default_action: args.default_action.into(),
+            ..ClusterPolicyConfig::default()
+        },
+        Arc::clone(metrics),
+    );
+    let credentials = SecretCredentials::new(client.clone(), &namespace, SecretConfig::default())
+        .with_fallback(Arc::new(creds));
+    let events = KubeEventSink::start(
+        client,
+        EventConfig {
+            events_for_admitted: args.events_for_admitted,
+            ..EventConfig::default()
+        },
+        Arc::clone(metrics),
+    );
+    let webhook = Webhook::new(Arc::new(engine), Arc::new(policies))
+        .with_request_credentials(Arc::new(credentials))
+        .with_events(Arc::new(events));
+    Ok((webhook, format!("cluster (own namespace {namespace})")))
 }
 
 /// Resolves on SIGTERM or SIGINT with the signal's name.

@@ -66,6 +66,12 @@ pub trait CredentialSource: Send + Sync {
     fn registry(&self, policy: &LoadedPolicy, registry: &str) -> Credentials;
     /// Notary credentials (`user`, `password`) for `policy`'s Notary server.
     fn notary(&self, policy: &LoadedPolicy) -> Option<(String, String)>;
+    /// Why credentials that `policy` names cannot be had (e.g. its `credentialsSecret` is
+    /// missing or unreadable), if so: its images then fail closed with this reason instead of
+    /// being tried without them.
+    fn problem(&self, _policy: &LoadedPolicy) -> Option<String> {
+        None
+    }
 }
 
 /// No credentials at all.
@@ -268,6 +274,15 @@ impl Engine {
             reason: String::new(),
             signers: Vec::new(),
         };
+        if let Some(problem) = policy.problem() {
+            // An invalid cluster policy rejects what it matches, whatever its action and mode.
+            decision.mode = Mode::Enforce;
+            let why = format!("the policy is invalid: {problem}");
+            return rules::finish(
+                decision,
+                Err(rules::Failure::new(ReasonClass::PolicyInvalid, why)),
+            );
+        }
         match spec.action {
             Action::Allow => {
                 decision.allowed = true;
@@ -320,6 +335,9 @@ impl Engine {
                 format!("policy is invalid: {e}"),
             )
         })?;
+        if let Some(why) = creds.problem(policy) {
+            return Err(Failure::new(ReasonClass::FetchError, why));
+        }
         let digest = match image.digest() {
             Some(d) => d.clone(),
             None => {

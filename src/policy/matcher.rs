@@ -77,6 +77,9 @@ pub struct LoadedPolicy {
     /// The spec as written.
     pub spec: TrustPolicySpec,
     patterns: Vec<ImagePattern>,
+    /// Why the policy is invalid, when it is kept only to reject what it matches (cluster mode,
+    /// see [`LoadedPolicy::invalid`]).
+    problem: Option<String>,
 }
 
 impl LoadedPolicy {
@@ -96,10 +99,45 @@ impl LoadedPolicy {
             }
         }
         if errors.is_empty() {
-            Ok(LoadedPolicy { id, spec, patterns })
+            Ok(LoadedPolicy {
+                id,
+                spec,
+                patterns,
+                problem: None,
+            })
         } else {
             Err(errors)
         }
+    }
+
+    /// A policy that failed validation but still claims the images its parseable patterns
+    /// match, so they fail closed instead of falling through to a more permissive policy: the
+    /// engine rejects every image it decides, whatever its action and mode, saying `problem`.
+    /// `None` when not one pattern parses (then it can claim nothing).
+    pub fn invalid(
+        id: PolicyId,
+        spec: TrustPolicySpec,
+        problem: impl Into<String>,
+    ) -> Option<LoadedPolicy> {
+        let patterns: Vec<ImagePattern> = spec
+            .images
+            .iter()
+            .filter_map(|text| ImagePattern::parse(text).ok())
+            .collect();
+        if patterns.is_empty() {
+            return None;
+        }
+        Some(LoadedPolicy {
+            id,
+            spec,
+            patterns,
+            problem: Some(problem.into()),
+        })
+    }
+
+    /// Why this policy is invalid (`None` for a valid policy); see [`LoadedPolicy::invalid`].
+    pub fn problem(&self) -> Option<&str> {
+        self.problem.as_deref()
     }
 
     /// From a `TrustPolicy` object (namespace `default` when it has none).

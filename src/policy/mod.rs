@@ -1,9 +1,10 @@
 //! Trust policies (contract §1): the `TrustPolicy` / `ClusterTrustPolicy` resources and their
 //! CRDs (`crd`), the same validation in Rust for policies read from files (`validate`), image
 //! patterns (`pattern`), which policy decides an image (`matcher`), and loading policies from
-//! YAML files (`load`); `source` holds the policy sources of `serve`. Nothing here talks to a
-//! cluster.
+//! YAML files (`load`); `source` holds the policy sources of `serve`. Only `cluster` (the
+//! policy source of cluster mode, with its status writer) talks to a cluster.
 
+pub mod cluster;
 pub mod crd;
 pub mod load;
 pub mod matcher;
@@ -14,6 +15,7 @@ pub mod validate;
 #[cfg(test)]
 pub(crate) mod testdata;
 
+pub use cluster::{ClusterPolicyConfig, ClusterPolicySource};
 pub use crd::{
     API_VERSION, Action, CLUSTER_TRUST_POLICY_KIND, CRD_FILE, ClusterTrustPolicy,
     ClusterTrustPolicySpec, CrdError, GROUP, Mode, NotarySpec, PolicyCondition, RegistrySpec,

@@ -1,0 +1,557 @@
+//! [`SecretCredentials`]: the webhook's per-request credentials in cluster mode, read from
+//! Kubernetes Secrets through the API (never mounted) and cached.
+//!
+//! For one review, only the policies that will verify something matter: each image is matched
+//! against the policy set as the engine will match it, and for every deciding `Verify` policy:
+//!
+//! * **Registry:** the policy's `registry.credentialsSecret` (a Secret in the policy's
+//!   namespace; for a `ClusterTrustPolicy`, in trustgate's own namespace), read as
+//!   `.dockerconfigjson`, `.dockercfg` or `username`/`password` (then for every registry). A
+//!   policy without one uses the workload's pull Secrets, as the kubelet would: the PodSpec's
+//!   `imagePullSecrets` in order (first entry for a registry wins), or, when it lists none, those
+//!   of its service account (`default` when unnamed), which is what the ServiceAccount admission
+//!   plugin gives the Pod. Only Secrets of type `kubernetes.io/dockerconfigjson` and
+//!   `kubernetes.io/dockercfg` count; missing ones are skipped, as the kubelet skips them.
+//!   Without any entry for the registry, the fallback (the CLI's docker config) or anonymous.
+//! * **Notary:** the policy's `notary.credentialsSecret`, read as `username`/`password`, or as
+//!   a docker config matched against the Notary URL's `host[:port]`; otherwise the fallback
+//!   (`NOTARY_AUTH` / `--notary-user`).
+//!
+//! A Secret that a policy names and that is missing or unreadable is not silently skipped:
+//! [`CredentialSource::problem`] reports it and the engine rejects the policy's images (fail
+//! closed) with that reason. Lookups are cached (moka, bounded): found objects for `ttl`
+//! (default 30 s), missing ones for `missing_ttl` (5 s); API errors are not cached. Each
+//! lookup is bounded by `timeout`, and concurrent lookups of one object are coalesced.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, join_all};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::{Api, Client};
+
+use crate::admission::credentials::{CredentialRequest, RequestCredentials};
+use crate::decision::CredentialSource;
+use crate::image::credentials::{Credentials, DockerConfig};
+use crate::image::reference::ImageRef;
+use crate::policy::Action;
+use crate::policy::matcher::{LoadedPolicy, PolicyId, Selection};
+
+/// Type of Secrets holding a `.dockerconfigjson`.
+pub const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
+/// Type of Secrets holding a legacy `.dockercfg`.
+pub const DOCKER_CFG: &str = "kubernetes.io/dockercfg";
+
+/// Cache and timeout settings of [`SecretCredentials`].
+#[derive(Debug, Clone)]
+pub struct SecretConfig {
+    /// How long a Secret or ServiceAccount read is reused.
+    pub ttl: Duration,
+    /// How long "not found" is reused.
+    pub missing_ttl: Duration,
+    /// Most cached objects.
+    pub max_entries: u64,
+    /// Time allowed for one API read.
+    pub timeout: Duration,
+}
+
+impl Default for SecretConfig {
+    fn default() -> Self {
+        SecretConfig {
+            ttl: Duration::from_secs(30),
+            missing_ttl: Duration::from_secs(5),
+            max_entries: 10_000,
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A cached object: kind, namespace, name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    account: bool,
+    namespace: String,
+    name: String,
+}
+
+impl Key {
+    fn secret(namespace: &str, name: &str) -> Key {
+        Key {
+            account: false,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+/// What a read found.
+enum Lookup {
+    Secret {
+        type_: String,
+        data: BTreeMap<String, Vec<u8>>,
+    },
+    Account {
+        pull_secrets: Vec<String>,
+    },
+    Missing,
+}
+
+impl fmt::Debug for Lookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            // Never the values.
+            Lookup::Secret { type_, data } => f
+                .debug_struct("Secret")
+                .field("type", type_)
+                .field("keys", &data.keys().collect::<Vec<_>>())
+                .finish(),
+            Lookup::Account { pull_secrets } => f
+                .debug_struct("Account")
+                .field("pull_secrets", pull_secrets)
+                .finish(),
+            Lookup::Missing => f.write_str("Missing"),
+        }
+    }
+}
+
+/// Found objects live for `ttl`, missing ones for `missing_ttl`.
+struct ByOutcome {
+    ttl: Duration,
+    missing_ttl: Duration,
+}
+
+impl moka::Expiry<Key, Arc<Lookup>> for ByOutcome {
+    fn expire_after_create(&self, _: &Key, value: &Arc<Lookup>, _: Instant) -> Option<Duration> {
+        Some(match value.as_ref() {
+            Lookup::Missing => self.missing_ttl,
+            _ => self.ttl,
+        })
+    }
+}
+
+/// Registry and Notary credentials from Kubernetes Secrets (see the module docs).
+pub struct SecretCredentials {
+    client: Client,
+    namespace: String,
+    config: SecretConfig,
+    cache: moka::future::Cache<Key, Arc<Lookup>>,
+    fallback: Option<Arc<dyn CredentialSource>>,
+}
+
+impl fmt::Debug for SecretCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretCredentials")
+            .field("namespace", &self.namespace)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecretCredentials {
+    /// Reads through `client`; `namespace` is trustgate's own (for `ClusterTrustPolicy`
+    /// secrets).
+    pub fn new(client: Client, namespace: impl Into<String>, config: SecretConfig) -> Self {
+        let cache = moka::future::Cache::builder()
+            .max_capacity(config.max_entries)
+            .expire_after(ByOutcome {
+                ttl: config.ttl,
+                missing_ttl: config.missing_ttl,
+            })
+            .build();
+        SecretCredentials {
+            client,
+            namespace: namespace.into(),
+            config,
+            cache,
+            fallback: None,
+        }
+    }
+
+    /// Credentials used when the Secrets give none for a registry or Notary server.
+    #[must_use]
+    pub fn with_fallback(mut self, fallback: Arc<dyn CredentialSource>) -> Self {
+        self.fallback = Some(fallback);
+        self
+    }
+
+    /// Reads one object through the cache.
+    async fn lookup(&self, key: Key) -> Result<Arc<Lookup>, String> {
+        let client = self.client.clone();
+        let timeout = self.config.timeout;
+        let fetch_key = key.clone();
+        self.cache
+            .try_get_with(key, async move {
+                tokio::time::timeout(timeout, fetch(client, &fetch_key))
+                    .await
+                    .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+                    .map(Arc::new)
+            })
+            .await
+            .map_err(|e: Arc<String>| e.as_ref().clone())
+    }
+
+    /// The namespace of `policy`'s Secrets.
+    fn namespace_of<'p>(&'p self, policy: &'p LoadedPolicy) -> &'p str {
+        policy.id.namespace.as_deref().unwrap_or(&self.namespace)
+    }
+
+    /// A policy's registry Secret, parsed.
+    async fn policy_registry(&self, policy: &LoadedPolicy, name: &str) -> Result<Named, String> {
+        let ns = self.namespace_of(policy);
+        let what = format!("registry.credentialsSecret {ns}/{name}");
+        match self.lookup(Key::secret(ns, name)).await {
+            Err(e) => Err(format!("{what}: cannot read it: {e}")),
+            Ok(found) => match found.as_ref() {
+                Lookup::Secret { data, .. } => named(data).map_err(|e| format!("{what}: {e}")),
+                _ => Err(format!("{what}: not found")),
+            },
+        }
+    }
+
+    /// A policy's Notary Secret, as (user, password) for its Notary host.
+    async fn policy_notary(
+        &self,
+        policy: &LoadedPolicy,
+        name: &str,
+    ) -> Result<Option<(String, String)>, String> {
+        let ns = self.namespace_of(policy);
+        let what = format!("notary.credentialsSecret {ns}/{name}");
+        let found = self
+            .lookup(Key::secret(ns, name))
+            .await
+            .map_err(|e| format!("{what}: cannot read it: {e}"))?;
+        let Lookup::Secret { data, .. } = found.as_ref() else {
+            return Err(format!("{what}: not found"));
+        };
+        let host = notary_host(policy).unwrap_or_default();
+        Ok(match named(data).map_err(|e| format!("{what}: {e}"))? {
+            Named::Basic(user, password) => Some((user, password)),
+            Named::Config(config) => match config.credentials_for(&host) {
+                Credentials::Basic { username, password } => Some((username, password)),
+                _ => {
+                    tracing::debug!(secret = %format!("{ns}/{name}"), %host, "no Notary login for the host in the secret");
+                    None
+                }
+            },
+        })
+    }
+
+    /// The workload's pull Secrets merged in order (see the module docs).
+    async fn pull_config(&self, request: &CredentialRequest<'_>) -> DockerConfig {
+        let ns = request.namespace;
+        let mut names: Vec<String> = request.image_pull_secrets.to_vec();
+        if names.is_empty() {
+            let account = request.service_account.unwrap_or("default");
+            let key = Key {
+                account: true,
+                namespace: ns.into(),
+                name: account.into(),
+            };
+            match self.lookup(key).await.as_deref() {
+                Ok(Lookup::Account { pull_secrets }) => names.clone_from(pull_secrets),
+                Ok(_) => tracing::debug!(namespace = ns, account, "service account not found"),
+                Err(e) => {
+                    tracing::warn!(namespace = ns, account, error = %e, "cannot read the service account; no pull secrets from it")
+                }
+            }
+        }
+        let found = join_all(names.iter().map(|n| self.lookup(Key::secret(ns, n)))).await;
+        let mut config = DockerConfig::default();
+        for (name, found) in names.iter().zip(found) {
+            match found.as_deref() {
+                Ok(Lookup::Secret { type_, data }) => match pull_secret(type_, data) {
+                    Some(Ok(parsed)) => config.merge(parsed),
+                    Some(Err(e)) => {
+                        tracing::warn!(secret = %format!("{ns}/{name}"), error = %e, "unusable pull secret; skipped")
+                    }
+                    None => {
+                        tracing::debug!(secret = %format!("{ns}/{name}"), type_ = %type_, "not a docker config secret; skipped")
+                    }
+                },
+                Ok(_) => {
+                    tracing::debug!(secret = %format!("{ns}/{name}"), "pull secret not found; skipped")
+                }
+                Err(e) => {
+                    tracing::warn!(secret = %format!("{ns}/{name}"), error = %e, "cannot read the pull secret; skipped")
+                }
+            }
+        }
+        config
+    }
+
+    /// Reads everything `request` needs.
+    async fn prepare(&self, request: CredentialRequest<'_>) -> Prepared {
+        let policies = verifying_policies(&request);
+        let registry = policies.iter().filter_map(|p| {
+            let name = registry_secret(p)?;
+            Some(async move { (p.id.clone(), self.policy_registry(p, name).await) })
+        });
+        let notary = policies.iter().filter_map(|p| {
+            let name = notary_secret(p)?;
+            Some(async move { (p.id.clone(), self.policy_notary(p, name).await) })
+        });
+        let needs_pull = policies.iter().any(|p| registry_secret(p).is_none());
+        let pull = async {
+            if needs_pull {
+                self.pull_config(&request).await
+            } else {
+                DockerConfig::default()
+            }
+        };
+        let (registry, notary, pull) = futures::join!(join_all(registry), join_all(notary), pull);
+        Prepared {
+            registry: registry.into_iter().collect(),
+            notary: notary.into_iter().collect(),
+            pull,
+            fallback: self.fallback.clone(),
+        }
+    }
+}
+
+impl RequestCredentials for SecretCredentials {
+    fn for_request<'a>(
+        &'a self,
+        request: CredentialRequest<'a>,
+    ) -> BoxFuture<'a, Arc<dyn CredentialSource>> {
+        Box::pin(async move { Arc::new(self.prepare(request).await) as Arc<dyn CredentialSource> })
+    }
+}
+
+/// Reads a Secret or ServiceAccount; `Missing` for 404.
+async fn fetch(client: Client, key: &Key) -> Result<Lookup, String> {
+    if key.account {
+        let api: Api<ServiceAccount> = Api::namespaced(client, &key.namespace);
+        let account = api.get_opt(&key.name).await.map_err(|e| e.to_string())?;
+        return Ok(account.map_or(Lookup::Missing, |a| Lookup::Account {
+            pull_secrets: a
+                .image_pull_secrets
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| r.name)
+                .filter(|n| !n.is_empty())
+                .collect(),
+        }));
+    }
+    let api: Api<Secret> = Api::namespaced(client, &key.namespace);
+    let secret = api.get_opt(&key.name).await.map_err(|e| e.to_string())?;
+    Ok(secret.map_or(Lookup::Missing, |s| Lookup::Secret {
+        type_: s.type_.unwrap_or_default(),
+        data: s
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect(),
+    }))
+}
+
+/// What a Secret named by a policy holds.
+enum Named {
+    /// A docker config, matched per host.
+    Config(DockerConfig),
+    /// `username`/`password`, for every host.
+    Basic(String, String),
+}
+
+/// Reads a Secret named by a policy: `.dockerconfigjson`, `.dockercfg`, or
+/// `username`/`password`.
+fn named(data: &BTreeMap<String, Vec<u8>>) -> Result<Named, String> {
+    for key in [".dockerconfigjson", ".dockercfg"] {
+        if let Some(bytes) = data.get(key) {
+            return DockerConfig::parse(bytes)
+                .map(Named::Config)
+                .map_err(|e| format!("{key}: {e}"));
+        }
+    }
+    match (data.get("username"), data.get("password")) {
+        (Some(user), Some(password)) => {
+            let text = |b: &[u8], k: &str| {
+                String::from_utf8(b.to_vec()).map_err(|_| format!("{k} is not UTF-8"))
+            };
+            Ok(Named::Basic(
+                text(user, "username")?,
+                text(password, "password")?,
+            ))
+        }
+        _ => {
+            Err("has none of the keys .dockerconfigjson, .dockercfg, username and password".into())
+        }
+    }
+}
+
+/// A pull Secret as the kubelet reads it: by type; `None` for other types.
+fn pull_secret(
+    type_: &str,
+    data: &BTreeMap<String, Vec<u8>>,
+) -> Option<Result<DockerConfig, String>> {
+    let key = match type_ {
+        DOCKER_CONFIG_JSON => ".dockerconfigjson",
+        DOCKER_CFG => ".dockercfg",
+        _ => return None,
+    };
+    Some(match data.get(key) {
+        Some(bytes) => DockerConfig::parse(bytes).map_err(|e| format!("{key}: {e}")),
+        None => Err(format!("type {type_} without the key {key}")),
+    })
+}
+
+fn registry_secret(policy: &LoadedPolicy) -> Option<&str> {
+    let secret = policy.spec.registry.as_ref()?.credentials_secret.as_ref()?;
+    Some(secret.name.as_str())
+}
+
+fn notary_secret(policy: &LoadedPolicy) -> Option<&str> {
+    let secret = policy.spec.notary.as_ref()?.credentials_secret.as_ref()?;
+    Some(secret.name.as_str())
+}
+
+/// `host[:port]` of the policy's Notary URL.
+fn notary_host(policy: &LoadedPolicy) -> Option<String> {
+    let url = url::Url::parse(policy.spec.notary.as_ref()?.url.as_deref()?).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    })
+}
+
+/// The distinct valid `Verify` policies that decide `request`'s images.
+fn verifying_policies(request: &CredentialRequest<'_>) -> Vec<Arc<LoadedPolicy>> {
+    let mut out: Vec<Arc<LoadedPolicy>> = Vec::new();
+    for image in request.images {
+        let Ok(image) = ImageRef::parse(image) else {
+            continue;
+        };
+        if let Selection::Policy { policy, .. } = request.policies.select(request.namespace, &image)
+            && policy.action() == Action::Verify
+            && policy.problem().is_none()
+            && !out.iter().any(|p| p.id == policy.id)
+        {
+            out.push(policy);
+        }
+    }
+    out
+}
+
+/// The credentials of one request.
+struct Prepared {
+    registry: HashMap<PolicyId, Result<Named, String>>,
+    notary: HashMap<PolicyId, Result<Option<(String, String)>, String>>,
+    pull: DockerConfig,
+    fallback: Option<Arc<dyn CredentialSource>>,
+}
+
+impl CredentialSource for Prepared {
+    fn registry(&self, policy: &LoadedPolicy, registry: &str) -> Credentials {
+        if registry_secret(policy).is_some() {
+            return match self.registry.get(&policy.id) {
+                Some(Ok(Named::Config(config))) => config.credentials_for(registry),
+                Some(Ok(Named::Basic(username, password))) => Credentials::Basic {
+                    username: username.clone(),
+                    password: password.clone(),
+                },
+                _ => Credentials::Anonymous,
+            };
+        }
+        let found = self.pull.credentials_for(registry);
+        match &self.fallback {
+            Some(fallback) if found.is_anonymous() => fallback.registry(policy, registry),
+            _ => found,
+        }
+    }
+
+    fn notary(&self, policy: &LoadedPolicy) -> Option<(String, String)> {
+        if notary_secret(policy).is_some() {
+            return self.notary.get(&policy.id)?.as_ref().ok()?.clone();
+        }
+        self.fallback.as_ref()?.notary(policy)
+    }
+
+    fn problem(&self, policy: &LoadedPolicy) -> Option<String> {
+        let not_read = |what: &str, name: &str| {
+            format!("{what} {name} was not read for this request (fail closed)")
+        };
+        if let Some(name) = registry_secret(policy) {
+            match self.registry.get(&policy.id) {
+                None => return Some(not_read("registry.credentialsSecret", name)),
+                Some(Err(e)) => return Some(e.clone()),
+                Some(Ok(_)) => {}
+            }
+        }
+        if let Some(name) = notary_secret(policy) {
+            match self.notary.get(&policy.id) {
+                None => return Some(not_read("notary.credentialsSecret", name)),
+                Some(Err(e)) => return Some(e.clone()),
+                Some(Ok(_)) => {}
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(pairs: &[(&str, &str)]) -> BTreeMap<String, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn named_secrets_read_docker_configs_or_logins() {
+        let cfg = r#"{"auths":{"reg.example:5000":{"username":"u","password":"p"}}}"#;
+        let Ok(Named::Config(c)) = named(&data(&[(".dockerconfigjson", cfg)])) else {
+            panic!("docker config")
+        };
+        assert!(matches!(
+            c.credentials_for("reg.example:5000"),
+            Credentials::Basic { .. }
+        ));
+        assert!(matches!(
+            named(&data(&[("username", "a"), ("password", "b")])),
+            Ok(Named::Basic(u, p)) if u == "a" && p == "b"
+        ));
+        let Err(e) = named(&data(&[("token", "x")])) else {
+            panic!("no usable key")
+        };
+        assert!(e.contains("has none of the keys"), "{e}");
+        let Err(e) = named(&data(&[(".dockerconfigjson", "{")])) else {
+            panic!("bad JSON")
+        };
+        assert!(e.starts_with(".dockerconfigjson: "), "{e}");
+    }
+
+    #[test]
+    fn pull_secrets_count_only_docker_config_types() {
+        let cfg = r#"{"auths":{"r.example":{"auth":"dTpw"}}}"#;
+        assert!(pull_secret("Opaque", &data(&[(".dockerconfigjson", cfg)])).is_none());
+        assert!(matches!(
+            pull_secret(DOCKER_CONFIG_JSON, &data(&[(".dockerconfigjson", cfg)])),
+            Some(Ok(_))
+        ));
+        let legacy = r#"{"r.example":{"auth":"dTpw"}}"#;
+        assert!(matches!(
+            pull_secret(DOCKER_CFG, &data(&[(".dockercfg", legacy)])),
+            Some(Ok(_))
+        ));
+        assert!(matches!(pull_secret(DOCKER_CFG, &data(&[])), Some(Err(_))));
+    }
+
+    #[test]
+    fn lookups_never_show_secret_values() {
+        let l = Lookup::Secret {
+            type_: DOCKER_CONFIG_JSON.into(),
+            data: data(&[("password", "hunter2")]),
+        };
+        let shown = format!("{l:?}");
+        assert!(
+            shown.contains("password") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+}
