@@ -1,0 +1,336 @@
+//! The API server's own admission call to `trustgate serve` in cluster mode: the binary runs
+//! with the tier's KUBECONFIG (policies from the cluster), the stub serves a
+//! ValidatingWebhookConfiguration for a test CRD whose objects carry a pod template
+//! (`widgets.example.com`, checked through `--extra-kind`), and the policy verifies against the
+//! real Notary + registry stack. A Widget with a signed image is admitted, one with an unsigned
+//! image is rejected with trustgate's message, and once trustgate is stopped `failurePolicy:
+//! Fail` rejects. Needs both `e2e/apiserver.sh up` and `e2e/stack.sh up`.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine as _;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
+use serde_json::{Value, json};
+use trustgate::policy::TrustPolicy;
+
+use crate::common::{self, Push, Stack};
+use crate::tier::{self, NS, eventually, put_stub_state, unique};
+
+const WEBHOOK: &str = "images.trustgate.dev";
+
+/// `trustgate serve` as a child process; killed on drop.
+struct Serve {
+    child: Child,
+    admin: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Serve {
+    fn start(env: &HashMap<String, String>, listen: u16) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("serve.log");
+        let admin = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_trustgate"))
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{listen}"),
+                "--admin-listen",
+                &admin,
+            ])
+            .args([
+                "--tls-cert",
+                &env["WEBHOOK_CERT"],
+                "--tls-key",
+                &env["WEBHOOK_KEY"],
+            ])
+            .args(["--extra-kind", "example.com/Widget=spec.template.spec"])
+            .args(["--namespace", "trustgate", "--budget", "8"])
+            .env("KUBECONFIG", &env["KUBECONFIG"])
+            .env("HOME", dir.path())
+            .env("RUST_LOG", "info")
+            .env_remove("TRUSTGATE_POLICY_DIR")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("serve.err")).unwrap())
+            .spawn()
+            .expect("spawn trustgate serve");
+        Serve {
+            child,
+            admin,
+            log,
+            _dir: dir,
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "5", "-w", "\n%{http_code}"])
+            .arg(format!("http://{}{path}", self.admin))
+            .output()
+            .expect("spawn curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    fn logs(&self) -> String {
+        let err = self.log.with_file_name("serve.err");
+        format!(
+            "{}{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default(),
+            std::fs::read_to_string(err).unwrap_or_default()
+        )
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+fn widget_resource() -> ApiResource {
+    ApiResource {
+        group: "example.com".into(),
+        version: "v1".into(),
+        api_version: "example.com/v1".into(),
+        kind: "Widget".into(),
+        plural: "widgets".into(),
+    }
+}
+
+/// A namespaced CRD whose objects carry a pod template at `spec.template.spec`.
+fn widget_crd() -> CustomResourceDefinition {
+    serde_json::from_value(json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+            "versions": [{
+                "name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+                }}}
+            }]
+        }
+    }))
+    .unwrap()
+}
+
+fn widget(name: &str, image: &str) -> DynamicObject {
+    DynamicObject::new(name, &widget_resource()).data(json!({
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}
+    }))
+}
+
+/// The stub's state with one webhook sending Widget CREATE/UPDATE to `port`.
+fn webhook_state(env: &HashMap<String, String>, port: u16) -> Value {
+    let ca = std::fs::read(&env["APISERVER_CA"]).unwrap();
+    json!({"validatingwebhookconfigurations": [{
+        "metadata": {"name": "trustgate-cluster-test"},
+        "webhooks": [{
+            "name": WEBHOOK,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "NoneOnDryRun",
+            "failurePolicy": "Fail",
+            "matchPolicy": "Equivalent",
+            "timeoutSeconds": 10,
+            "namespaceSelector": {},
+            "objectSelector": {},
+            "clientConfig": {
+                "url": format!("https://127.0.0.1:{port}/validate"),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca),
+            },
+            "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"],
+                       "operations": ["CREATE", "UPDATE"], "resources": ["widgets"], "scope": "*"}]
+        }]
+    }]})
+}
+
+/// Pushes `oci_image(seed)` to `repo:tag` on the plain-HTTP registry.
+fn push(st: &Stack, seed: &str, repo: &str, tag: &str) -> common::Layout {
+    let layout = common::oci_image(seed, tag);
+    common::skopeo_push(
+        &layout,
+        &Push {
+            registry: &st.registry_http,
+            repo,
+            tag,
+            tls_verify: false,
+            cert_dir: None,
+            creds: None,
+            format_v2s2: false,
+        },
+    );
+    layout
+}
+
+fn root_key_id(client: &common::NotaryClient, gun: &str) -> String {
+    let path = client
+        .trust_dir
+        .join("tuf")
+        .join(gun)
+        .join("metadata/root.json");
+    let root: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    root["signed"]["roles"]["root"]["keyids"][0]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn denial(result: Result<DynamicObject, kube::Error>) -> (u16, String) {
+    match result {
+        Err(kube::Error::Api(status)) => (status.code, status.message),
+        other => panic!("expected the API server to refuse, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_api_server_calls_trustgate_serve_in_cluster_mode() {
+    let Some(t) = tier::tier().await else { return };
+    let Some(st) = common::stack() else { return };
+    tier::apply_crd(&t.client, &widget_crd()).await;
+    let widgets: Api<DynamicObject> =
+        Api::namespaced_with(t.client.clone(), NS, &widget_resource());
+    eventually(10, "widgets served", || {
+        let w = widgets.clone();
+        async move { w.list(&Default::default()).await.ok().map(drop) }
+    })
+    .await;
+
+    // A signed tag and an unsigned one in the real registry + Notary.
+    let repo = common::unique_repo("cluster/app");
+    let gun = format!("{}/{repo}", st.registry_http);
+    let signed = push(&st, &format!("cluster-signed-{repo}"), &repo, "v1");
+    push(&st, &format!("cluster-unsigned-{repo}"), &repo, "v2");
+    let notary = st.notary_client(&st.notary_url);
+    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
+    let root_id = root_key_id(&notary, &gun);
+
+    let policy = unique("signed-only");
+    let policies: Api<DynamicObject> = Api::namespaced_with(
+        t.client.clone(),
+        NS,
+        &ApiResource::erase::<TrustPolicy>(&()),
+    );
+    let spec = json!({
+        "images": [gun],
+        "notary": {"url": st.notary_url, "caBundle": std::fs::read_to_string(&st.ca).unwrap()},
+        "registry": {"plainHTTP": true},
+        "trustRoots": [{"keyID": root_id}],
+    });
+    let object = DynamicObject::new(&policy, &ApiResource::erase::<TrustPolicy>(&()))
+        .data(json!({ "spec": spec }));
+    policies
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+
+    let port = free_port();
+    let mut serve = Serve::start(&t.env, port);
+    eventually(30, "trustgate serve ready (policies synced)", || {
+        let (code, _) = serve.get("/readyz");
+        async move { (code == 200).then_some(()) }
+    })
+    .await;
+    put_stub_state(&t.env, &webhook_state(&t.env, port)).await;
+
+    let pp = PostParams::default();
+    let ok = unique("signed");
+    let created = widgets
+        .create(&pp, &widget(&ok, &format!("{gun}:v1")))
+        .await;
+    assert!(
+        created.is_ok(),
+        "signed image refused: {created:?}\n{}",
+        serve.logs()
+    );
+
+    let unsigned = format!("{gun}:v2");
+    let (code, message) = denial(
+        widgets
+            .create(&pp, &widget(&unique("unsigned"), &unsigned))
+            .await,
+    );
+    assert_eq!(code, 403, "{message}");
+    let prefix = format!(
+        "admission webhook \"{WEBHOOK}\" denied the request: trustgate: 1 image of 1 rejected: "
+    );
+    assert!(message.starts_with(&prefix), "{message}");
+    assert!(
+        message.contains(&format!("{unsigned} rejected by policy {NS}/{policy}: ")),
+        "{message}"
+    );
+    assert!(
+        message.contains("(in spec.template.spec.containers[0] (name: app))"),
+        "{message}"
+    );
+
+    // A dry run is decided the same way (and posts no Event).
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    let (code, _) = denial(
+        widgets
+            .create(&dry, &widget(&unique("dry"), &unsigned))
+            .await,
+    );
+    assert_eq!(code, 403);
+
+    let (_, metrics) = serve.get("/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "trustgate_image_decisions_total{{policy=\"{NS}/{policy}\",result=\"rejected\",reason=\"unsigned\"}} 2"
+        )),
+        "{metrics}"
+    );
+    // The tier has no events.k8s.io: the one Event (not the dry run's) failed and was counted.
+    eventually(10, "the failed Event counted", || {
+        let (_, m) = serve.get("/metrics");
+        async move {
+            m.contains("trustgate_events_dropped_total{reason=\"api_error\"} 1")
+                .then_some(())
+        }
+    })
+    .await;
+
+    // trustgate stopped: failurePolicy Fail refuses the same signed image.
+    serve.stop();
+    let (code, message) = denial(
+        widgets
+            .create(&pp, &widget(&unique("down"), &format!("{gun}:v1")))
+            .await,
+    );
+    assert_eq!(code, 500, "{message}");
+    assert!(
+        message.contains(&format!("failed calling webhook \"{WEBHOOK}\"")),
+        "{message}"
+    );
+
+    put_stub_state(&t.env, &json!({"validatingwebhookconfigurations": []})).await;
+    widgets.delete(&ok, &DeleteParams::default()).await.unwrap();
+    policies
+        .delete(&policy, &DeleteParams::default())
+        .await
+        .unwrap();
+}
