@@ -124,7 +124,7 @@ pub enum FetchError {
         limit: u64,
     },
     /// TLS handshake or certificate verification failed.
-    #[error("TLS failure talking to {server}: {detail}")]
+    #[error("TLS failure talking to notary server {server}: {detail}")]
     Tls {
         /// Server URL.
         server: String,
