@@ -64,13 +64,14 @@ pub struct RegistryFlags {
 #[derive(Debug, clap::Args)]
 pub struct NotaryFlags {
     /// Notary user name (default: from NOTARY_AUTH, base64 of user:pass, as the notary CLI).
-    #[arg(long, env = "NOTARY_USER")]
+    #[arg(long)]
     pub notary_user: Option<String>,
     /// Notary password (default: from NOTARY_AUTH).
-    #[arg(long, env = "NOTARY_PASSWORD", hide_env_values = true)]
+    #[arg(long)]
     pub notary_password: Option<String>,
-    /// Timeout for each request to the Notary server.
-    #[arg(long, value_parser = humantime_secs, default_value = "10")]
+    /// Timeout for each request to the Notary server (below the per-image deadline, so a hung
+    /// server is reported as such rather than as a deadline).
+    #[arg(long, value_parser = humantime_secs, default_value = "5")]
     pub notary_timeout: Duration,
 }
 

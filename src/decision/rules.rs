@@ -247,7 +247,12 @@ pub fn check_signatures(
     };
 
     if policy.signers.is_empty() {
-        return docker_default(tag, digest, &bytes, data)
+        let source = if image.digest().is_some() {
+            "the reference pins"
+        } else {
+            "the registry serves"
+        };
+        return docker_default(tag, digest, &bytes, data, source)
             .map_err(|(class, why)| fail(class, why, Vec::new()));
     }
 
@@ -310,11 +315,13 @@ pub fn check_signatures(
 
 /// `docker trust`'s rule: the tag's digest from `targets/releases`, else `targets`, must equal
 /// the resolved digest. For a digest-only reference, some tag in those roles must carry it.
+/// `source` says where the digest came from ("the registry serves", "the reference pins").
 fn docker_default(
     tag: Option<&str>,
     digest: &Digest,
     bytes: &[u8; 32],
     data: &TrustData,
+    source: &str,
 ) -> Result<Passed, (ReasonClass, String)> {
     match tag {
         Some(tag) => match data.docker_lookup(tag) {
@@ -325,7 +332,7 @@ fn docker_default(
             Some(t) if &t.digest != bytes => Err((
                 ReasonClass::DigestMismatch,
                 format!(
-                    "tag {tag} is signed for {} ({}) but the registry serves {}",
+                    "tag {tag} is signed for {} ({}) but {source} {}",
                     short(&hex::encode(t.digest)),
                     t.role,
                     short(digest.hex())
