@@ -34,6 +34,9 @@ CACHE=${TRUSTGATE_APISERVER_CACHE:-${HOME:?}/.cache/trustgate-apiserver}
 [[ $CACHE == /* ]] || CACHE=$PWD/$CACHE
 CACHE=${CACHE%/}
 TIMEOUT=${TRUSTGATE_APISERVER_TIMEOUT:-60}
+POLL_SLEEP=0.05       # s between readiness polls
+STOP_GRACE_MS=10000   # SIGTERM -> SIGKILL on stop
+PORTS_GRACE_MS=3000   # for the listeners to go after a stop
 MIRROR=${TRUSTGATE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 MARKER=$DIR/.trustgate-apiserver
@@ -50,9 +53,13 @@ STUB_NAMESPACES=${TRUSTGATE_APISERVER_NAMESPACES:-default shop kube-system trust
 
 SERVICES=(etcd etcd-peer stub apiserver) # port names; etcd-peer has no process of its own
 
-log() { printf '[apiserver] %s\n' "$*" >&2; }
-die() { printf '[apiserver] ERROR: %s\n' "$*" >&2; exit 1; }
-now_ms() { date +%s%3N; }
+LOG_PREFIX=apiserver
+BRINGUP="API-server tier bring-up"
+# shellcheck source=e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+# apiserver first (it holds watches on etcd and the stub), then the rest
+stop_services() { stop_pidfiles apiserver stub etcd; }
 
 # ================================================================ build
 
@@ -235,94 +242,7 @@ EOF
   print_versions
 }
 
-# ================================================================ processes
-# Alive = /proc entry exists and state is not Z/X (pitfall 13: late reaping).
-pid_alive() {
-  local pid=$1 stat rest
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  rest=${stat##*) }
-  case ${rest%% *} in Z | X | x) return 1 ;; esac
-  return 0
-}
-
-# Ours = its command line mentions this work dir.
-pid_ours() {
-  local pid=$1
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$DIR/"
-}
-
-if command -v ss >/dev/null 2>&1; then
-  port_open() { [[ $1 =~ ^[0-9]+$ ]] && [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
-else
-  port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-fi
-
-stop_all() {
-  local f pid name pids=() deadline
-  [[ -d $RUN ]] || return 0
-  # apiserver first (it holds watches on etcd and the stub), then the rest
-  for name in apiserver stub etcd; do
-    f=$RUN/$name.pid
-    [[ -e $f ]] || continue
-    pid=$(<"$f")
-    if pid_alive "$pid" && pid_ours "$pid"; then
-      kill -TERM "$pid" 2>/dev/null || true
-      pids+=("$pid")
-      log "stopping $name (pid $pid)"
-    fi
-  done
-  deadline=$(($(now_ms) + 10000))
-  for pid in "${pids[@]}"; do
-    while pid_alive "$pid" && (($(now_ms) < deadline)); do sleep 0.02; done
-    if pid_alive "$pid" && pid_ours "$pid"; then
-      log "pid $pid ignored SIGTERM, sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  rm -f "$RUN"/*.pid
-}
-
-check_ports_closed() {
-  local name port left=0 deadline
-  [[ -f $RUN/ports ]] || return 0
-  deadline=$(($(now_ms) + 3000))
-  while read -r name port; do
-    while port_open "$port" && (($(now_ms) < deadline)); do sleep 0.02; done
-    if port_open "$port"; then
-      log "port $port ($name) still has a listener"
-      left=1
-    fi
-  done <"$RUN/ports"
-  return $left
-}
-
 # ================================================================ up
-declare -A PORT
-pick_ports() {
-  local free s var i=0
-  # shellcheck disable=SC2207
-  free=($(python3 - "${#SERVICES[@]}" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-))
-  : >"$RUN/ports"
-  for s in "${SERVICES[@]}"; do
-    var=TRUSTGATE_PORT_$(tr 'a-z-' 'A-Z_' <<<"$s")
-    PORT[$s]=${!var:-${free[$i]}}
-    i=$((i + 1))
-    port_open "${PORT[$s]}" && die "port ${PORT[$s]} for $s is already in use"
-    echo "$s ${PORT[$s]}" >>"$RUN/ports"
-  done
-}
-
 leaf_cert() { # name subject ext-lines serial
   local n=$1
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
@@ -388,40 +308,6 @@ EOF
   chmod 600 "$DIR/admin.kubeconfig"
 }
 
-start() { # name cmd...
-  local name=$1
-  shift
-  setsid "$@" </dev/null >"$LOGS/$name.log" 2>&1 &
-  echo $! >"$RUN/$name.pid"
-}
-
-fail_service() { # name message
-  log "$1: $2"
-  log "---- tail of $LOGS/$1.log ----"
-  tail -n 30 "$LOGS/$1.log" >&2 2>/dev/null || true
-  log "----"
-  stop_all
-  die "API-server tier bring-up failed ($1); logs in $LOGS"
-}
-
-wait_for() { # name description cmd...
-  local name=$1 desc=$2
-  shift 2
-  local deadline=$(($(now_ms) + TIMEOUT * 1000)) pid
-  pid=$(<"$RUN/$name.pid")
-  until "$@"; do
-    pid_alive "$pid" || fail_service "$name" "process exited while waiting for: $desc"
-    (($(now_ms) < deadline)) || fail_service "$name" "not ready after ${TIMEOUT}s: $desc"
-    sleep 0.05
-  done
-}
-
-is_code() { # want curl-args...
-  local want=$1
-  shift
-  [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" 2>/dev/null) == "$want" ]]
-}
-
 admin_curl() { curl --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" "$@"; }
 
 start_all() {
@@ -483,16 +369,7 @@ cmd_up() {
   done
   cache_ok || cmd_build
   cache_ok || die "no usable build in $CACHE after building"
-  if [[ -d $DIR ]]; then
-    if [[ -n $(ls -A "$DIR") && ! -e $MARKER ]]; then
-      die "$DIR exists, is not empty and is not an apiserver dir (no $MARKER); refusing to wipe it"
-    fi
-    stop_all
-    check_ports_closed || die "a previous instance in $DIR left listeners behind"
-    rm -rf "$DIR"
-  fi
-  mkdir -p "$DIR" "$RUN" "$LOGS"
-  touch "$MARKER"
+  reset_workdir "an apiserver dir" "a previous instance"
   pick_ports
   t1=$(now_ms)
   make_pki
@@ -512,29 +389,17 @@ cmd_down() {
     log "nothing running in $DIR"
     return 0
   fi
-  stop_all
+  stop_services
   check_ports_closed || die "listeners left after stopping $DIR"
   rm -f "$DIR/apiserver.env"
   log "stopped $DIR"
 }
 
 cmd_status() {
-  local name pid port state rc=0 any=0
+  local rc=0
   [[ -d $RUN ]] || { echo "nothing in $DIR"; return 1; }
-  for name in etcd stub apiserver; do
-    [[ -e $RUN/$name.pid ]] || continue
-    any=1
-    pid=$(<"$RUN/$name.pid")
-    port=$(awk -v n="$name" '$1==n{print $2}' "$RUN/ports" 2>/dev/null)
-    if pid_alive "$pid" && pid_ours "$pid"; then
-      if port_open "$port"; then state=running; else state="running (port closed)"; rc=1; fi
-    else
-      state=dead
-      rc=1
-    fi
-    printf '%-10s pid %-8s 127.0.0.1:%-6s %s\n' "$name" "$pid" "$port" "$state"
-  done
-  ((any)) || { echo "nothing running in $DIR"; return 1; }
+  status_rows 10 etcd stub apiserver || rc=$?
+  ((rc != 2)) || { echo "nothing running in $DIR"; return 1; }
   [[ -f $DIR/apiserver.env ]] && echo "env: $DIR/apiserver.env"
   [[ -f $CACHE/stamp ]] && echo "build: $(stamp_get kubernetes_version) (apiextensions $(stamp_get apiextensions_pkg)), etcd $(stamp_get etcd_version), go $(stamp_get go)"
   return $rc

@@ -19,6 +19,9 @@ DIR=${TRUSTGATE_STACK_DIR:-$REPO/target/stack}
 [[ $DIR == /* ]] || DIR=$PWD/$DIR
 DIR=${DIR%/}
 TIMEOUT=${TRUSTGATE_STACK_TIMEOUT:-20}
+POLL_SLEEP=0.02       # s between readiness polls
+STOP_GRACE_MS=5000    # SIGTERM -> SIGKILL on stop
+PORTS_GRACE_MS=2000   # for the listeners to go after a stop
 MARKER=$DIR/.trustgate-stack
 RUN=$DIR/run
 LOGS=$DIR/logs
@@ -35,74 +38,12 @@ READY_GUN=readiness/check
 # service name -> env override suffix
 SERVICES=(signer notary notary-local notary-token registry-http registry-tls registry-basic registry-token token-server)
 
-log() { printf '[stack] %s\n' "$*" >&2; }
-die() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
-now_ms() { date +%s%3N; }
+LOG_PREFIX=stack
+BRINGUP="stack bring-up"
+# shellcheck source=e2e/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-# ---------------------------------------------------------------- processes
-# Alive = /proc entry exists and state is not Z/X (pitfall 13: late reaping).
-pid_alive() {
-  local pid=$1 stat rest
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
-  rest=${stat##*) }
-  case ${rest%% *} in Z | X | x) return 1 ;; esac
-  return 0
-}
-
-# Ours = its command line mentions this work dir.
-pid_ours() {
-  local pid=$1
-  [[ -r /proc/$pid/cmdline ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$DIR/"
-}
-
-# A listener on 127.0.0.1:PORT? `ss` when available (no connection, so no "TLS handshake
-# error" noise in the service logs), else a bash /dev/tcp connect.
-if command -v ss >/dev/null 2>&1; then
-  port_open() { [[ $1 =~ ^[0-9]+$ ]] && [[ -n $(ss -Hltn "sport = :$1" 2>/dev/null) ]]; }
-else
-  port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-fi
-
-stop_stack() {
-  local f pid name pids=() deadline
-  [[ -d $RUN ]] || return 0
-  for f in "$RUN"/*.pid; do
-    [[ -e $f ]] || continue
-    pid=$(<"$f")
-    name=$(basename "$f" .pid)
-    if pid_alive "$pid" && pid_ours "$pid"; then
-      kill -TERM "$pid" 2>/dev/null || true
-      pids+=("$pid")
-      log "stopping $name (pid $pid)"
-    fi
-  done
-  deadline=$(($(now_ms) + 5000))
-  for pid in "${pids[@]}"; do
-    while pid_alive "$pid" && (($(now_ms) < deadline)); do sleep 0.02; done
-    if pid_alive "$pid" && pid_ours "$pid"; then
-      log "pid $pid ignored SIGTERM, sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  done
-  rm -f "$RUN"/*.pid
-}
-
-# Fails if any port recorded for this stack still accepts connections.
-check_ports_closed() {
-  local name port left=0 deadline
-  [[ -f $RUN/ports ]] || return 0
-  deadline=$(($(now_ms) + 2000))
-  while read -r name port; do
-    while port_open "$port" && (($(now_ms) < deadline)); do sleep 0.02; done
-    if port_open "$port"; then
-      log "port $port ($name) still has a listener"
-      left=1
-    fi
-  done <"$RUN/ports"
-  return $left
-}
+stop_services() { stop_pidfiles; } # every PID file in $RUN
 
 # ---------------------------------------------------------------- packages
 ensure_packages() {
@@ -120,34 +61,6 @@ ensure_packages() {
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
     docker-registry skopeo notary apache2-utils curl openssl python3 jq util-linux >/dev/null
-}
-
-# ---------------------------------------------------------------- ports
-# NAME -> port; env override TRUSTGATE_PORT_<NAME upper, - -> _>.
-declare -A PORT
-pick_ports() {
-  local free s var i=0
-  # shellcheck disable=SC2207
-  free=($(python3 - "${#SERVICES[@]}" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
-))
-  : >"$RUN/ports"
-  for s in "${SERVICES[@]}"; do
-    var=TRUSTGATE_PORT_$(tr 'a-z-' 'A-Z_' <<<"$s")
-    PORT[$s]=${!var:-${free[$i]}}
-    i=$((i + 1))
-    if port_open "${PORT[$s]}"; then
-      die "port ${PORT[$s]} for $s is already in use"
-    fi
-    echo "$s ${PORT[$s]}" >>"$RUN/ports"
-  done
 }
 
 # ---------------------------------------------------------------- certs
@@ -247,42 +160,6 @@ EOF
 }
 
 # ---------------------------------------------------------------- start + readiness
-start() { # name cmd...
-  local name=$1
-  shift
-  setsid "$@" </dev/null >"$LOGS/$name.log" 2>&1 &
-  echo $! >"$RUN/$name.pid"
-}
-
-fail_service() { # name message
-  log "$1: $2"
-  log "---- tail of $LOGS/$1.log ----"
-  tail -n 30 "$LOGS/$1.log" >&2 2>/dev/null || true
-  log "----"
-  stop_stack
-  die "stack bring-up failed ($1); logs in $LOGS"
-}
-
-# wait_for name description cmd... : polls cmd every 20 ms until it succeeds.
-wait_for() {
-  local name=$1 desc=$2
-  shift 2
-  local deadline=$(($(now_ms) + TIMEOUT * 1000)) pid
-  pid=$(<"$RUN/$name.pid")
-  until "$@"; do
-    pid_alive "$pid" || fail_service "$name" "process exited while waiting for: $desc"
-    (($(now_ms) < deadline)) || fail_service "$name" "not ready after ${TIMEOUT}s: $desc"
-    sleep 0.02
-  done
-}
-
-# is_code CODE curl-args... : the HTTP status equals CODE
-is_code() {
-  local want=$1
-  shift
-  [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" 2>/dev/null) == "$want" ]]
-}
-
 token_for() { # service scope -> prints a token obtained with the test credentials
   curl -sf --max-time 2 -u "$REG_USER:$REG_PASS" -G "http://127.0.0.1:${PORT[token-server]}/token" \
     --data-urlencode "service=$1" --data-urlencode "scope=$2" | jq -er .token
@@ -381,16 +258,7 @@ cmd_up() {
   local t0 t1
   t0=$(now_ms)
   ensure_packages
-  if [[ -d $DIR ]]; then
-    if [[ -n $(ls -A "$DIR") && ! -e $MARKER ]]; then
-      die "$DIR exists, is not empty and is not a stack dir (no $MARKER); refusing to wipe it"
-    fi
-    stop_stack
-    check_ports_closed || die "a previous stack in $DIR left listeners behind"
-    rm -rf "$DIR"
-  fi
-  mkdir -p "$DIR" "$RUN" "$LOGS"
-  touch "$MARKER"
+  reset_workdir "a stack dir" "a previous stack"
   pick_ports
   t1=$(now_ms)
   make_certs
@@ -413,30 +281,17 @@ cmd_down() {
     log "no stack in $DIR"
     return 0
   fi
-  stop_stack
+  stop_services
   check_ports_closed || die "listeners left after stopping the stack in $DIR"
   rm -f "$DIR/stack.env"
   log "stack in $DIR stopped"
 }
 
 cmd_status() {
-  local f name pid port state rc=0 any=0
+  local rc=0
   [[ -d $RUN ]] || { echo "no stack in $DIR"; return 1; }
-  for f in "$RUN"/*.pid; do
-    [[ -e $f ]] || continue
-    any=1
-    name=$(basename "$f" .pid)
-    pid=$(<"$f")
-    port=$(awk -v n="$name" '$1==n{print $2}' "$RUN/ports" 2>/dev/null)
-    if pid_alive "$pid" && pid_ours "$pid"; then
-      if port_open "$port"; then state=running; else state="running (port closed)"; rc=1; fi
-    else
-      state=dead
-      rc=1
-    fi
-    printf '%-15s pid %-8s 127.0.0.1:%-6s %s\n' "$name" "$pid" "$port" "$state"
-  done
-  ((any)) || { echo "no stack running in $DIR"; return 1; }
+  status_rows 15 || rc=$?
+  ((rc != 2)) || { echo "no stack running in $DIR"; return 1; }
   [[ -f $DIR/stack.env ]] && echo "env: $DIR/stack.env"
   return $rc
 }
