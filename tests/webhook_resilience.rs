@@ -27,7 +27,6 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use common::{Push, Stack};
 use trustgate::admission::{RunningServer, ServerConfig, Webhook, start};
 use trustgate::audit::metrics::Metrics;
 use trustgate::cache::CacheConfig;
@@ -303,38 +302,6 @@ fn pod_review(uid: &str, image: &str) -> Value {
 
 // ------------------------------------------------------------------ stack helpers
 
-/// Pushes `oci_image(seed)` to `repo:tag` on the plain-HTTP registry.
-fn push(st: &Stack, seed: &str, repo: &str, tag: &str) -> common::Layout {
-    let layout = common::oci_image(seed, tag);
-    common::skopeo_push(
-        &layout,
-        &Push {
-            registry: &st.registry_http,
-            repo,
-            tag,
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
-            format_v2s2: false,
-        },
-    );
-    layout
-}
-
-/// The root key ID `init` published for `gun` (from the client's trust dir).
-fn root_key_id(client: &common::NotaryClient, gun: &str) -> String {
-    let path = client
-        .trust_dir
-        .join("tuf")
-        .join(gun)
-        .join("metadata/root.json");
-    let root: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    root["signed"]["roles"]["root"]["keyids"][0]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// A namespaced Verify policy for `gun` against `notary_url` (with the stack CA when
 /// `ca` is given), root pinned by key ID, plain-HTTP registry.
 fn policy(gun: &str, notary_url: &str, ca: Option<&str>, root_id: &str) -> String {
@@ -375,12 +342,12 @@ async fn thousand_concurrent_reviews_fetch_each_file_once() {
     let registry_proxy = Proxy::start(&st.registry_http, true).await;
 
     let repo = common::unique_repo("resilience/burst");
-    let layout = push(&st, &format!("resilience-burst-{repo}"), &repo, "v1");
+    let layout = common::push_http(&st, &format!("resilience-burst-{repo}"), &repo, "v1");
     // The image is pulled through the registry proxy, so that address is in its GUN.
     let gun = format!("{}/{repo}", registry_proxy.addr);
     let notary = st.notary_client(&st.notary_local_url);
     notary.sign(&gun, "v1", &layout.manifest_digest, layout.manifest_size);
-    let root_id = root_key_id(&notary, &gun);
+    let root_id = notary.root_key_id(&gun);
     let notary_url = format!("http://{}", notary_proxy.addr);
 
     let srv = serve(
@@ -460,12 +427,12 @@ async fn notary_down_mid_run_fails_closed_then_recovers() {
 
     let repo = common::unique_repo("resilience/outage");
     let gun = format!("{}/{repo}", st.registry_http);
-    let v1 = push(&st, &format!("resilience-outage-v1-{repo}"), &repo, "v1");
-    let v2 = push(&st, &format!("resilience-outage-v2-{repo}"), &repo, "v2");
+    let v1 = common::push_http(&st, &format!("resilience-outage-v1-{repo}"), &repo, "v1");
+    let v2 = common::push_http(&st, &format!("resilience-outage-v2-{repo}"), &repo, "v2");
     let notary = st.notary_client(&st.notary_url);
     notary.sign(&gun, "v1", &v1.manifest_digest, v1.manifest_size);
     notary.addhash(&gun, "v2", &v2.manifest_digest, v2.manifest_size);
-    let root_id = root_key_id(&notary, &gun);
+    let root_id = notary.root_key_id(&gun);
     let ca = std::fs::read_to_string(&st.ca).unwrap();
     // The stack's server certificate has SAN IP:127.0.0.1, so it matches through the proxy.
     let notary_url = format!("https://{}", proxy.addr);

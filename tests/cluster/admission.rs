@@ -17,7 +17,7 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
 use serde_json::{Value, json};
 use trustgate::policy::TrustPolicy;
 
-use crate::common::{self, Push, Stack};
+use crate::common;
 use crate::tier::{self, NS, eventually, put_stub_state, unique};
 
 const WEBHOOK: &str = "images.trustgate.dev";
@@ -166,37 +166,6 @@ fn webhook_state(env: &HashMap<String, String>, port: u16) -> Value {
     }]})
 }
 
-/// Pushes `oci_image(seed)` to `repo:tag` on the plain-HTTP registry.
-fn push(st: &Stack, seed: &str, repo: &str, tag: &str) -> common::Layout {
-    let layout = common::oci_image(seed, tag);
-    common::skopeo_push(
-        &layout,
-        &Push {
-            registry: &st.registry_http,
-            repo,
-            tag,
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
-            format_v2s2: false,
-        },
-    );
-    layout
-}
-
-fn root_key_id(client: &common::NotaryClient, gun: &str) -> String {
-    let path = client
-        .trust_dir
-        .join("tuf")
-        .join(gun)
-        .join("metadata/root.json");
-    let root: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    root["signed"]["roles"]["root"]["keyids"][0]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 fn denial(result: Result<DynamicObject, kube::Error>) -> (u16, String) {
     match result {
         Err(kube::Error::Api(status)) => (status.code, status.message),
@@ -220,11 +189,11 @@ async fn the_api_server_calls_trustgate_serve_in_cluster_mode() {
     // A signed tag and an unsigned one in the real registry + Notary.
     let repo = common::unique_repo("cluster/app");
     let gun = format!("{}/{repo}", st.registry_http);
-    let signed = push(&st, &format!("cluster-signed-{repo}"), &repo, "v1");
-    push(&st, &format!("cluster-unsigned-{repo}"), &repo, "v2");
+    let signed = common::push_http(&st, &format!("cluster-signed-{repo}"), &repo, "v1");
+    common::push_http(&st, &format!("cluster-unsigned-{repo}"), &repo, "v2");
     let notary = st.notary_client(&st.notary_url);
     notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = root_key_id(&notary, &gun);
+    let root_id = notary.root_key_id(&gun);
 
     let policy = unique("signed-only");
     let policies: Api<DynamicObject> = Api::namespaced_with(

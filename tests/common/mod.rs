@@ -691,3 +691,21 @@ pub fn curl_status(args: &[&str]) -> u16 {
         .parse()
         .unwrap_or(0)
 }
+
+/// Pushes `oci_image(seed)` as `repo:tag` to the stack's plain-HTTP registry; returns the layout.
+pub fn push_http(st: &Stack, seed: &str, repo: &str, tag: &str) -> Layout {
+    let layout = oci_image(seed, tag);
+    skopeo_push(
+        &layout,
+        &Push {
+            registry: &st.registry_http,
+            repo,
+            tag,
+            tls_verify: false,
+            cert_dir: None,
+            creds: None,
+            format_v2s2: false,
+        },
+    );
+    layout
+}

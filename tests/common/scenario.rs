@@ -204,3 +204,21 @@ impl NotaryClient {
         self.run(&["key", "list"])
     }
 }
+
+impl NotaryClient {
+    /// The root key ID `init` published for `gun`, read from this client's trust dir.
+    pub fn root_key_id(&self, gun: &str) -> String {
+        let path = self
+            .trust_dir
+            .join("tuf")
+            .join(gun)
+            .join("metadata/root.json");
+        let root: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read root.json"))
+                .expect("root.json is JSON");
+        root["signed"]["roles"]["root"]["keyids"][0]
+            .as_str()
+            .expect("root key id")
+            .to_string()
+    }
+}

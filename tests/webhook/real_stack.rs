@@ -5,45 +5,11 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
-use crate::common::{self, Push, Stack};
+use crate::common::{self, Stack};
 use crate::support::{Options, fixture_with, serve};
 
 const APP: &str = "allowed.example.com/shop/web:1.0";
 const SETUP: &str = "denied.example.com/tools/setup:1.0";
-
-/// The first root key ID of `gun` in the notary client's trust dir (what `init` published).
-fn root_key_id(client: &common::NotaryClient, gun: &str) -> String {
-    let path = client
-        .trust_dir
-        .join("tuf")
-        .join(gun)
-        .join("metadata/root.json");
-    let root: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    root["signed"]["roles"]["root"]["keyids"][0]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-/// Pushes `oci_image(seed)` to `repo:tag` on the plain-HTTP registry; returns the layout.
-fn push(st: &Stack, seed: &str, repo: &str, tag: &str) -> common::Layout {
-    let layout = common::oci_image(seed, tag);
-    common::skopeo_push(
-        &layout,
-        &Push {
-            registry: &st.registry_http,
-            repo,
-            tag,
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
-            format_v2s2: false,
-        },
-    );
-    layout
-}
 
 fn policy(st: &Stack, gun: &str, root_id: &str) -> String {
     let ca = std::fs::read_to_string(&st.ca).unwrap();
@@ -70,11 +36,11 @@ async fn signed_images_are_admitted_unsigned_denied_and_templates_checked() {
     let Some(st) = common::stack() else { return };
     let repo = common::unique_repo("webhook/app");
     let gun = format!("{}/{repo}", st.registry_http);
-    let signed = push(&st, &format!("webhook-signed-{repo}"), &repo, "v1");
-    push(&st, &format!("webhook-unsigned-{repo}"), &repo, "v2");
+    let signed = common::push_http(&st, &format!("webhook-signed-{repo}"), &repo, "v1");
+    common::push_http(&st, &format!("webhook-unsigned-{repo}"), &repo, "v2");
     let notary = st.notary_client(&st.notary_url);
     notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = root_key_id(&notary, &gun);
+    let root_id = notary.root_key_id(&gun);
 
     let srv = serve(Options {
         policy_yaml: Some(policy(&st, &gun, &root_id)),
