@@ -6,19 +6,12 @@
 //! `TRUSTGATE_REQUIRE_APISERVER=1`.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::net::{TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, Patch, PatchParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::runtime::wait::{await_condition, conditions};
-use kube::{Client, Config, ResourceExt};
+use kube::Client;
 use serde_json::Value;
-use trustgate::policy::{ClusterTrustPolicy, TrustPolicy};
 
 pub const FIELD_MANAGER: &str = "trustgate-cluster-test";
 /// A namespace the stub serves.
@@ -30,117 +23,16 @@ pub struct Tier {
     pub client: Client,
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn env_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("TRUSTGATE_APISERVER_ENV") {
-        return PathBuf::from(p);
-    }
-    if let Some(d) = std::env::var_os("TRUSTGATE_APISERVER_DIR") {
-        return PathBuf::from(d).join("apiserver.env");
-    }
-    repo_root().join("target/apiserver/apiserver.env")
-}
-
-fn load_env() -> Result<HashMap<String, String>, String> {
-    let path = env_path();
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let env: HashMap<String, String> = text
-        .lines()
-        .filter_map(|l| l.trim().split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    for key in [
-        "APISERVER_URL",
-        "KUBECONFIG",
-        "STUB_URL",
-        "STUB_STATE",
-        "WEBHOOK_CERT",
-        "WEBHOOK_KEY",
-        "APISERVER_CA",
-    ] {
-        if !env.contains_key(key) {
-            return Err(format!("{} lacks {key}", path.display()));
-        }
-    }
-    let hostport = env["APISERVER_URL"]
-        .trim_start_matches("https://")
-        .to_owned();
-    let up = hostport
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .is_some_and(|sa| TcpStream::connect_timeout(&sa, Duration::from_millis(500)).is_ok());
-    if !up {
-        return Err(format!(
-            "{} exists but {hostport} does not answer (stale env file?)",
-            path.display()
-        ));
-    }
-    Ok(env)
-}
-
 /// The tier with both CRDs applied, or `None` (skip).
 pub async fn tier() -> Option<Tier> {
-    let env = match load_env() {
-        Ok(env) => env,
-        Err(why) => {
-            if std::env::var("TRUSTGATE_REQUIRE_APISERVER").is_ok_and(|v| v == "1") {
-                panic!(
-                    "API server required (TRUSTGATE_REQUIRE_APISERVER=1) but unavailable: {why}\n\
-                     run `bash e2e/apiserver.sh up` first"
-                );
-            }
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIP {}: {why}; run `bash e2e/apiserver.sh up` (TRUSTGATE_REQUIRE_APISERVER=1 makes this fatal)",
-                std::thread::current().name().unwrap_or("test")
-            );
-            return None;
-        }
-    };
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let kubeconfig = Kubeconfig::read_from(&env["KUBECONFIG"]).expect("admin kubeconfig");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("config from the admin kubeconfig");
-    let client = Client::try_from(config).expect("kube client");
-    let text = std::fs::read_to_string(repo_root().join("crds/trustgate-crds.yaml")).unwrap();
-    let crds: Vec<CustomResourceDefinition> = serde_saphyr::from_multiple(&text).unwrap();
-    for crd in crds {
-        apply_crd(&client, &crd).await;
-    }
-    let tp: Api<TrustPolicy> = Api::namespaced(client.clone(), NS);
-    let ctp: Api<ClusterTrustPolicy> = Api::all(client.clone());
-    for _ in 0..200 {
-        if tp.list(&Default::default()).await.is_ok() && ctp.list(&Default::default()).await.is_ok()
-        {
-            return Some(Tier { env, client });
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("trustgate.dev resources not served 10 s after Established");
+    let extra = ["WEBHOOK_CERT", "WEBHOOK_KEY", "APISERVER_CA"];
+    let (env, client) = crate::common::apiserver::setup(FIELD_MANAGER, NS, &extra).await?;
+    Some(Tier { env, client })
 }
 
 /// Server-side applies `crd` and waits until it is Established.
 pub async fn apply_crd(client: &Client, crd: &CustomResourceDefinition) {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let name = crd.name_any();
-    crds.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(crd),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("server-side apply of CRD {name}: {e}"));
-    let established = await_condition(crds, &name, conditions::is_crd_established());
-    tokio::time::timeout(Duration::from_secs(30), established)
-        .await
-        .unwrap_or_else(|_| panic!("CRD {name} not Established after 30 s"))
-        .unwrap();
+    crate::common::apiserver::apply_crd(client, crd, FIELD_MANAGER).await;
 }
 
 /// A name unique to this process and call.

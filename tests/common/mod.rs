@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod apiserver;
 pub mod scenario;
 
 use std::collections::HashMap;
