@@ -22,6 +22,7 @@ pub mod clock;
 pub mod cluster;
 pub mod decision;
 pub mod image;
+pub mod limits;
 pub mod notary;
 pub mod policy;
 pub mod tls;

@@ -1,0 +1,77 @@
+//! Every bound trustgate puts on what it reads, in one place: sizes per input kind, counts,
+//! nesting depth and lengths. An input one past a limit is refused with a reason that names the
+//! limit; nothing is buffered past a size cap. Each limit has a test that goes one past it.
+//!
+//! The numbers are generous for real data (a 10,000-tag Notary targets role is under 1 MiB, a
+//! real root has a handful of keys and signatures) and small enough that a hostile server or a
+//! forged review cannot exhaust memory, CPU or the metrics registry.
+
+/// The limits in force (see [`LIMITS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    // ---- admission ----
+    /// Largest AdmissionReview body accepted by `/validate` and `/mutate` (the API server's own
+    /// request limit is 3 MiB).
+    pub review_bytes: usize,
+    /// Most image occurrences decided in one object (containers, initContainers,
+    /// ephemeralContainers and image volumes together); more is a rejection, never a partial check.
+    pub images_per_object: usize,
+    /// Deepest JSON nesting accepted in any JSON input (reviews, Notary metadata, registry
+    /// answers, policy files).
+    pub json_depth: usize,
+
+    // ---- image references and registries ----
+    /// Longest image reference string accepted (name, tag and digest together).
+    pub reference_bytes: usize,
+    /// Largest manifest (or index) read from a registry (the distribution spec's 4 MiB).
+    pub manifest_bytes: u64,
+    /// Largest registry or Notary token-service answer read.
+    pub token_bytes: u64,
+    /// Most bytes of an error body kept for a message.
+    pub error_body_bytes: u64,
+
+    // ---- Notary trust data ----
+    /// Largest `root.json` (also `N.root.json`) read.
+    pub root_bytes: u64,
+    /// Largest `timestamp.json` read (Notary's `MaxTimestampSize`).
+    pub timestamp_bytes: u64,
+    /// Largest snapshot, targets or delegation file read, whatever length its parent declares.
+    pub metadata_bytes: u64,
+    /// Most signatures in one metadata file; a file with more is refused before any is checked.
+    pub signatures_per_file: usize,
+    /// Most keys one metadata file (root or targets with delegations) may declare.
+    pub keys_per_file: usize,
+    /// Most delegation roles one targets role may declare.
+    pub delegations_per_role: usize,
+    /// Most delegation files fetched and verified for one repository.
+    pub delegations_per_repository: usize,
+    /// Most delegation files fetched at once for one repository.
+    pub delegation_fetch_concurrency: usize,
+    /// Most root versions walked in one rotation chain.
+    pub root_walk: u64,
+    /// Most (server, repository, role) version memories kept against rollback (LRU).
+    pub version_memory_entries: u64,
+}
+
+/// The limits trustgate runs with.
+pub const LIMITS: Limits = Limits {
+    review_bytes: 3 * 1024 * 1024,
+    images_per_object: 512,
+    json_depth: 64,
+
+    reference_bytes: 1024,
+    manifest_bytes: 4 * 1024 * 1024,
+    token_bytes: 64 * 1024,
+    error_body_bytes: 1024,
+
+    root_bytes: 1 << 20,
+    timestamp_bytes: 1 << 20,
+    metadata_bytes: 16 << 20,
+    signatures_per_file: 64,
+    keys_per_file: 1024,
+    delegations_per_role: 256,
+    delegations_per_repository: 512,
+    delegation_fetch_concurrency: 8,
+    root_walk: 32,
+    version_memory_entries: 100_000,
+};

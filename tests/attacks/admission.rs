@@ -1,0 +1,1 @@
+//! Attacks on admission (see tests/attacks.rs).

@@ -1,0 +1,1 @@
+//! Attacks on credentials (see tests/attacks.rs).

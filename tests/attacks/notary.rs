@@ -1,0 +1,1 @@
+//! Attacks on notary (see tests/attacks.rs).

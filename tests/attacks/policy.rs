@@ -1,0 +1,1 @@
+//! Attacks on policy (see tests/attacks.rs).
