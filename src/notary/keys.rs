@@ -341,6 +341,38 @@ impl PublicKey {
         }
     }
 
+    /// The identity of the public key itself, whatever wraps it: equal for an `ecdsa` key and
+    /// any `ecdsa-x509` certificate of the same key (any number of certificates), different for
+    /// different keys. A hex sha256 over the curve and point (EC), the modulus (RSA: whoever can
+    /// sign for a modulus can sign for any exponent) or the raw key (Ed25519). Keys that never
+    /// verify (unknown type, unusable material) are identified by their key ID. Thresholds and
+    /// revocations count these, never key IDs.
+    pub fn public_key_id(&self) -> String {
+        let mut h = Sha256::new();
+        match &self.material {
+            Material::Ec { curve, point } => {
+                h.update(format!("ec:{curve:?}:").as_bytes());
+                h.update(point);
+            }
+            Material::Rsa { pkcs1, .. } => {
+                h.update(b"rsa:");
+                match x509::rsa_modulus(pkcs1) {
+                    Some(n) => h.update(&n),
+                    None => h.update(pkcs1),
+                }
+            }
+            Material::Ed25519(raw) => {
+                h.update(b"ed25519:");
+                h.update(raw);
+            }
+            Material::Unusable(_) => {
+                h.update(b"keyid:");
+                h.update(self.id.as_bytes());
+            }
+        }
+        hex::encode(h.finalize())
+    }
+
     /// DER SubjectPublicKeyInfo of the public key (from the leaf certificate for x509 types);
     /// `None` for ed25519, unknown and unusable keys.
     pub fn spki_der(&self) -> Option<&[u8]> {

@@ -9,7 +9,7 @@ use super::super::keys::{KeyError, PinnedKey, PublicKey};
 use super::reuse;
 
 /// A pinned trust root from the policy.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum TrustRoot {
     /// A PEM public key or certificate; matches a root key with the same public key.
     Key(PinnedKey),
@@ -46,10 +46,17 @@ impl TrustRoot {
 }
 
 /// Keys whose signatures never count (`revokedKeys`), by key ID or public key.
-#[derive(Debug, Default)]
+///
+/// A revoked key ID revokes the public key behind it, in every certificate or other wrapping:
+/// [`Revocations::resolve`] learns that public key from the keys of the metadata being verified
+/// (and the updater feeds it every root it has seen for the repository), so a fresh certificate
+/// around a revoked key is still revoked.
+#[derive(Debug, Default, Clone)]
 pub struct Revocations {
     ids: BTreeSet<String>,
     keys: Vec<PinnedKey>,
+    /// `PublicKey::public_key_id`s of keys found revoked by ID or PEM (derived, not policy).
+    public: BTreeSet<String>,
 }
 
 impl Revocations {
@@ -91,11 +98,31 @@ impl Revocations {
         self.ids.is_empty() && self.keys.is_empty()
     }
 
-    /// Whether `key` is revoked.
+    /// Whether `key` is revoked: its key ID, canonical ID or public key is listed, or its public
+    /// key was found revoked under another wrapping (see [`Revocations::resolve`]).
     pub fn is_revoked(&self, key: &PublicKey) -> bool {
+        self.listed(key)
+            || (!self.public.is_empty() && self.public.contains(&key.public_key_id()))
+    }
+
+    fn listed(&self, key: &PublicKey) -> bool {
         self.ids.contains(key.id())
             || (!self.ids.is_empty() && self.ids.contains(&key.canonical_id()))
             || self.keys.iter().any(|p| p.matches(key))
+    }
+
+    /// Learns the public keys behind the revoked entries from `keys`: every key whose ID,
+    /// canonical ID or public key is revoked revokes its public key from then on, whatever
+    /// certificate or key type carries it elsewhere.
+    pub fn resolve<'a>(&mut self, keys: impl IntoIterator<Item = &'a PublicKey>) {
+        if self.ids.is_empty() && self.keys.is_empty() {
+            return;
+        }
+        for key in keys {
+            if self.listed(key) {
+                self.public.insert(key.public_key_id());
+            }
+        }
     }
 
     /// A sha256 identity of the revoked IDs and keys (for cache keys).

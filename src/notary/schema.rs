@@ -18,6 +18,7 @@ use time::format_description::well_known::Rfc3339;
 use super::canonical::to_canonical;
 use super::keys::{PublicKey, decode_base64_go};
 use super::verify::VerifyError;
+use crate::limits::LIMITS;
 
 /// Role names of the four base roles.
 pub const ROOT: &str = "root";
@@ -262,8 +263,17 @@ impl<T: RoleBody> SignedFile<T> {
                 got: got.to_owned(),
             });
         }
+        let raw_sigs = env.signatures.unwrap_or_default();
+        if raw_sigs.len() > LIMITS.signatures_per_file {
+            return Err(VerifyError::TooManySignatures {
+                gun: gun.to_owned(),
+                role: role.to_owned(),
+                count: raw_sigs.len(),
+                limit: LIMITS.signatures_per_file,
+            });
+        }
         let mut signatures = Vec::new();
-        for s in env.signatures.unwrap_or_default() {
+        for s in raw_sigs {
             let sig = match s.sig {
                 Some(b64) => decode_base64_go(&b64)
                     .map_err(|e| malformed(format!("signature by {}: bad base64: {e}", s.keyid)))?,
@@ -412,7 +422,15 @@ fn common(version: i64, expires: String) -> Result<Common, String> {
 }
 
 fn key_map(raw: Option<BTreeMap<String, Value>>) -> Result<KeyMap, String> {
-    raw.unwrap_or_default()
+    let raw = raw.unwrap_or_default();
+    if raw.len() > LIMITS.keys_per_file {
+        return Err(format!(
+            "declares {} keys, more than the limit of {}",
+            raw.len(),
+            LIMITS.keys_per_file
+        ));
+    }
+    raw
         .into_iter()
         .map(|(id, v)| match PublicKey::from_json_lenient(&v) {
             Ok(k) => Ok((id, Arc::new(k))),
@@ -522,9 +540,17 @@ impl RoleBody for Targets {
         let targets = raw.targets.map(|t| t.0).unwrap_or_default();
         let raw_del = raw.delegations.unwrap_or_default();
         let keys = key_map(raw_del.keys)?;
+        let raw_roles = raw_del.roles.unwrap_or_default();
+        if raw_roles.len() > LIMITS.delegations_per_role {
+            return Err(format!(
+                "declares {} delegations, more than the limit of {}",
+                raw_roles.len(),
+                LIMITS.delegations_per_role
+            ));
+        }
         let mut seen = BTreeSet::new();
         let mut roles = Vec::new();
-        for r in raw_del.roles.unwrap_or_default() {
+        for r in raw_roles {
             if !is_delegation_name(&r.name) || parent_role(&r.name) != role {
                 return Err(format!(
                     "delegation role {:?} is not a valid direct child of {role}",

@@ -1,10 +1,12 @@
-//! Pure verification of Notary v1 metadata (no I/O): signature thresholds over distinct key IDs,
+//! Pure verification of Notary v1 metadata (no I/O): signature thresholds over distinct public
+//! keys (two key IDs of one public key, such as two certificates of it, count once),
 //! root validation (notary-protocol.md §4.2) with our key pinning and rotation, and the checks on
 //! timestamp, snapshot, targets and delegations (hashes, lengths, versions, expiry). Also owns
 //! `VerifyError`, the one error type of trust-data loading, and the policy inputs `TrustRoot`
 //! and `Revocations`.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
@@ -17,6 +19,7 @@ use super::schema::{
 };
 use super::source::FetchError;
 use super::updater::{Revocations, TrustRoot};
+use crate::limits::LIMITS;
 
 /// Why trust data could not be loaded or a role is not trusted. One variant per kind of failure;
 /// each message is one readable line naming the repository and role. In every variant `gun` is
@@ -37,7 +40,7 @@ pub enum VerifyError {
     /// The file carries no signatures at all.
     #[error("{role} metadata of {gun} has no signatures")]
     NoSignatures { gun: String, role: String },
-    /// Fewer distinct keys with a valid signature (`valid`) than the role's `threshold`.
+    /// Fewer distinct public keys with a valid signature (`valid`) than the role's `threshold`.
     #[error("role {role} of {gun} is signed by {valid} of the {threshold} required keys")]
     BadSignatureThreshold { gun: String, role: String, valid: usize, threshold: u64 },
     /// A key listed (and signed) as `listed` has the computed ID `computed`.
@@ -64,7 +67,8 @@ pub enum VerifyError {
     /// No root-role key is a usable certificate; `detail` says why each was dropped.
     #[error("root version {version} of {gun} has no usable root certificate: {detail}")]
     RootCertificates { gun: String, version: u64, detail: String },
-    /// Only `valid` distinct pinned keys signed the root, fewer than `threshold`
+    /// Only `valid` distinct pinned public keys (each satisfying a distinct pin) signed the root,
+    /// fewer than `threshold`
     /// (`trustRootThreshold`); `pinned` and `root_keys` list the key IDs on both sides.
     #[error("root of {gun} (version {version}) is signed by {valid} of the {threshold} required pinned trust roots (pinned key IDs: {pinned}; root keys: {root_keys})")]
     UntrustedRoot { gun: String, version: u64, valid: usize, threshold: usize, pinned: String, root_keys: String },
@@ -78,6 +82,18 @@ pub enum VerifyError {
     /// The root does not match the snapshot's `algorithm` hash: it changed during the update.
     #[error("root of {gun} changed during the update (it does not match the snapshot's {algorithm})")]
     RootChanged { gun: String, algorithm: String },
+    /// The file carries `count` signatures, more than `limit`; none was checked.
+    #[error("{role} metadata of {gun} carries {count} signatures, more than the limit of {limit}")]
+    TooManySignatures { gun: String, role: String, count: usize, limit: usize },
+    /// The repository declares more delegations than `limit` (all levels together).
+    #[error("{gun} declares more than {limit} delegations (at {role})")]
+    TooManyDelegations { gun: String, role: String, limit: usize },
+    /// The server's root has the version of the root trusted before but other content.
+    #[error("root version {version} of {gun} differs from the trusted root of the same version")]
+    RootReplaced { gun: String, version: u64 },
+    /// Verification could not run to completion (`detail`); nothing is trusted.
+    #[error("verification of {role} of {gun} failed: {detail}")]
+    Verifier { gun: String, role: String, detail: String },
     /// Delegation `role` is not declared by `parent`.
     #[error("{role} of {gun} is not delegated by {parent}")]
     UnknownDelegation { gun: String, role: String, parent: String },
@@ -86,7 +102,7 @@ pub enum VerifyError {
     NotInSnapshot { gun: String, role: String },
 }
 
-/// A verified file and the distinct key IDs whose signatures counted.
+/// A verified file and the key IDs whose signatures counted (one per distinct public key).
 #[derive(Debug, Clone)]
 pub struct Verified<T> {
     /// The file.
@@ -122,22 +138,55 @@ pub enum DelegationOutcome {
     Invalid(VerifyError),
 }
 
-/// Distinct key IDs among `keyids` with a valid, unrevoked signature over the canonical bytes.
-/// Signatures by keys outside the role, with unknown methods or that don't verify are skipped;
-/// a key whose computed ID differs from the signature's key ID is a hard error (as notary).
+/// The key IDs among `keyids` with a valid, unrevoked signature over the canonical bytes, one
+/// per distinct public key (two key IDs of one public key, such as two certificates of it or the
+/// key listed as `ecdsa` and `ecdsa-x509`, count once). Signatures by keys outside the role, with
+/// unknown methods or that don't verify are skipped, and at most one signature per key ID is
+/// checked (the first; the rest are ignored), so the work is bounded by the role's keys, not by
+/// what the file carries. A key whose computed ID differs from the signature's key ID is a hard
+/// error (as notary). A key ID revoked by the policy revokes its public key in every key of
+/// `keys` ([`Revocations::resolve`]).
 pub fn valid_signers<T>(
     file: &SignedFile<T>,
     keys: &KeyMap,
     keyids: &[String],
     revoked: &Revocations,
 ) -> Result<BTreeSet<String>, VerifyError> {
+    Ok(valid_public_keys(file, keys, keyids, revoked)?
+        .into_values()
+        .collect())
+}
+
+/// As [`valid_signers`], keyed by `PublicKey::public_key_id` (value: the key ID that counted).
+fn valid_public_keys<T>(
+    file: &SignedFile<T>,
+    keys: &KeyMap,
+    keyids: &[String],
+    revoked: &Revocations,
+) -> Result<BTreeMap<String, String>, VerifyError> {
     if file.signatures.is_empty() {
         return Err(VerifyError::NoSignatures {
             gun: file.gun.clone(),
             role: file.role.clone(),
         });
     }
-    let mut valid = BTreeSet::new();
+    if file.signatures.len() > LIMITS.signatures_per_file {
+        return Err(VerifyError::TooManySignatures {
+            gun: file.gun.clone(),
+            role: file.role.clone(),
+            count: file.signatures.len(),
+            limit: LIMITS.signatures_per_file,
+        });
+    }
+    let revoked = if revoked.is_empty() {
+        Cow::Borrowed(revoked)
+    } else {
+        let mut resolved = revoked.clone();
+        resolved.resolve(keys.values().map(AsRef::as_ref));
+        Cow::Owned(resolved)
+    };
+    let mut tried: BTreeSet<&str> = BTreeSet::new();
+    let mut valid: BTreeMap<String, String> = BTreeMap::new();
     for sig in &file.signatures {
         if !keyids.contains(&sig.keyid) {
             continue;
@@ -153,17 +202,21 @@ pub fn valid_signers<T>(
                 computed: key.id().to_owned(),
             });
         }
-        if valid.contains(&sig.keyid) || revoked.is_revoked(key) {
+        if !tried.insert(sig.keyid.as_str()) || revoked.is_revoked(key) {
+            continue;
+        }
+        let public = key.public_key_id();
+        if valid.contains_key(&public) {
             continue;
         }
         if key.verify(&sig.method, &file.canonical, &sig.sig).is_ok() {
-            valid.insert(sig.keyid.clone());
+            valid.insert(public, sig.keyid.clone());
         }
     }
     Ok(valid)
 }
 
-/// Checks that `role`'s threshold of distinct keys validly signed `file`.
+/// Checks that `role`'s threshold of distinct public keys validly signed `file`.
 pub fn verify_threshold<T>(
     file: &SignedFile<T>,
     keys: &KeyMap,
@@ -391,8 +444,8 @@ fn self_signed_root(
     })
 }
 
-/// Trusts `root` directly by pinning: at least `pin_threshold` distinct usable root keys that
-/// match a pin validly signed it, and it meets its own root threshold. `is_final` is false for
+/// Trusts `root` directly by pinning: at least `pin_threshold` distinct usable public keys,
+/// satisfying as many distinct pins, validly signed it, and it meets its own root threshold. `is_final` is false for
 /// a historic root that anchors a rotation chain: then expiry (metadata and certificates) is
 /// not checked, as notary ignores it for intermediate roots.
 pub fn verify_pinned_root(
@@ -410,15 +463,8 @@ pub fn verify_pinned_root(
     }
     let usable = own_root_keys(&root, now, is_final)?;
     let keyids: Vec<String> = usable.keys().cloned().collect();
-    let signers = valid_signers(&root, &usable, &keyids, revoked)?;
-    let pinned = signers
-        .iter()
-        .filter(|id| {
-            usable
-                .get(*id)
-                .is_some_and(|k| pins.iter().any(|p| p.matches(k)))
-        })
-        .count();
+    let signers = valid_public_keys(&root, &usable, &keyids, revoked)?;
+    let pinned = pinned_signers(&usable, &signers, pins);
     let threshold = pin_threshold.max(1);
     if pinned < threshold {
         return Err(VerifyError::UntrustedRoot {
@@ -435,6 +481,33 @@ pub fn verify_pinned_root(
         });
     }
     self_signed_root(root, usable, revoked, now, is_final)
+}
+
+/// How many pins the valid signers of a root satisfy, counting distinct public keys and
+/// distinct pins (the smaller of the two): one key listed under several key IDs or matching
+/// several pins counts once, and two pins of one key are met by one key only. `signers` maps
+/// the public key ID of each valid signer to the key ID that counted; every usable key with
+/// that public key is tried against the pins (a pin by certificate ID names one wrapping).
+fn pinned_signers(usable: &KeyMap, signers: &BTreeMap<String, String>, pins: &[TrustRoot]) -> usize {
+    let mut keys_met = BTreeSet::new();
+    let mut pins_met = BTreeSet::new();
+    for key in usable.values() {
+        let public = key.public_key_id();
+        if !signers.contains_key(&public) {
+            continue;
+        }
+        for (i, pin) in pins.iter().enumerate() {
+            if pin.matches(key) {
+                keys_met.insert(public.clone());
+                pins_met.insert(i);
+            }
+        }
+    }
+    if pins.iter().any(|p| matches!(p, TrustRoot::TrustOnFirstUse)) {
+        keys_met.len()
+    } else {
+        keys_met.len().min(pins_met.len())
+    }
 }
 
 /// Trusts `next` by rotation from `prev`: signed by the threshold of `prev`'s root keys (CN

@@ -120,6 +120,20 @@ pub(super) fn parse_spki(der: &[u8]) -> Result<ParsedSpki, KeyError> {
     }
 }
 
+/// The significant bytes of the modulus of a PKCS#1 `RSAPublicKey` (no leading zeros), or
+/// `None` when it does not parse.
+pub(super) fn rsa_modulus(pkcs1: &[u8]) -> Option<Vec<u8>> {
+    let seq = AnyRef::from_der(pkcs1).ok()?;
+    seq.sequence(|r| {
+        let n: UintRef<'_> = r.decode()?;
+        let _e: UintRef<'_> = r.decode()?;
+        let bytes = n.as_bytes();
+        let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+        Ok::<_, x509_cert::der::Error>(bytes.get(first..).unwrap_or_default().to_vec())
+    })
+    .ok()
+}
+
 /// Bit length of the modulus of a PKCS#1 `RSAPublicKey ::= SEQUENCE { n INTEGER, e INTEGER }`.
 fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize, KeyError> {
     let bad = |what: &str| KeyError::PublicKey(format!("invalid RSA public key: {what}"));
