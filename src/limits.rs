@@ -51,6 +51,9 @@ pub struct Limits {
     pub root_walk: u64,
     /// Most (server, repository, role) version memories kept against rollback (LRU).
     pub version_memory_entries: u64,
+    /// Most last-trusted roots remembered (one per server and repository, LRU): a newer root of
+    /// a remembered repository is reached only by rotation from it.
+    pub remembered_roots: u64,
 }
 
 /// The limits trustgate runs with.
@@ -74,4 +77,5 @@ pub const LIMITS: Limits = Limits {
     delegation_fetch_concurrency: 8,
     root_walk: 32,
     version_memory_entries: 100_000,
+    remembered_roots: 4_096,
 };

@@ -45,6 +45,7 @@ use tracing::{Instrument, debug, debug_span, field};
 use url::{Host, Url};
 
 use super::source::{FetchError, MetaRequest, MetadataSource};
+use crate::limits::LIMITS;
 use crate::audit::metrics::Metrics;
 
 mod auth;
@@ -55,10 +56,6 @@ use auth::*;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest accepted `NotaryConfig::timeout` (deadline arithmetic stays far from overflow).
 const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
-/// Error bodies are read up to this many bytes (notary's `MaxErrorResponseSize`).
-const MAX_ERROR_BODY: u64 = 1024;
-/// Token responses larger than this are refused (real ones are a few KiB).
-const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
 /// Token lifetime when the token service gives no `expires_in` (docker's default).
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// Upper bound on how long a token is cached, whatever the service claims.
@@ -617,7 +614,7 @@ impl Inner {
                 )));
             }
             let body = self
-                .read_capped(&mut resp, file, MAX_TOKEN_RESPONSE)
+                .read_capped(&mut resp, file, LIMITS.token_bytes)
                 .await
                 .map_err(|e| match e {
                     FetchError::TooLarge { .. } => protocol("token response too large".into()),
@@ -690,11 +687,11 @@ impl Inner {
     async fn error_message(&self, resp: &mut Response) -> String {
         let mut body = Vec::new();
         while let Ok(Some(chunk)) = resp.chunk().await {
-            let room = usize::try_from(MAX_ERROR_BODY)
+            let room = usize::try_from(LIMITS.error_body_bytes)
                 .unwrap_or(0)
                 .saturating_sub(body.len());
             body.extend_from_slice(chunk.get(..room.min(chunk.len())).unwrap_or_default());
-            if body.len() >= usize::try_from(MAX_ERROR_BODY).unwrap_or(0) {
+            if body.len() >= usize::try_from(LIMITS.error_body_bytes).unwrap_or(0) {
                 break;
             }
         }

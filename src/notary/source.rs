@@ -5,12 +5,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-/// Size cap for `timestamp.json` (Notary's `MaxTimestampSize`).
-pub const MAX_TIMESTAMP_SIZE: u64 = 1 << 20;
-/// Size cap for a root file when no checksum is known yet (first contact, `N.root.json`).
-/// Notary allows 100 MiB; real roots are a few KiB, so 1 MiB is generous (as tough).
-pub const MAX_ROOT_SIZE: u64 = 1 << 20;
-
 /// One metadata file of a repository.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MetaRequest {

@@ -1,8 +1,14 @@
-//! The update flow over a `MetadataSource` (notary-protocol.md §4.1): trusted root (pinning,
-//! walking back to a pinned root and verifying each rotation forward), timestamp, snapshot by
-//! hash, targets by hash and the delegations listed in the snapshot (pre-order, siblings fetched
-//! concurrently). `VersionMemory` remembers, for the life of the process, the highest version
-//! seen per (server, GUN, role) and the last trusted root, so nothing ever goes back.
+//! The update flow over a `MetadataSource` (notary-protocol.md §4.1): trusted root (module
+//! `rootchain`: pinning, rotation from the remembered root, walking back to a pinned root),
+//! timestamp, snapshot by hash, targets by hash and the delegations listed in the snapshot
+//! (pre-order, siblings fetched `LIMITS.delegation_fetch_concurrency` at a time, at most
+//! `LIMITS.delegations_per_repository` in all). `VersionMemory` (module `memory`) remembers the
+//! highest version seen per (server, GUN, role) and the last trusted root, so nothing goes back.
+//!
+//! Every file is read under an absolute size cap (`LIMITS.root_bytes`, `timestamp_bytes`,
+//! `metadata_bytes`), whatever length its parent declares, and every signature check runs on
+//! tokio's blocking pool (`off_runtime`), so a deadline around a load fires and the async
+//! workers keep serving while a hostile file is checked.
 //!
 //! With [`Updater::with_reuse`] the updater also keeps verified files content-addressed and the
 //! trusted root per trust options (module `reuse`), so a refresh fetches `timestamp.json` first
@@ -10,30 +16,34 @@
 //! retried once with a freshly fetched root (as notary's client does). Versions and expiry are
 //! checked on every load, for kept files too.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
-use futures::future::{BoxFuture, FutureExt, join_all};
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::{self, StreamExt};
 use time::OffsetDateTime;
 
 use super::schema::{
-    ROOT, Root, SNAPSHOT, SignedFile, Snapshot, TARGETS, TIMESTAMP, Targets, Timestamp,
-    check_meta_hashes,
+    ROOT, SNAPSHOT, Snapshot, TARGETS, TIMESTAMP, Targets, Timestamp, check_meta_hashes,
 };
-use super::source::{FetchError, MAX_ROOT_SIZE, MAX_TIMESTAMP_SIZE, MetaRequest, MetadataSource};
+use super::source::{MetaRequest, MetadataSource};
 use super::verify::{
     DelegationOutcome, TrustedRoot, Verified, VerifyError, check_expiry, check_version,
-    verify_delegation, verify_pinned_root, verify_rotation, verify_snapshot, verify_targets,
-    verify_timestamp,
+    verify_delegation, verify_snapshot, verify_targets, verify_timestamp,
 };
 use super::view::{RoleInfo, RoleStatus, RootInfo, TrustData, key_infos, restrict_paths};
 use crate::clock::Clock;
+use crate::limits::LIMITS;
 
+#[path = "memory.rs"]
+mod memory;
 #[path = "options.rs"]
 mod options;
 #[path = "reuse.rs"]
 mod reuse;
+#[path = "rootchain.rs"]
+mod rootchain;
 
+pub use memory::VersionMemory;
 pub use options::{Revocations, TrustOptions, TrustRoot};
 pub use reuse::Reuse;
 use reuse::{Cached, Id, Store};
@@ -41,9 +51,6 @@ use reuse::{Cached, Id, Store};
 #[cfg(test)]
 #[path = "tests/mod.rs"]
 pub(crate) mod tests;
-
-/// How many older root versions the client fetches looking for a pinned one.
-pub const MAX_ROOT_WALK: u64 = 32;
 
 /// Verified trust data and how long it stays valid.
 #[derive(Debug, Clone)]
@@ -53,65 +60,6 @@ pub struct Loaded {
     /// The earliest expiry among root, timestamp, snapshot, targets, the valid delegations and
     /// the root certificates: the data must be loaded again before relying on it after this.
     pub valid_until: OffsetDateTime,
-}
-
-type RoleKey = (String, String, String);
-
-#[derive(Debug, Default)]
-struct Memory {
-    versions: HashMap<RoleKey, u64>,
-    roots: HashMap<(String, String), Arc<TrustedRoot>>,
-}
-
-/// Highest versions seen and last trusted roots, shared by all loads of one process.
-#[derive(Debug, Default)]
-pub struct VersionMemory {
-    inner: Mutex<Memory>,
-}
-
-impl VersionMemory {
-    fn lock(&self) -> MutexGuard<'_, Memory> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The highest version of `role` seen for `gun` on `server`.
-    pub fn seen(&self, server: &str, gun: &str, role: &str) -> Option<u64> {
-        let key = (server.to_owned(), gun.to_owned(), role.to_owned());
-        self.lock().versions.get(&key).copied()
-    }
-
-    /// Records `version` of `role` (keeps the maximum).
-    pub fn record(&self, server: &str, gun: &str, role: &str, version: u64) {
-        let key = (server.to_owned(), gun.to_owned(), role.to_owned());
-        let mut mem = self.lock();
-        let v = mem.versions.entry(key).or_insert(version);
-        *v = (*v).max(version);
-    }
-
-    /// The last trusted root of `gun` on `server`.
-    pub fn trusted_root(&self, server: &str, gun: &str) -> Option<Arc<TrustedRoot>> {
-        self.lock()
-            .roots
-            .get(&(server.to_owned(), gun.to_owned()))
-            .cloned()
-    }
-
-    fn remember_root(&self, server: &str, gun: &str, root: &TrustedRoot) {
-        let mut mem = self.lock();
-        let slot = mem.roots.entry((server.to_owned(), gun.to_owned()));
-        match slot {
-            std::collections::hash_map::Entry::Occupied(mut o) => {
-                if o.get().version() < root.version() {
-                    o.insert(Arc::new(root.clone()));
-                }
-            }
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert(Arc::new(root.clone()));
-            }
-        }
-    }
 }
 
 /// Loads and verifies trust data, remembering versions across loads.
@@ -126,12 +74,35 @@ pub struct Updater {
 struct Ctx<'a, S> {
     source: &'a S,
     gun: &'a str,
-    snapshot: &'a Snapshot,
+    snapshot: Arc<Verified<Snapshot>>,
     now: OffsetDateTime,
-    revoked: &'a Revocations,
+    revoked: Arc<Revocations>,
     revoked_id: Id,
     memory: &'a VersionMemory,
     store: Option<&'a Store>,
+    /// Delegations declared so far in this load (bounded by `LIMITS.delegations_per_repository`).
+    declared: std::sync::atomic::AtomicUsize,
+}
+
+/// Runs CPU-bound verification `f` on tokio's blocking pool when a runtime is present, so a
+/// deadline around the load still fires and async workers keep serving while it runs (the
+/// work itself is bounded by the size and signature caps); inline without a runtime.
+async fn off_runtime<R: Send + 'static>(
+    gun: &str,
+    role: &str,
+    f: impl FnOnce() -> Result<R, VerifyError> + Send + 'static,
+) -> Result<R, VerifyError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle
+            .spawn_blocking(f)
+            .await
+            .map_err(|e| VerifyError::Verifier {
+                gun: gun.to_owned(),
+                role: role.to_owned(),
+                detail: e.to_string(),
+            })?,
+        Err(_) => f(),
+    }
 }
 
 impl Updater {
@@ -176,14 +147,29 @@ impl Updater {
     ) -> Result<Loaded, VerifyError> {
         let now = self.clock.now();
         let server = source.server();
+        // Revoked key IDs revoke their public keys: learn them from the remembered root too.
+        let mut revoked = opts.revoked.clone();
+        let remembered = self.memory.trusted_root(server, gun);
+        if let Some(prev) = &remembered {
+            revoked.resolve(prev.file.body.keys.values().map(AsRef::as_ref));
+        }
         let Some(store) = &self.store else {
-            let root = self.trusted_root(source, gun, opts, now).await?;
-            return self.update(source, gun, opts, &root, now).await;
+            let root = self
+                .trusted_root(source, gun, opts, &mut revoked, now)
+                .await?;
+            return self
+                .update(source, gun, opts, Arc::new(root), revoked, now)
+                .await;
         };
         let root_key = Store::root_key(server, gun, &opts.fingerprint());
-        let newest = self.memory.trusted_root(server, gun).map(|r| r.version());
+        let newest = remembered.map(|r| r.version());
         if let Some(root) = store.root(&root_key, now, newest) {
-            match self.update(source, gun, opts, &root, now).await {
+            let mut kept_revoked = revoked.clone();
+            kept_revoked.resolve(root.file.body.keys.values().map(AsRef::as_ref));
+            match self
+                .update(source, gun, opts, root, kept_revoked, now)
+                .await
+            {
                 Ok(loaded) => return Ok(loaded),
                 Err(e @ VerifyError::Fetch(_)) => return Err(e),
                 Err(e) => {
@@ -192,25 +178,33 @@ impl Updater {
                 }
             }
         }
-        let root = Arc::new(self.trusted_root(source, gun, opts, now).await?);
-        let loaded = self.update(source, gun, opts, &root, now).await?;
+        let root = Arc::new(
+            self.trusted_root(source, gun, opts, &mut revoked, now)
+                .await?,
+        );
+        let loaded = self
+            .update(source, gun, opts, root.clone(), revoked, now)
+            .await?;
         store.keep_root(root_key, root);
         Ok(loaded)
     }
 
     /// Steps 2 to 5 with a trusted root: timestamp, snapshot, targets, delegations; then
-    /// remembers the versions.
+    /// remembers the versions. `revoked` is `opts.revoked`, resolved over the roots read.
     async fn update<S: MetadataSource>(
         &self,
         source: &S,
         gun: &str,
         opts: &TrustOptions,
-        root: &TrustedRoot,
+        root: Arc<TrustedRoot>,
+        mut revoked: Revocations,
         now: OffsetDateTime,
     ) -> Result<Loaded, VerifyError> {
         let server = source.server();
-        let revoked = &opts.revoked;
-        let revoked_id = revoked.fingerprint();
+        // The cache identity of the revocations is the policy's, not what was learned.
+        let revoked_id = opts.revoked.fingerprint();
+        revoked.resolve(root.file.body.keys.values().map(AsRef::as_ref));
+        let revoked = Arc::new(revoked);
         let root_ctx = reuse::context(&reuse::id(&[&root.file.raw]), &revoked_id);
         let seen = |role: &str| self.memory.seen(server, gun, role);
 
@@ -220,20 +214,18 @@ impl Updater {
                 &MetaRequest::Current {
                     role: TIMESTAMP.into(),
                 },
-                MAX_TIMESTAMP_SIZE,
+                LIMITS.timestamp_bytes,
             )
             .await?;
-        let timestamp = verify_timestamp(root, raw, seen(TIMESTAMP), now, revoked)?;
+        let timestamp = {
+            let (root, revoked, seen) = (root.clone(), revoked.clone(), seen(TIMESTAMP));
+            off_runtime(gun, TIMESTAMP, move || {
+                verify_timestamp(&root, raw, seen, now, &revoked)
+            })
+            .await?
+        };
         let snapshot = self
-            .snapshot(
-                source,
-                gun,
-                root,
-                &timestamp.file.body,
-                &root_ctx,
-                now,
-                revoked,
-            )
+            .snapshot(source, gun, &root, &timestamp.file.body, &root_ctx, now, &revoked)
             .await?;
         let snap = &snapshot.file.body;
 
@@ -256,7 +248,12 @@ impl Updater {
             }
             None => {
                 let raw = fetch_by_hash(source, gun, TARGETS, targets_meta).await?;
-                let t = verify_targets(root, snap, raw, seen(TARGETS), now, revoked)?;
+                let (root, snapshot, revoked, seen) =
+                    (root.clone(), snapshot.clone(), revoked.clone(), seen(TARGETS));
+                let t = off_runtime(gun, TARGETS, move || {
+                    verify_targets(&root, &snapshot.file.body, raw, seen, now, &revoked)
+                })
+                .await?;
                 keep(self.store.as_ref(), key, t, Cached::Targets)
             }
         };
@@ -272,26 +269,27 @@ impl Updater {
         let ctx = Ctx {
             source,
             gun,
-            snapshot: snap,
+            snapshot: snapshot.clone(),
             now,
             revoked,
             revoked_id,
             memory: &self.memory,
             store: self.store.as_ref(),
+            declared: std::sync::atomic::AtomicUsize::new(0),
         };
         let targets_id = reuse::meta_id(targets_meta);
         load_children(
             &ctx,
             TARGETS,
             &targets_id,
-            &targets.file.body,
+            targets.clone(),
             &[String::new()],
             &mut roles,
         )
         .await?;
 
         // Everything verified: remember what we saw.
-        self.memory.remember_root(server, gun, root);
+        self.memory.remember_root(server, gun, &root);
         self.memory.record(server, gun, ROOT, root.version());
         self.memory
             .record(server, gun, TIMESTAMP, timestamp.file.body.common.version);
@@ -306,7 +304,7 @@ impl Updater {
             root.file.body.common.expires,
             [timestamp.file.body.common.expires, snap.common.expires]
                 .into_iter()
-                .chain(reuse::root_certs_expire(root))
+                .chain(reuse::root_certs_expire(&root))
                 .chain(
                     roles
                         .iter()
@@ -315,7 +313,7 @@ impl Updater {
                 ),
         );
         Ok(Loaded {
-            data: TrustData::new(gun.to_owned(), RootInfo::from_trusted(root), roles),
+            data: TrustData::new(gun.to_owned(), RootInfo::from_trusted(&root), roles),
             valid_until,
         })
     }
@@ -326,11 +324,11 @@ impl Updater {
         &self,
         source: &S,
         gun: &str,
-        root: &TrustedRoot,
+        root: &Arc<TrustedRoot>,
         timestamp: &Timestamp,
         root_ctx: &Id,
         now: OffsetDateTime,
-        revoked: &Revocations,
+        revoked: &Arc<Revocations>,
     ) -> Result<Arc<Verified<Snapshot>>, VerifyError> {
         let seen = self.memory.seen(source.server(), gun, SNAPSHOT);
         let key = self.store.as_ref().map(|_| {
@@ -353,7 +351,11 @@ impl Updater {
             return Ok(s);
         }
         let raw = fetch_by_hash(source, gun, SNAPSHOT, &timestamp.snapshot).await?;
-        let s = verify_snapshot(root, timestamp, raw, seen, now, revoked)?;
+        let (root, timestamp, revoked) = (root.clone(), timestamp.clone(), revoked.clone());
+        let s = off_runtime(gun, SNAPSHOT, move || {
+            verify_snapshot(&root, &timestamp, raw, seen, now, &revoked)
+        })
+        .await?;
         Ok(keep(self.store.as_ref(), key, s, Cached::Snapshot))
     }
 
@@ -363,135 +365,10 @@ impl Updater {
             Cached::Snapshot(_) => None,
         }
     }
-
-    /// Step 1: the newest root, trusted directly by the pins or through a chain of rotations
-    /// from an older root the pins accept (the remembered root first, else walking back).
-    async fn trusted_root<S: MetadataSource>(
-        &self,
-        source: &S,
-        gun: &str,
-        opts: &TrustOptions,
-        now: OffsetDateTime,
-    ) -> Result<TrustedRoot, VerifyError> {
-        let (pins, threshold, revoked) =
-            (&opts.trust_roots, opts.trust_root_threshold, &opts.revoked);
-        let raw = source
-            .fetch(
-                gun,
-                &MetaRequest::Current { role: ROOT.into() },
-                MAX_ROOT_SIZE,
-            )
-            .await?;
-        let latest = SignedFile::<Root>::parse(gun, ROOT, raw)?;
-        let newest = latest.body.common.version;
-        let remembered = self.memory.trusted_root(source.server(), gun);
-        if let Some(prev) = &remembered
-            && newest < prev.version()
-        {
-            return Err(VerifyError::Rollback {
-                gun: gun.into(),
-                role: ROOT.into(),
-                seen: prev.version(),
-                got: newest,
-            });
-        }
-        let direct = match verify_pinned_root(latest.clone(), pins, threshold, revoked, now, true) {
-            Ok(trusted) => return Ok(trusted),
-            Err(e @ VerifyError::UntrustedRoot { .. }) if newest > 1 => e,
-            Err(e) => return Err(e),
-        };
-
-        // Find an anchor: a root the pins accept, older than the newest.
-        let mut older: BTreeMap<u64, SignedFile<Root>> = BTreeMap::new();
-        let from_memory = remembered
-            .filter(|prev| prev.version() < newest)
-            .and_then(|prev| {
-                verify_pinned_root(prev.file.clone(), pins, threshold, revoked, now, false).ok()
-            });
-        let anchor = match from_memory {
-            Some(anchor) => anchor,
-            None => {
-                let lowest = newest.saturating_sub(MAX_ROOT_WALK).max(1);
-                let mut found = None;
-                for v in (lowest..newest).rev() {
-                    let Some(file) = fetch_root_version(source, gun, v).await? else {
-                        break;
-                    };
-                    match verify_pinned_root(file.clone(), pins, threshold, revoked, now, false) {
-                        Ok(anchor) => {
-                            found = Some(anchor);
-                            break;
-                        }
-                        Err(_) => {
-                            older.insert(v, file);
-                        }
-                    }
-                }
-                match found {
-                    Some(anchor) => anchor,
-                    None if lowest > 1 && older.len() as u64 == newest - lowest => {
-                        return Err(VerifyError::RootChainTooLong {
-                            gun: gun.into(),
-                            version: newest,
-                            limit: MAX_ROOT_WALK,
-                        });
-                    }
-                    None => return Err(direct),
-                }
-            }
-        };
-
-        // Verify each rotation forward; intermediate roots ignore expiry, the newest doesn't.
-        let mut current = anchor;
-        for v in current.version() + 1..newest {
-            let file = match older.remove(&v) {
-                Some(file) => file,
-                None => fetch_root_version(source, gun, v).await?.ok_or_else(|| {
-                    FetchError::NotFound {
-                        server: source.server().to_owned(),
-                        gun: gun.to_owned(),
-                        file: MetaRequest::Version {
-                            role: ROOT.into(),
-                            version: v,
-                        }
-                        .file_name(),
-                    }
-                })?,
-            };
-            current = verify_rotation(&current, file, revoked, now, false)?;
-        }
-        verify_rotation(&current, latest, revoked, now, true)
-    }
 }
 
-/// `<v>.root.json`, parsed and checked to hold version `v`; `None` when the server has none.
-async fn fetch_root_version<S: MetadataSource>(
-    source: &S,
-    gun: &str,
-    v: u64,
-) -> Result<Option<SignedFile<Root>>, VerifyError> {
-    let req = MetaRequest::Version {
-        role: ROOT.into(),
-        version: v,
-    };
-    let raw = match source.fetch(gun, &req, MAX_ROOT_SIZE).await {
-        Ok(raw) => raw,
-        Err(FetchError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let file = SignedFile::<Root>::parse(gun, ROOT, raw)?;
-    if file.body.common.version != v {
-        return Err(VerifyError::VersionMismatch {
-            gun: gun.into(),
-            role: ROOT.into(),
-            expected: v,
-            got: file.body.common.version,
-        });
-    }
-    Ok(Some(file))
-}
-
-/// Fetches `<role>.<sha256>.json`, capped at the length the parent lists.
+/// Fetches `<role>.<sha256>.json`, capped at the length the parent lists and at
+/// `LIMITS.metadata_bytes` whatever that length is.
 async fn fetch_by_hash<S: MetadataSource>(
     source: &S,
     gun: &str,
@@ -512,7 +389,8 @@ async fn fetch_by_hash<S: MetadataSource>(
         role: role.to_owned(),
         sha256_hex,
     };
-    Ok(source.fetch(gun, &req, meta.length).await?)
+    let cap = meta.length.min(LIMITS.metadata_bytes);
+    Ok(source.fetch(gun, &req, cap).await?)
 }
 
 /// A delegation file: kept (verified before) or just fetched.
@@ -522,25 +400,38 @@ enum Got {
 }
 
 /// Loads the delegations `parent` (role `parent_name`, effective `paths`, meta identity
-/// `parent_id`) declares, in pre-order: the ones listed in the snapshot are fetched concurrently
-/// (unless kept), verified in file order, and each valid one is descended into before its next
-/// sibling. Only valid delegations are kept; invalid ones are fetched again on the next load.
+/// `parent_id`) declares, in pre-order: the ones listed in the snapshot are fetched
+/// `LIMITS.delegation_fetch_concurrency` at a time (unless kept), verified in file order, and
+/// each valid one is descended into before its next sibling. More than
+/// `LIMITS.delegations_per_repository` declared delegations fail the load. Only valid
+/// delegations are kept; invalid ones are fetched again on the next load.
 fn load_children<'a, S: MetadataSource>(
     ctx: &'a Ctx<'a, S>,
     parent_name: &'a str,
     parent_id: &'a Id,
-    parent: &'a Targets,
+    parent: Arc<Verified<Targets>>,
     paths: &'a [String],
     out: &'a mut Vec<RoleInfo>,
 ) -> BoxFuture<'a, Result<(), VerifyError>> {
     async move {
         let server = ctx.source.server();
         let context = reuse::context(parent_id, &ctx.revoked_id);
-        let declared = &parent.delegations.roles;
-        let fetches = declared.iter().map(|d| {
+        let declared = &parent.file.body.delegations.roles;
+        let total = ctx
+            .declared
+            .fetch_add(declared.len(), std::sync::atomic::Ordering::Relaxed)
+            + declared.len();
+        if total > LIMITS.delegations_per_repository {
+            return Err(VerifyError::TooManyDelegations {
+                gun: ctx.gun.to_owned(),
+                role: parent_name.to_owned(),
+                limit: LIMITS.delegations_per_repository,
+            });
+        }
+        let fetches: Vec<_> = declared.iter().map(|d| {
             let context = &context;
             async move {
-                let meta = ctx.snapshot.meta.get(&d.name)?;
+                let meta = ctx.snapshot.file.body.meta.get(&d.name)?;
                 let key = ctx
                     .store
                     .map(|_| Store::file_key(server, ctx.gun, &d.name, meta, context));
@@ -553,10 +444,14 @@ fn load_children<'a, S: MetadataSource>(
                     _ => (meta, key, Got::Fetched(fetch_by_hash(ctx.source, ctx.gun, &d.name, meta).await)),
                 })
             }
-        });
-        let fetched = join_all(fetches).await;
+            .boxed()
+        }).collect();
+        let fetched: Vec<_> = stream::iter(fetches)
+            .buffered(LIMITS.delegation_fetch_concurrency.max(1))
+            .collect()
+            .await;
         for (decl, got) in declared.iter().zip(fetched) {
-            let keys = key_infos(&parent.delegations.keys, &decl.keys.keyids);
+            let keys = key_infos(&parent.file.body.delegations.keys, &decl.keys.keyids);
             let child_paths = restrict_paths(paths, &decl.paths);
             let threshold = decl.keys.threshold;
             let Some((meta, key, got)) = got else {
@@ -570,7 +465,14 @@ fn load_children<'a, S: MetadataSource>(
                     check_expiry(ctx.gun, &decl.name, &v.file.body.common, ctx.now).map(|()| v)
                 }
                 Got::Fetched(raw) => {
-                    match verify_delegation(ctx.gun, parent_name, parent, ctx.snapshot, &decl.name, raw?, seen, ctx.now, ctx.revoked)? {
+                    let raw = raw?;
+                    let (gun, parent_role, name) = (ctx.gun.to_owned(), parent_name.to_owned(), decl.name.clone());
+                    let (parent, snapshot, revoked, now) = (parent.clone(), ctx.snapshot.clone(), ctx.revoked.clone(), ctx.now);
+                    let verified = off_runtime(ctx.gun, &decl.name, move || {
+                        verify_delegation(&gun, &parent_role, &parent.file.body, &snapshot.file.body, &name, raw, seen, now, &revoked)
+                    })
+                    .await?;
+                    match verified {
                         DelegationOutcome::Valid(v) => Ok(keep(ctx.store, key, v, Cached::Targets)),
                         DelegationOutcome::Invalid(e) => Err(e),
                     }
@@ -580,7 +482,7 @@ fn load_children<'a, S: MetadataSource>(
                 Ok(v) => {
                     out.push(RoleInfo::valid(&decl.name, keys, threshold, child_paths.clone(), &v));
                     let id = reuse::meta_id(meta);
-                    load_children(ctx, &decl.name, &id, &v.file.body, &child_paths, out).await?;
+                    load_children(ctx, &decl.name, &id, v, &child_paths, out).await?;
                 }
                 Err(e) => {
                     tracing::warn!(gun = ctx.gun, role = %decl.name, error = %e, "skipping invalid delegation");

@@ -88,7 +88,7 @@ pub enum VerifyError {
     /// The repository declares more delegations than `limit` (all levels together).
     #[error("{gun} declares more than {limit} delegations (at {role})")]
     TooManyDelegations { gun: String, role: String, limit: usize },
-    /// The server's root has the version of the root trusted before but other content.
+    /// The server's root has the version of the root trusted before but other signed content.
     #[error("root version {version} of {gun} differs from the trusted root of the same version")]
     RootReplaced { gun: String, version: u64 },
     /// Verification could not run to completion (`detail`); nothing is trusted.
