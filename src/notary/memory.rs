@@ -55,6 +55,13 @@ impl VersionMemory {
             .and_upsert_with(|old| old.map_or(version, |e| (*e.value()).max(version)));
     }
 
+    /// Forgets the version of `role` (after a root rotation replaced the role's keys: a version
+    /// fast-forwarded with the old, compromised keys must not lock out the new ones).
+    pub fn forget(&self, server: &str, gun: &str, role: &str) {
+        let key = (server.to_owned(), gun.to_owned(), role.to_owned());
+        self.versions.invalidate(&key);
+    }
+
     /// The last trusted root of `gun` on `server`.
     pub fn trusted_root(&self, server: &str, gun: &str) -> Option<Arc<TrustedRoot>> {
         self.roots.get(&(server.to_owned(), gun.to_owned()))

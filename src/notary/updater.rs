@@ -201,6 +201,24 @@ impl Updater {
         now: OffsetDateTime,
     ) -> Result<Loaded, VerifyError> {
         let server = source.server();
+        // Fast-forward recovery (TUF 5.3.11): a role whose keys the new root replaced starts
+        // its version memory afresh.
+        if let Some(prev) = self.memory.trusted_root(server, gun)
+            && prev.version() < root.version()
+        {
+            for role in [TIMESTAMP, SNAPSHOT, TARGETS] {
+                let keyids = |r: &TrustedRoot| {
+                    r.file.body.roles.get(role).map(|k| {
+                        let mut ids = k.keyids.clone();
+                        ids.sort();
+                        ids
+                    })
+                };
+                if keyids(&prev) != keyids(&root) {
+                    self.memory.forget(server, gun, role);
+                }
+            }
+        }
         // The cache identity of the revocations is the policy's, not what was learned.
         let revoked_id = opts.revoked.fingerprint();
         revoked.resolve(root.file.body.keys.values().map(AsRef::as_ref));

@@ -82,6 +82,8 @@ enum Signer {
 /// A generated key with its Notary JSON form.
 pub struct TestKey {
     signer: Signer,
+    /// PKCS#8 of the key pair (empty for unknown keys): to wrap the same key again.
+    pkcs8: Vec<u8>,
     pub json: Value,
     pub id: String,
     /// DER SubjectPublicKeyInfo.
@@ -175,10 +177,11 @@ impl TestKey {
 
     /// A plain `ecdsa` key (targets, snapshot, timestamp, delegations).
     pub fn ecdsa() -> Arc<Self> {
-        let (pair, spki, _) = Self::generate();
+        let (pair, spki, pkcs8) = Self::generate();
         let (json, id) = key_json("ecdsa", &spki);
         Arc::new(TestKey {
             signer: Signer::Ecdsa(pair),
+            pkcs8,
             json,
             id,
             spki,
@@ -188,6 +191,32 @@ impl TestKey {
     /// An `ecdsa-x509` root key: a self-signed certificate per `spec`.
     pub fn x509(spec: &CertSpec) -> Arc<Self> {
         let (pair, spki, pkcs8) = Self::generate();
+        Self::certify(pair, spki, pkcs8, spec)
+    }
+
+    fn pair(&self) -> EcdsaKeyPair {
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8).expect("pkcs8")
+    }
+
+    /// The same key pair in a fresh self-signed certificate per `spec` (another key ID, same
+    /// public key).
+    pub fn rewrap(&self, spec: &CertSpec) -> Arc<Self> {
+        Self::certify(self.pair(), self.spki.clone(), self.pkcs8.clone(), spec)
+    }
+
+    /// The same key pair listed as a plain `ecdsa` key (another key ID, same public key).
+    pub fn as_plain(&self) -> Arc<Self> {
+        let (json, id) = key_json("ecdsa", &self.spki);
+        Arc::new(TestKey {
+            signer: Signer::Ecdsa(self.pair()),
+            pkcs8: self.pkcs8.clone(),
+            json,
+            id,
+            spki: self.spki.clone(),
+        })
+    }
+
+    fn certify(pair: EcdsaKeyPair, spki: Vec<u8>, pkcs8: Vec<u8>, spec: &CertSpec) -> Arc<Self> {
         let alg = if spec.sha1 {
             vec![0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01] // ecdsa-with-SHA1
         } else {
@@ -223,6 +252,7 @@ impl TestKey {
         let (json, id) = key_json("ecdsa-x509", pem("CERTIFICATE", &cert).as_bytes());
         Arc::new(TestKey {
             signer: Signer::Ecdsa(pair),
+            pkcs8,
             json,
             id,
             spki,
@@ -234,6 +264,7 @@ impl TestKey {
         let (json, id) = key_json("fancy-new-type", b"0123456789abcdef0123456789abcdef");
         Arc::new(TestKey {
             signer: Signer::Unknown,
+            pkcs8: Vec::new(),
             json,
             id,
             spki: Vec::new(),

@@ -3,6 +3,7 @@
 //! engine's tests in `decision`), and the caching of trust data (`caching`).
 #![allow(clippy::panic)]
 
+mod attacks;
 pub(crate) mod builder;
 pub(crate) mod caching;
 mod fixtures;
