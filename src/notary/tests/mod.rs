@@ -4,6 +4,7 @@
 #![allow(clippy::panic)]
 
 mod attacks;
+mod attacks_wire;
 pub(crate) mod builder;
 pub(crate) mod caching;
 mod fixtures;
