@@ -16,10 +16,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+use trustgate::limits::LIMITS;
 use trustgate::notary::fetch::{HttpSource, NotaryConfig};
-use trustgate::notary::source::{
-    FetchError, MAX_ROOT_SIZE, MAX_TIMESTAMP_SIZE, MetaRequest, MetadataSource,
-};
+use trustgate::notary::source::{FetchError, MetaRequest, MetadataSource};
 
 // ------------------------------------------------------------------ a tiny HTTP/1.1 server
 
@@ -765,11 +764,11 @@ fn hex_sha256(data: &[u8]) -> String {
 /// and checks they are the bytes the timestamp commits to.
 async fn fetch_published(src: &HttpSource, gun: &str) {
     let root = src
-        .fetch(gun, &current("root"), MAX_ROOT_SIZE)
+        .fetch(gun, &current("root"), LIMITS.root_bytes)
         .await
         .unwrap();
     let ts = src
-        .fetch(gun, &current("timestamp"), MAX_TIMESTAMP_SIZE)
+        .fetch(gun, &current("timestamp"), LIMITS.timestamp_bytes)
         .await
         .unwrap();
     let ts_json: serde_json::Value = serde_json::from_slice(&ts).unwrap();
@@ -791,7 +790,7 @@ async fn fetch_published(src: &HttpSource, gun: &str) {
         role: "root".into(),
         version: 1,
     };
-    assert_eq!(src.fetch(gun, &v1, MAX_ROOT_SIZE).await.unwrap(), root);
+    assert_eq!(src.fetch(gun, &v1, LIMITS.root_bytes).await.unwrap(), root);
     // A cap one byte below the real length is refused.
     let err = src
         .fetch(gun, &current("snapshot"), len - 1)
@@ -800,7 +799,7 @@ async fn fetch_published(src: &HttpSource, gun: &str) {
     assert!(matches!(err, FetchError::TooLarge { .. }), "{err:?}");
     let unknown = format!("{gun}-never-published");
     let err = src
-        .fetch(&unknown, &current("root"), MAX_ROOT_SIZE)
+        .fetch(&unknown, &current("root"), LIMITS.root_bytes)
         .await
         .unwrap_err();
     assert!(
@@ -815,7 +814,7 @@ async fn latency(src: &HttpSource, gun: &str, n: u32) -> (Duration, Duration) {
     let t = Instant::now();
     for _ in 0..n {
         let one = Instant::now();
-        src.fetch(gun, &current("timestamp"), MAX_TIMESTAMP_SIZE)
+        src.fetch(gun, &current("timestamp"), LIMITS.timestamp_bytes)
             .await
             .unwrap();
         max = max.max(one.elapsed());
@@ -835,7 +834,7 @@ async fn stack_tls_and_plain_http_servers() {
         st.notary_client(url).init(&gun);
         let src = stack_source(url, ca, None);
         let t = Instant::now();
-        src.fetch(&gun, &current("timestamp"), MAX_TIMESTAMP_SIZE)
+        src.fetch(&gun, &current("timestamp"), LIMITS.timestamp_bytes)
             .await
             .unwrap();
         let cold = t.elapsed();
@@ -855,7 +854,7 @@ async fn stack_wrong_ca_is_a_tls_error() {
     for ca in [Some(wrong), None] {
         let src = stack_source(&st.notary_url, ca, None);
         let err = src
-            .fetch("any/gun", &current("root"), MAX_ROOT_SIZE)
+            .fetch("any/gun", &current("root"), LIMITS.root_bytes)
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::Tls { .. }), "{err:?}");
@@ -878,7 +877,7 @@ async fn stack_token_auth_server() {
 
     let src = stack_source(&st.notary_token_url, Some(ca.clone()), Some(creds));
     let t = Instant::now();
-    src.fetch(&gun, &current("root"), MAX_ROOT_SIZE)
+    src.fetch(&gun, &current("root"), LIMITS.root_bytes)
         .await
         .unwrap();
     let cold = t.elapsed();
@@ -897,7 +896,7 @@ async fn stack_token_auth_server() {
 
     // Anonymous users get pull.
     let anon = stack_source(&st.notary_token_url, Some(ca.clone()), None);
-    anon.fetch(&gun, &current("timestamp"), MAX_TIMESTAMP_SIZE)
+    anon.fetch(&gun, &current("timestamp"), LIMITS.timestamp_bytes)
         .await
         .unwrap();
     assert_eq!(st.token_requests_for_scope(&scope), 2);
@@ -909,7 +908,7 @@ async fn stack_token_auth_server() {
         Some((creds.0, "wrong-password")),
     );
     let err = bad
-        .fetch(&gun, &current("root"), MAX_ROOT_SIZE)
+        .fetch(&gun, &current("root"), LIMITS.root_bytes)
         .await
         .unwrap_err();
     assert!(

@@ -21,10 +21,11 @@ use sha2::{Digest as _, Sha256};
 use common::scenario::{Listed, delegation_key};
 use common::{NotaryClient, Stack};
 use trustgate::clock::SystemClock;
+use trustgate::limits::LIMITS;
 use trustgate::notary::fetch::{HttpSource, NotaryConfig};
 use trustgate::notary::keys::{KeyType, PinnedKey};
 use trustgate::notary::schema::{Root, SignedFile};
-use trustgate::notary::source::{FetchError, MAX_ROOT_SIZE, MetaRequest, MetadataSource};
+use trustgate::notary::source::{FetchError, MetaRequest, MetadataSource};
 use trustgate::notary::updater::{Revocations, TrustOptions, TrustRoot, Updater};
 use trustgate::notary::verify::VerifyError;
 use trustgate::notary::view::{RoleStatus, SignedTarget, SignerResult, TrustData};
@@ -116,7 +117,7 @@ async fn fetch_root(src: &HttpSource, gun: &str, version: Option<u64>) -> Vec<u8
             version,
         },
     };
-    src.fetch(gun, &req, MAX_ROOT_SIZE)
+    src.fetch(gun, &req, LIMITS.root_bytes)
         .await
         .expect("fetch root")
 }

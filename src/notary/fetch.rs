@@ -45,8 +45,8 @@ use tracing::{Instrument, debug, debug_span, field};
 use url::{Host, Url};
 
 use super::source::{FetchError, MetaRequest, MetadataSource};
-use crate::limits::LIMITS;
 use crate::audit::metrics::Metrics;
+use crate::limits::LIMITS;
 
 mod auth;
 #[allow(clippy::wildcard_imports)]

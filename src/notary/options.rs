@@ -101,8 +101,7 @@ impl Revocations {
     /// Whether `key` is revoked: its key ID, canonical ID or public key is listed, or its public
     /// key was found revoked under another wrapping (see [`Revocations::resolve`]).
     pub fn is_revoked(&self, key: &PublicKey) -> bool {
-        self.listed(key)
-            || (!self.public.is_empty() && self.public.contains(&key.public_key_id()))
+        self.listed(key) || (!self.public.is_empty() && self.public.contains(&key.public_key_id()))
     }
 
     fn listed(&self, key: &PublicKey) -> bool {

@@ -430,8 +430,7 @@ fn key_map(raw: Option<BTreeMap<String, Value>>) -> Result<KeyMap, String> {
             LIMITS.keys_per_file
         ));
     }
-    raw
-        .into_iter()
+    raw.into_iter()
         .map(|(id, v)| match PublicKey::from_json_lenient(&v) {
             Ok(k) => Ok((id, Arc::new(k))),
             Err(e) => Err(format!("key {id}: {e}")),

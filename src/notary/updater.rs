@@ -243,7 +243,15 @@ impl Updater {
             .await?
         };
         let snapshot = self
-            .snapshot(source, gun, &root, &timestamp.file.body, &root_ctx, now, &revoked)
+            .snapshot(
+                source,
+                gun,
+                &root,
+                &timestamp.file.body,
+                &root_ctx,
+                now,
+                &revoked,
+            )
             .await?;
         let snap = &snapshot.file.body;
 
@@ -266,8 +274,12 @@ impl Updater {
             }
             None => {
                 let raw = fetch_by_hash(source, gun, TARGETS, targets_meta).await?;
-                let (root, snapshot, revoked, seen) =
-                    (root.clone(), snapshot.clone(), revoked.clone(), seen(TARGETS));
+                let (root, snapshot, revoked, seen) = (
+                    root.clone(),
+                    snapshot.clone(),
+                    revoked.clone(),
+                    seen(TARGETS),
+                );
                 let t = off_runtime(gun, TARGETS, move || {
                     verify_targets(&root, &snapshot.file.body, raw, seen, now, &revoked)
                 })

@@ -488,7 +488,11 @@ pub fn verify_pinned_root(
 /// several pins counts once, and two pins of one key are met by one key only. `signers` maps
 /// the public key ID of each valid signer to the key ID that counted; every usable key with
 /// that public key is tried against the pins (a pin by certificate ID names one wrapping).
-fn pinned_signers(usable: &KeyMap, signers: &BTreeMap<String, String>, pins: &[TrustRoot]) -> usize {
+fn pinned_signers(
+    usable: &KeyMap,
+    signers: &BTreeMap<String, String>,
+    pins: &[TrustRoot],
+) -> usize {
     let mut keys_met = BTreeSet::new();
     let mut pins_met = BTreeSet::new();
     for key in usable.values() {

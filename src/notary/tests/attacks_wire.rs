@@ -76,7 +76,11 @@ async fn answer(mut conn: TcpStream, files: Arc<HashMap<String, Answer>>) {
             Ok(n) => head.extend_from_slice(buf.get(..n).unwrap_or_default()),
         }
     }
-    let line = String::from_utf8_lossy(&head).lines().next().unwrap_or("").to_owned();
+    let line = String::from_utf8_lossy(&head)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned();
     let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
     let Some(answer) = files.get(&path).cloned() else {
         let _ = conn
@@ -216,7 +220,10 @@ impl Hook {
         let started = Instant::now();
         let rsp = self
             .client
-            .post(format!("https://localhost:{}/validate", self.server.addr.port()))
+            .post(format!(
+                "https://localhost:{}/validate",
+                self.server.addr.port()
+            ))
             .header("content-type", "application/json")
             .body(review.to_string())
             .send()
@@ -240,11 +247,7 @@ impl Hook {
                         .send()
                         .await
                         .is_ok_and(|r| r.status().is_success());
-                    let took = if ok {
-                        started.elapsed()
-                    } else {
-                        Duration::MAX
-                    };
+                    let took = if ok { started.elapsed() } else { Duration::MAX };
                     if let Ok(mut w) = worst.lock() {
                         *w = (*w).max(took);
                     }
@@ -260,7 +263,10 @@ impl Hook {
 }
 
 fn reason(rsp: &Value) -> String {
-    rsp["status"]["message"].as_str().unwrap_or_default().to_owned()
+    rsp["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -287,7 +293,9 @@ async fn signature_flood_is_rejected_within_the_deadline_while_healthz_answers()
     let hook = Hook::start(prefix, &notary.url(), &root_ids, budget).await;
 
     // The control: app0 is clean and admitted (the harness reaches the server and verifies).
-    let (rsp, _) = hook.review("clean", &format!("{prefix}/app0:v1@{DIGEST}")).await;
+    let (rsp, _) = hook
+        .review("clean", &format!("{prefix}/app0:v1@{DIGEST}"))
+        .await;
     assert_eq!(rsp["allowed"], true, "{rsp:#}");
 
     let reviews = futures::future::join_all((1..=FLOODED).map(|i| {
@@ -307,7 +315,8 @@ async fn signature_flood_is_rejected_within_the_deadline_while_healthz_answers()
         // 3.7 MB four times at once) by the deadline: either way within the budget.
         let why = reason(rsp);
         assert!(
-            why.contains("20001 signatures, more than the limit") || why.contains("not decided within"),
+            why.contains("20001 signatures, more than the limit")
+                || why.contains("not decided within"),
             "{why}"
         );
     }
@@ -319,7 +328,10 @@ async fn signature_flood_is_rejected_within_the_deadline_while_healthz_answers()
         "flood: {FLOODED} reviews answered in {:?}; worst /healthz {worst_healthz:?}",
         results.iter().map(|(_, t)| *t).collect::<Vec<_>>()
     );
-    hook.server.shutdown(Duration::from_secs(2)).await.expect("stop");
+    hook.server
+        .shutdown(Duration::from_secs(2))
+        .await
+        .expect("stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -333,17 +345,36 @@ async fn slow_retrieval_is_cut_off_within_the_budget() {
     serve_repo(&mut files, &gun, &src);
     files.insert(
         format!("/v2/{gun}/_trust/tuf/timestamp.json"),
-        Answer::Drip(src.files["timestamp.json"].clone(), Duration::from_millis(50)),
+        Answer::Drip(
+            src.files["timestamp.json"].clone(),
+            Duration::from_millis(50),
+        ),
     );
     let notary = EvilNotary::start(files).await;
-    let hook = Hook::start(prefix, &notary.url(), &[r.roles["root"].keys[0].id.clone()], budget).await;
+    let hook = Hook::start(
+        prefix,
+        &notary.url(),
+        &[r.roles["root"].keys[0].id.clone()],
+        budget,
+    )
+    .await;
     let ((rsp, took), worst_healthz) = hook
         .healthz_during(hook.review("slow", &format!("{gun}:v1@{DIGEST}")))
         .await;
     assert_eq!(rsp["allowed"], false, "{rsp:#}");
-    assert!(took < budget + Duration::from_millis(500), "{took:?}: {}", reason(&rsp));
-    assert!(worst_healthz < Duration::from_millis(500), "{worst_healthz:?}");
-    hook.server.shutdown(Duration::from_secs(2)).await.expect("stop");
+    assert!(
+        took < budget + Duration::from_millis(500),
+        "{took:?}: {}",
+        reason(&rsp)
+    );
+    assert!(
+        worst_healthz < Duration::from_millis(500),
+        "{worst_healthz:?}"
+    );
+    hook.server
+        .shutdown(Duration::from_secs(2))
+        .await
+        .expect("stop");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,11 +387,23 @@ async fn endless_data_root_is_cut_off_at_the_size_cap() {
     serve_repo(&mut files, &gun, &r.publish());
     files.insert(format!("/v2/{gun}/_trust/tuf/root.json"), Answer::Endless);
     let notary = EvilNotary::start(files).await;
-    let hook = Hook::start(prefix, &notary.url(), &[r.roles["root"].keys[0].id.clone()], budget).await;
+    let hook = Hook::start(
+        prefix,
+        &notary.url(),
+        &[r.roles["root"].keys[0].id.clone()],
+        budget,
+    )
+    .await;
     let (rsp, took) = hook.review("endless", &format!("{gun}:v1@{DIGEST}")).await;
     assert_eq!(rsp["allowed"], false, "{rsp:#}");
     assert!(took < budget, "{took:?}");
     let why = reason(&rsp);
-    assert!(why.contains(&crate::limits::LIMITS.root_bytes.to_string()) || why.contains("large"), "{why}");
-    hook.server.shutdown(Duration::from_secs(2)).await.expect("stop");
+    assert!(
+        why.contains(&crate::limits::LIMITS.root_bytes.to_string()) || why.contains("large"),
+        "{why}"
+    );
+    hook.server
+        .shutdown(Duration::from_secs(2))
+        .await
+        .expect("stop");
 }
