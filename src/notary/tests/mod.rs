@@ -8,6 +8,7 @@ mod attacks_wire;
 pub(crate) mod builder;
 pub(crate) mod caching;
 mod fixtures;
+mod limits;
 mod scenarios;
 
 use std::sync::Arc;
