@@ -250,6 +250,14 @@ impl<T: RoleBody> SignedFile<T> {
         if !env.signed.is_object() {
             return Err(malformed("`signed` is not an object".into()));
         }
+        // The envelope is one level above `signed`.
+        let depth = json_depth(&env.signed) + 1;
+        if depth > LIMITS.json_depth {
+            return Err(malformed(format!(
+                "JSON nested {depth} levels deep, more than the limit of {}",
+                LIMITS.json_depth
+            )));
+        }
         let got = env
             .signed
             .get("_type")
@@ -298,6 +306,27 @@ impl<T: RoleBody> SignedFile<T> {
             body,
         })
     }
+}
+
+/// Nesting depth of `v`: 0 for a scalar, 1 + the deepest child for an array or object.
+/// Iterative, so a deep value cannot overflow the stack here.
+pub fn json_depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 1usize)];
+    while let Some((v, level)) = stack.pop() {
+        match v {
+            Value::Array(items) => {
+                deepest = deepest.max(level);
+                stack.extend(items.iter().map(|i| (i, level + 1)));
+            }
+            Value::Object(map) => {
+                deepest = deepest.max(level);
+                stack.extend(map.values().map(|i| (i, level + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 // ---- raw serde shapes -------------------------------------------------------------------

@@ -235,3 +235,29 @@ fn delegation_fetches_are_bounded_in_fan_out() {
         "{max} fetches at once"
     );
 }
+
+#[test]
+fn json_depth_one_past_the_limit_is_refused() {
+    fn nested(d: usize) -> serde_json::Value {
+        (0..d).fold(serde_json::json!(1), |v, _| serde_json::json!([v]))
+    }
+    // Envelope (1) + `signed` (1) + the nested arrays.
+    for (extra, ok) in [
+        (LIMITS.json_depth - 2, true),
+        (LIMITS.json_depth - 1, false),
+    ] {
+        let mut repo = shop();
+        repo.body_hooks
+            .insert("targets".into(), Box::new(move |b| b["x"] = nested(extra)));
+        match try_load(&repo) {
+            Ok(_) => assert!(ok, "{extra} levels accepted"),
+            Err(e) => {
+                assert!(!ok, "{extra}: {e}");
+                assert!(
+                    matches!(&e, VerifyError::Malformed { detail, .. } if detail.contains("more than the limit")),
+                    "{e}"
+                );
+            }
+        }
+    }
+}
