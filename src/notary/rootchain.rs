@@ -93,7 +93,7 @@ impl Updater {
                 LIMITS.root_bytes,
             )
             .await?;
-        let latest = SignedFile::<Root>::parse(gun, ROOT, raw)?;
+        let latest = parse_root(gun, raw).await?;
         revoked.resolve(latest.body.keys.values().map(AsRef::as_ref));
         let newest = latest.body.common.version;
         if let Some(prev) = self.memory.trusted_root(source.server(), gun) {
@@ -242,6 +242,15 @@ impl Updater {
     }
 }
 
+/// Parses a root file off the async runtime (up to `LIMITS.root_bytes` of JSON and keys).
+async fn parse_root(gun: &str, raw: Vec<u8>) -> Result<SignedFile<Root>, VerifyError> {
+    let owned = gun.to_owned();
+    off_runtime(gun, ROOT, move || {
+        SignedFile::<Root>::parse(&owned, ROOT, raw)
+    })
+    .await
+}
+
 /// `<v>.root.json`, parsed and checked to hold version `v`; `None` when the server has none.
 async fn fetch_root_version<S: MetadataSource>(
     source: &S,
@@ -257,7 +266,7 @@ async fn fetch_root_version<S: MetadataSource>(
         Err(FetchError::NotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    let file = SignedFile::<Root>::parse(gun, ROOT, raw)?;
+    let file = parse_root(gun, raw).await?;
     if file.body.common.version != v {
         return Err(VerifyError::VersionMismatch {
             gun: gun.into(),

@@ -1,7 +1,9 @@
 //! Attacks on Notary trust data over the wire, with real data: repositories initialised and
 //! signed by the real `notary` CLI on the local stack, served to the real `trustgate check`
-//! binary through a malicious Notary scripted here on 127.0.0.1 (it proxies the real server
-//! and rewrites the files the attack needs). Skipped with a `SKIP` line when the stack is not up.
+//! binary (or the updater with its version memory) through a malicious Notary scripted here on
+//! 127.0.0.1 (it proxies the real server and rewrites, records or replays the files the attack
+//! needs): signature flood, arbitrary package, mix-and-match, rollback, indefinite freeze.
+//! Skipped with a `SKIP` line when the stack is not up.
 //!
 //! The attacks that need metadata signed by keys the test controls (duplicate keys, revocation
 //! evasion, rotation skipping the remembered threshold, fast-forward, the 20,000-signature
@@ -95,6 +97,8 @@ struct Signed {
     gun: String,
     digest: String,
     root_id: String,
+    /// The client holding the repository's keys.
+    notary: common::NotaryClient,
 }
 
 fn signed_repo(st: &common::Stack, name: &str, seed: u8) -> Signed {
@@ -108,6 +112,7 @@ fn signed_repo(st: &common::Stack, name: &str, seed: u8) -> Signed {
         gun,
         digest,
         root_id,
+        notary,
     }
 }
 
@@ -272,5 +277,95 @@ async fn mix_and_match_of_another_repositorys_targets_is_rejected() {
             || why.contains("longer than")
             || why.contains("exceeds the allowed"),
         "{why}"
+    );
+}
+
+/// Pins `root_id`, threshold 1, nothing revoked.
+fn pinned(root_id: &str) -> trustgate::notary::updater::TrustOptions {
+    use trustgate::notary::updater::{Revocations, TrustOptions, TrustRoot};
+    TrustOptions {
+        trust_roots: vec![TrustRoot::KeyId(root_id.to_owned())],
+        trust_root_threshold: 1,
+        revoked: Revocations::new(),
+    }
+}
+
+fn http_source(url: &str) -> trustgate::notary::fetch::HttpSource {
+    use trustgate::notary::fetch::{HttpSource, NotaryConfig};
+    trustgate::tls::install_crypto_provider();
+    let mut cfg = NotaryConfig::new(url);
+    cfg.timeout = Duration::from_secs(10);
+    HttpSource::new(cfg).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_by_replaying_older_real_metadata_is_rejected() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use trustgate::clock::SystemClock;
+    use trustgate::notary::updater::Updater;
+    use trustgate::notary::verify::VerifyError;
+
+    let Some(st) = common::stack() else { return };
+    let repo = signed_repo(&st, "rollback", 0x8e);
+    // 0: record what passes, 1: pass through, 2: replay what was recorded.
+    let state: Arc<Mutex<(u8, HashMap<String, Vec<u8>>)>> = Arc::default();
+    let shared = state.clone();
+    let evil = EvilNotary::start(
+        &st.notary_local_url,
+        Arc::new(move |path, body| {
+            let mut s = shared.lock().unwrap();
+            match s.0 {
+                0 => {
+                    s.1.insert(path.to_owned(), body.clone());
+                    body
+                }
+                2 => s.1.get(path).cloned().unwrap_or(body),
+                _ => body,
+            }
+        }),
+    )
+    .await;
+    let updater = Updater::new(Arc::new(SystemClock));
+    let src = http_source(&evil.url);
+    let opts = pinned(&repo.root_id);
+    updater.load(&src, &repo.gun, &opts).await.expect("v1");
+    state.lock().unwrap().0 = 1;
+    // The owner signs another tag: new targets, snapshot and timestamp versions.
+    repo.notary
+        .addhash(&repo.gun, "v2", &format!("sha256:{}", hex_of(0x8f)), 1234);
+    let data = updater.load(&src, &repo.gun, &opts).await.expect("v2");
+    assert!(data.docker_lookup("v2").is_some());
+    // The attacker replays the (validly signed, unexpired) first versions.
+    state.lock().unwrap().0 = 2;
+    let err = updater
+        .load(&src, &repo.gun, &opts)
+        .await
+        .expect_err("replayed");
+    assert!(
+        matches!(&err, VerifyError::Rollback { role, .. } if role == "timestamp"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indefinite_freeze_with_real_metadata_past_its_timestamp_expiry_is_rejected() {
+    use trustgate::clock::FixedClock;
+    use trustgate::notary::updater::Updater;
+    use trustgate::notary::verify::VerifyError;
+
+    let Some(st) = common::stack() else { return };
+    let repo = signed_repo(&st, "freeze", 0x9a);
+    let src = http_source(&st.notary_local_url);
+    let opts = pinned(&repo.root_id);
+    // Notary's timestamps live 14 days: the same files, served 15 days on, are a freeze.
+    let later = time::OffsetDateTime::now_utc() + time::Duration::days(15);
+    let err = Updater::new(Arc::new(FixedClock(later)))
+        .load(&src, &repo.gun, &opts)
+        .await
+        .expect_err("frozen");
+    assert!(
+        matches!(&err, VerifyError::Expired { role, .. } if role == "timestamp"),
+        "{err}"
     );
 }
