@@ -309,7 +309,8 @@ async fn rollback_by_replaying_older_real_metadata_is_rejected() {
     let Some(st) = common::stack() else { return };
     let repo = signed_repo(&st, "rollback", 0x8e);
     // 0: record what passes, 1: pass through, 2: replay what was recorded.
-    let state: Arc<Mutex<(u8, HashMap<String, Vec<u8>>)>> = Arc::default();
+    type Phase = (u8, HashMap<String, Vec<u8>>);
+    let state: Arc<Mutex<Phase>> = Arc::default();
     let shared = state.clone();
     let evil = EvilNotary::start(
         &st.notary_local_url,
