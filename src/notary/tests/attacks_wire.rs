@@ -307,7 +307,7 @@ async fn signature_flood_is_rejected_within_the_deadline_while_healthz_answers()
     for (rsp, took) in &results {
         assert_eq!(rsp["allowed"], false, "{rsp:#}");
         assert!(
-            took < &(budget + Duration::from_millis(500)),
+            took < &(budget + Duration::from_secs(1)),
             "answered after {took:?} (budget {budget:?}): {}",
             reason(rsp)
         );
@@ -321,7 +321,7 @@ async fn signature_flood_is_rejected_within_the_deadline_while_healthz_answers()
         );
     }
     assert!(
-        worst_healthz < Duration::from_millis(500),
+        worst_healthz < Duration::from_secs(1),
         "/healthz took {worst_healthz:?} during the flood"
     );
     eprintln!(
