@@ -363,14 +363,11 @@ async fn slow_retrieval_is_cut_off_within_the_budget() {
         .await;
     assert_eq!(rsp["allowed"], false, "{rsp:#}");
     assert!(
-        took < budget + Duration::from_millis(500),
+        took < budget + Duration::from_secs(1),
         "{took:?}: {}",
         reason(&rsp)
     );
-    assert!(
-        worst_healthz < Duration::from_millis(500),
-        "{worst_healthz:?}"
-    );
+    assert!(worst_healthz < Duration::from_secs(1), "{worst_healthz:?}");
     hook.server
         .shutdown(Duration::from_secs(2))
         .await
