@@ -522,6 +522,39 @@ mod tests {
     }
 
     #[test]
+    fn namespaced_policies_is_refused_on_trust_policies_and_kept_when_unparseable() {
+        let mut s = spec("x");
+        s.trust_roots = vec![TrustRoot {
+            key_id: Some("a".repeat(64)),
+            ..Default::default()
+        }];
+        s.namespaced_policies = Some(NamespacedPolicies::Tighten);
+        let (_, assessment) = assess(PolicyId::cluster("c"), &s);
+        assert_eq!(assessment, Assessment::Valid);
+        let (policy, assessment) = assess(PolicyId::namespaced("shop", "p"), &s);
+        let Assessment::Invalid { message, claims } = assessment else {
+            panic!("{assessment:?}")
+        };
+        assert!(claims && policy.is_some());
+        assert_eq!(
+            message,
+            "spec.namespacedPolicies: can only be set on a ClusterTrustPolicy"
+        );
+        // A broken ClusterTrustPolicy that says Tighten keeps tightening (it rejects).
+        let data = serde_json::json!({"spec": {
+            "images": ["registry.example.com/shop/**"], "mode": "Shadow",
+            "namespacedPolicies": "Tighten"
+        }});
+        let (policy, _) = assess_object(PolicyId::cluster("c"), &data);
+        let policy = policy.unwrap();
+        assert!(policy.problem().is_some());
+        assert_eq!(
+            policy.spec.namespaced_policies(),
+            NamespacedPolicies::Tighten
+        );
+    }
+
+    #[test]
     fn valid_policy_is_loaded_as_is() {
         let mut s = spec("x");
         s.trust_roots = vec![TrustRoot {
