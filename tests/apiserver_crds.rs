@@ -844,9 +844,12 @@ async fn namespaced_policies_is_accepted_on_cluster_trust_policies_only() {
     // Nor can an existing TrustPolicy be updated to carry it.
     let api: Api<TrustPolicy> = Api::namespaced(client.clone(), NS);
     let name = unique("tp-namespaced-update");
-    api.create(&PostParams::default(), &TrustPolicy::new(&name, valid_spec()))
-        .await
-        .unwrap();
+    api.create(
+        &PostParams::default(),
+        &TrustPolicy::new(&name, valid_spec()),
+    )
+    .await
+    .unwrap();
     let err = api
         .patch(
             &name,

@@ -426,7 +426,11 @@ fn verifying_policies(request: &CredentialRequest<'_>) -> Vec<Arc<LoadedPolicy>>
         let Ok(image) = ImageRef::parse(image) else {
             continue;
         };
-        for policy in request.policies.select(request.namespace, &image).policies() {
+        for policy in request
+            .policies
+            .select(request.namespace, &image)
+            .policies()
+        {
             if policy.action() == Action::Verify
                 && policy.problem().is_none()
                 && !out.iter().any(|p| p.id == policy.id)

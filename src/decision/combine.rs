@@ -29,7 +29,7 @@ fn severity(d: &Decision) -> u8 {
 }
 
 /// The other decision's reason without the leading reference (`admitted by policy ...`).
-fn tail<'a>(d: &'a Decision) -> &'a str {
+fn tail(d: &Decision) -> &str {
     d.reference
         .as_deref()
         .and_then(|r| d.reason.strip_prefix(r))
@@ -46,7 +46,10 @@ pub fn both(cluster: Decision, namespaced: Decision) -> Decision {
         // Each policy resolved the tag on its own and the registry answered differently (the
         // tag moved in between): no one digest was admitted by both. Named after the cluster
         // policy, whose requirement could not be established.
-        let reference = cluster.reference.clone().unwrap_or_else(|| cluster.image.clone());
+        let reference = cluster
+            .reference
+            .clone()
+            .unwrap_or_else(|| cluster.image.clone());
         let namespaced_name = namespaced.policy.clone().unwrap_or_default();
         return Decision {
             reason: format!(

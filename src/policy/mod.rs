@@ -18,9 +18,9 @@ pub(crate) mod testdata;
 pub use cluster::{ClusterPolicyConfig, ClusterPolicySource};
 pub use crd::{
     API_VERSION, Action, CLUSTER_TRUST_POLICY_KIND, CRD_FILE, ClusterTrustPolicy,
-    ClusterTrustPolicySpec, CrdError, GROUP, Mode, NamespacedPolicies, NotarySpec, PolicyCondition, RegistrySpec,
-    SecretRef, Signer, TRUST_POLICY_KIND, TrustPolicy, TrustPolicySpec, TrustPolicyStatus,
-    TrustRoot, VERSION, crd_yaml, crds, write_crds,
+    ClusterTrustPolicySpec, CrdError, GROUP, Mode, NamespacedPolicies, NotarySpec, PolicyCondition,
+    RegistrySpec, SecretRef, Signer, TRUST_POLICY_KIND, TrustPolicy, TrustPolicySpec,
+    TrustPolicyStatus, TrustRoot, VERSION, crd_yaml, crds, write_crds,
 };
 pub use load::{
     DocumentRef, LoadError, load_policies, load_policy_set, parse_policies, policy_files_in,

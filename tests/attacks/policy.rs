@@ -115,7 +115,11 @@ fn tenant_allow_all_cannot_relax_tighten_policy() {
     let Some(st) = common::stack() else { return };
     let r = repo(&st);
     let dir = tempfile::tempdir().expect("tempdir");
-    let platform = write(dir.path(), "platform.yaml", &[platform_policy(r, Some("Tighten"))]);
+    let platform = write(
+        dir.path(),
+        "platform.yaml",
+        &[platform_policy(r, Some("Tighten"))],
+    );
     let tenant = write(dir.path(), "tenant.yaml", &[tenant_allow_all()]);
     let unsigned = format!("{}:unsigned", r.gun);
     let signed = format!("{}:v1", r.gun);
@@ -125,7 +129,10 @@ fn tenant_allow_all_cannot_relax_tighten_policy() {
     assert_eq!(code, 1, "{results:#?}");
     let r0 = &results[0];
     assert_eq!(r0["allowed"], false, "{r0:#}");
-    assert_eq!(r0["policy"], "platform", "the cluster policy rejected it: {r0:#}");
+    assert_eq!(
+        r0["policy"], "platform",
+        "the cluster policy rejected it: {r0:#}"
+    );
     let reason = r0["reason"].as_str().expect("reason");
     assert!(!reason.contains('\n'), "{reason}");
     for needle in [
@@ -139,7 +146,12 @@ fn tenant_allow_all_cannot_relax_tighten_policy() {
     assert_eq!(results[1]["allowed"], true, "{:#}", results[1]);
     assert_eq!(results[1]["verified"], true, "{:#}", results[1]);
     assert_eq!(results[1]["policy"], "tenant/allow-all", "{:#}", results[1]);
-    assert_eq!(results[1]["signers"], json!(["targets"]), "{:#}", results[1]);
+    assert_eq!(
+        results[1]["signers"],
+        json!(["targets"]),
+        "{:#}",
+        results[1]
+    );
     assert_eq!(results[2]["allowed"], true, "{:#}", results[2]);
     assert_eq!(results[2]["policy"], "tenant/allow-all", "{:#}", results[2]);
 }

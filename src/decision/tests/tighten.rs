@@ -159,7 +159,8 @@ async fn tenant_allow_all_cannot_relax_a_tighten_policy() {
     assert_eq!(d.digest.as_deref(), Some(hex_of(A).as_str()));
     assert!(d.reason.contains("tag v2 is not signed"), "{}", d.reason);
     assert!(
-        d.reason.contains("admitted by policy shop/allow-all: action Allow"),
+        d.reason
+            .contains("admitted by policy shop/allow-all: action Allow"),
         "{}",
         d.reason
     );
@@ -265,17 +266,23 @@ fn folding_two_decisions() {
                 "platform"
             };
             assert!(
-                d.reason
-                    .starts_with(&format!("example.com/shop/app:v1 {}", match want_verdict {
+                d.reason.starts_with(&format!(
+                    "example.com/shop/app:v1 {}",
+                    match want_verdict {
                         "ADMITTED" => "verified by",
                         "REJECTED" => "rejected by",
                         _ => "failed by",
-                    })),
+                    }
+                )),
                 "{}",
                 d.reason
             );
             assert!(d.reason.contains("; "), "{}", d.reason);
-            assert!(d.reason.contains(&format!("policy {other}")), "{}", d.reason);
+            assert!(
+                d.reason.contains(&format!("policy {other}")),
+                "{}",
+                d.reason
+            );
         }
     }
 }

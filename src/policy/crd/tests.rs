@@ -126,7 +126,10 @@ fn schema_carries_the_cel_rules_and_bounds() {
     let root = rules.remove(0);
     assert_eq!(
         root,
-        ("".to_owned(), "!has(self.spec.namespacedPolicies)".to_owned())
+        (
+            "".to_owned(),
+            "!has(self.spec.namespacedPolicies)".to_owned()
+        )
     );
     let mut cluster_rules = Vec::new();
     cel_rules(
@@ -442,7 +445,9 @@ fn cel_allows_namespaced_policies_on_cluster_trust_policies_only() {
     let absent: ClusterTrustPolicySpec = serde_json::from_value(base_spec()).expect("parses");
     assert_eq!(absent.namespaced_policies(), NamespacedPolicies::Override);
     assert_eq!(
-        serde_json::to_value(&absent.0).expect("to JSON").get("namespacedPolicies"),
+        serde_json::to_value(&absent.0)
+            .expect("to JSON")
+            .get("namespacedPolicies"),
         None,
         "the default is not written"
     );

@@ -225,16 +225,9 @@ fn tighten_makes_both_policies_take_part() {
     // Images the Tighten policy does not match are the namespaced policy's alone.
     assert_eq!(chosen(&set, "shop", "nginx"), "shop/allow-all **");
     // Without a namespaced match, the cluster policy alone.
-    assert_eq!(
-        chosen(&set, "ns", img),
-        "platform registry.example.com/**"
-    );
+    assert_eq!(chosen(&set, "ns", img), "platform registry.example.com/**");
     assert_eq!(set.select("ns", &image(img)).policies().len(), 1);
-    assert!(
-        set.select("ns", &image("nginx"))
-            .policies()
-            .is_empty()
-    );
+    assert!(set.select("ns", &image("nginx")).policies().is_empty());
 }
 
 #[test]

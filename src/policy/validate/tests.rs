@@ -307,7 +307,9 @@ fn namespaced_policies_only_on_cluster_trust_policies() {
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert_eq!(errs[0].path, "spec.namespacedPolicies");
         assert!(
-            errs[0].message.contains("only be set on a ClusterTrustPolicy"),
+            errs[0]
+                .message
+                .contains("only be set on a ClusterTrustPolicy"),
             "{errs:?}"
         );
     }
