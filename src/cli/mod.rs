@@ -69,6 +69,17 @@ pub struct NotaryFlags {
     /// Notary password (default: from NOTARY_AUTH).
     #[arg(long)]
     pub notary_password: Option<String>,
+    /// A Notary server URL the login (--notary-user or NOTARY_AUTH) is for; repeatable (or
+    /// comma-separated in TRUSTGATE_NOTARY_AUTH_SERVER). The login is sent to no other server.
+    /// `serve` refuses a login without it; `check` binds the login to the only Notary server its
+    /// policies name when it is not given (and refuses when they name several).
+    #[arg(
+        long = "notary-auth-server",
+        value_name = "URL",
+        env = "TRUSTGATE_NOTARY_AUTH_SERVER",
+        value_delimiter = ','
+    )]
+    pub notary_auth_servers: Vec<String>,
     /// Timeout for each request to the Notary server (below the per-image deadline, so a hung
     /// server is reported as such rather than as a deadline).
     #[arg(long, value_parser = humantime_secs, default_value = "5")]

@@ -24,7 +24,7 @@ use trustgate::decision::{Engine, EngineConfig};
 use trustgate::policy::{ClusterPolicyConfig, ClusterPolicySource, DirPolicySource};
 use trustgate::tls::ServingCert;
 
-use super::credentials::CliCredentials;
+use super::credentials::{Binding, CliCredentials};
 use super::{DefaultAction, NotaryFlags, RegistryFlags, humantime_secs};
 
 /// `trustgate serve` flags.
@@ -91,7 +91,7 @@ pub struct ServeArgs {
 
 /// Runs the webhook until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (options, creds) = CliCredentials::from_flags(&args.registry, &args.notary)?;
+    let (options, creds) = CliCredentials::from_flags(&args.registry, &args.notary, Binding::Required)?;
     let metrics = Arc::new(Metrics::new());
     let engine = Engine::new(
         EngineConfig {
