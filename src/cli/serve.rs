@@ -104,6 +104,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::new(SystemClock),
     )
     .with_metrics(Arc::clone(&metrics));
+    for extra in &args.extra_kinds {
+        metrics.allow_kind(&extra.kind);
+    }
     let kinds = KindTable::builtin().with_extra(args.extra_kinds.iter().cloned());
     let (webhook, origin) = match &args.policy_dir {
         Some(policy_dir) => {
