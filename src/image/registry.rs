@@ -1,23 +1,23 @@
-//! Tag-to-digest resolution against a container registry, through `oci-client`.
+//! Tag-to-digest resolution against a container registry, on reqwest (`http`: the HTTP
+//! conversation, its limits and where credentials may go).
 //!
 //! The manifest is requested with the Accept types of an OCI index, OCI manifest, Docker manifest
 //! list and Docker v2 schema 2 manifest, so the digest is the one a kubelet pulls (for a
-//! multi-arch image: the index digest). Auth: anonymous or basic credentials, answered to a bearer
-//! challenge or sent as HTTP Basic; custom CA bundles; plain HTTP only when asked; a timeout on
-//! every call. Errors say which of tag, repository, credentials, TLS, time or server failed.
+//! multi-arch image: the index digest). Auth: anonymous, basic credentials (answered to a bearer
+//! challenge on the registry's own host, or sent as HTTP Basic to the registry) or a ready bearer
+//! token; custom CA bundles; plain HTTP only when asked; a timeout on every call; manifests,
+//! token answers and error bodies read only up to their limits (`LIMITS`). Errors say which of
+//! tag, repository, credentials, TLS, time, size or server failed.
 //! With [`Resolver::with_metrics`] every registry round trip (not a digest taken from the
 //! reference) counts in `trustgate_registry_resolutions_total{outcome}` and its latency histogram.
 
-use std::hash::{Hash, Hasher};
+mod http;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
-
+use self::http::{Conversation, Failure};
 use super::credentials::Credentials;
 use super::reference::{Digest, ImageRef};
 use crate::audit::metrics::Metrics;
@@ -125,17 +125,12 @@ pub enum RegistryError {
     },
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct ClientKey {
-    options: RegistryOptions,
-    credentials: Credentials,
-}
-
-/// Resolves image references to manifest digests. Keeps one `oci-client` client (with its
-/// connection pool and token cache) per registry set-up and credentials, bounded in number.
+/// Resolves image references to manifest digests. Keeps one HTTP client (with its connection
+/// pool) per registry set-up, keyed by the whole set-up (never by a hash of it alone), bounded
+/// in number.
 #[derive(Clone)]
 pub struct Resolver {
-    clients: moka::sync::Cache<u64, Arc<Client>>,
+    clients: moka::sync::Cache<RegistryOptions, reqwest::Client>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -204,10 +199,7 @@ impl Resolver {
     ) -> Result<Digest, RegistryError> {
         let registry = image.domain().to_string();
         let tag = image.tag_or_latest().unwrap_or("latest").to_string();
-        let reference =
-            Reference::with_tag(registry.clone(), image.path().to_string(), tag.clone());
-        let client = self.client(&registry, options, credentials)?;
-        let auth = registry_auth(credentials);
+        let client = self.client(&registry, options)?;
         let ctx = Ctx {
             registry: &registry,
             repository: image.repository(),
@@ -216,32 +208,27 @@ impl Resolver {
             timeout: options.timeout,
         };
         let attempt = async {
-            match client.fetch_manifest_digest(&reference, &auth).await {
-                Ok(d) => Ok(d),
-                // A HEAD 404 carries no body: ask again with GET to learn whether the tag or the
-                // whole repository is unknown.
-                Err(OciDistributionError::ServerError { code: 404, .. }) => client
-                    .pull_manifest_raw(&reference, &auth, &MANIFEST_MEDIA_TYPES)
-                    .await
-                    .map(|(_, d)| d),
-                Err(e) => Err(e),
-            }
-        };
-        let attempt = async {
-            match attempt.await {
+            let mut talk = Conversation::new(
+                &client,
+                options.plain_http,
+                &registry,
+                image.path(),
+                credentials,
+            );
+            match talk.manifest_digest(&tag).await {
                 Ok(d) => Ok(d),
                 Err(e) => match ctx.classify(e) {
                     // distribution answers MANIFEST_UNKNOWN for a missing repository too; its tag
                     // list tells the two apart (NAME_UNKNOWN).
-                    RegistryError::TagNotFound { .. } => Err(
-                        match client.list_tags(&reference, &auth, Some(1), None).await {
+                    RegistryError::TagNotFound { .. } => {
+                        Err(match talk.repository_status().await {
                             Err(e) => match ctx.classify(e) {
                                 not_found @ RegistryError::RepositoryNotFound { .. } => not_found,
                                 _ => ctx.tag_not_found(),
                             },
-                            Ok(_) => ctx.tag_not_found(),
-                        },
-                    ),
+                            Ok(()) => ctx.tag_not_found(),
+                        })
+                    }
                     other => Err(other),
                 },
             }
@@ -261,20 +248,12 @@ impl Resolver {
         &self,
         registry: &str,
         options: &RegistryOptions,
-        credentials: &Credentials,
-    ) -> Result<Arc<Client>, RegistryError> {
-        let key = ClientKey {
-            options: options.clone(),
-            credentials: credentials.clone(),
-        };
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut hasher);
-        let id = hasher.finish();
-        if let Some(c) = self.clients.get(&id) {
+    ) -> Result<reqwest::Client, RegistryError> {
+        if let Some(c) = self.clients.get(options) {
             return Ok(c);
         }
-        let client = Arc::new(build_client(registry, options)?);
-        self.clients.insert(id, client.clone());
+        let client = build_client(registry, options)?;
+        self.clients.insert(options.clone(), client.clone());
         Ok(client)
     }
 }
@@ -293,44 +272,27 @@ pub fn error_label(e: &RegistryError) -> &'static str {
     }
 }
 
-fn build_client(registry: &str, options: &RegistryOptions) -> Result<Client, RegistryError> {
+fn build_client(
+    registry: &str,
+    options: &RegistryOptions,
+) -> Result<reqwest::Client, RegistryError> {
+    let bad_ca = |detail: String| RegistryError::Other {
+        registry: registry.to_string(),
+        detail: format!("bad registry CA bundle: {detail}"),
+    };
     let mut extra = Vec::new();
     if let Some(pem) = &options.ca_pem {
-        let certs = crate::tls::parse_pem_bundle(pem).map_err(|e| RegistryError::Other {
-            registry: registry.to_string(),
-            detail: format!("bad registry CA bundle: {e}"),
-        })?;
-        extra.extend(certs.into_iter().map(|der| Certificate {
-            encoding: CertificateEncoding::Der,
-            data: der.to_vec(),
-        }));
-    }
-    let config = ClientConfig {
-        protocol: if options.plain_http {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        },
-        extra_root_certificates: extra,
-        read_timeout: Some(options.timeout),
-        connect_timeout: Some(options.timeout),
-        user_agent: concat!("trustgate/", env!("CARGO_PKG_VERSION")),
-        ..ClientConfig::default()
-    };
-    Client::try_from(config).map_err(|e| RegistryError::Other {
-        registry: registry.to_string(),
-        detail: format!("cannot build registry client: {e}"),
-    })
-}
-
-fn registry_auth(credentials: &Credentials) -> RegistryAuth {
-    match credentials {
-        Credentials::Anonymous => RegistryAuth::Anonymous,
-        Credentials::Basic { username, password } => {
-            RegistryAuth::Basic(username.clone(), password.clone())
+        let certs = crate::tls::parse_pem_bundle(pem).map_err(|e| bad_ca(e.to_string()))?;
+        for der in certs {
+            extra.push(
+                reqwest::Certificate::from_der(der.as_ref()).map_err(|e| bad_ca(e.to_string()))?,
+            );
         }
-        Credentials::Bearer(token) => RegistryAuth::Bearer(token.clone()),
     }
+    http::build_client(&extra, options.timeout).map_err(|e| RegistryError::Other {
+        registry: registry.to_string(),
+        detail: format!("cannot build registry client: {}", error_chain(&e)),
+    })
 }
 
 struct Ctx<'a> {
@@ -365,56 +327,40 @@ impl Ctx<'_> {
         }
     }
 
-    fn classify(&self, e: OciDistributionError) -> RegistryError {
+    fn classify(&self, e: Failure) -> RegistryError {
         let registry = self.registry.to_string();
         match e {
-            OciDistributionError::RegistryError { envelope, .. } => {
-                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                let text = envelope
-                    .errors
-                    .iter()
-                    .map(|e| e.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                if codes.contains(&&OciErrorCode::NameUnknown) {
+            Failure::Transport(err) => self.classify_transport(&err),
+            Failure::Token(detail) => {
+                self.unauthorized(format!("token service: {}", first_line(&detail)))
+            }
+            Failure::Protocol(detail) => RegistryError::Other { registry, detail },
+            Failure::Status {
+                status,
+                codes,
+                detail,
+            } => {
+                let has = |c: &str| codes.iter().any(|x| x == c);
+                if has("NAME_UNKNOWN") {
                     RegistryError::RepositoryNotFound {
                         repository: self.repository.clone(),
                     }
-                } else if codes.contains(&&OciErrorCode::ManifestUnknown)
-                    || codes.contains(&&OciErrorCode::NotFound)
-                {
+                } else if has("MANIFEST_UNKNOWN") || has("NOT_FOUND") || status == 404 {
                     self.tag_not_found()
-                } else if codes.contains(&&OciErrorCode::Unauthorized)
-                    || codes.contains(&&OciErrorCode::Denied)
-                {
-                    self.unauthorized(text)
+                } else if has("UNAUTHORIZED") || has("DENIED") || status == 401 || status == 403 {
+                    self.unauthorized(if detail.is_empty() {
+                        format!("HTTP {status}")
+                    } else {
+                        detail
+                    })
                 } else {
-                    RegistryError::Other {
+                    RegistryError::Server {
                         registry,
-                        detail: text,
+                        status,
+                        detail: first_line(&detail),
                     }
                 }
             }
-            OciDistributionError::UnauthorizedError { .. } => {
-                self.unauthorized("HTTP 401 Unauthorized".into())
-            }
-            OciDistributionError::AuthenticationFailure(reason) => {
-                self.unauthorized(format!("token service: {}", first_line(&reason)))
-            }
-            OciDistributionError::ServerError { code, message, .. } => match code {
-                401 | 403 => self.unauthorized(format!("HTTP {code}")),
-                404 => self.tag_not_found(),
-                _ => RegistryError::Server {
-                    registry,
-                    status: code,
-                    detail: first_line(&message),
-                },
-            },
-            OciDistributionError::RequestError(err) => self.classify_transport(&err),
-            other => RegistryError::Other {
-                registry,
-                detail: first_line(&other.to_string()),
-            },
         }
     }
 

@@ -47,7 +47,7 @@ use url::{Host, Url};
 use super::source::{FetchError, MetaRequest, MetadataSource};
 use crate::audit::metrics::Metrics;
 
-mod auth;
+pub(crate) mod auth;
 #[allow(clippy::wildcard_imports)]
 use auth::*;
 
