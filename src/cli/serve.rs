@@ -50,6 +50,11 @@ pub struct ServeArgs {
     /// repeatable. localhost and 127.0.0.1 are always included.
     #[arg(long = "tls-san", value_name = "NAME", conflicts_with = "tls_cert")]
     pub tls_sans: Vec<String>,
+    /// Mutual TLS: a CA bundle (PEM); only callers presenting a client certificate issued by it
+    /// are answered on --listen (give the API server a client certificate in its admission
+    /// kubeconfig). Reloaded with --tls-cert/--tls-key.
+    #[arg(long, value_name = "FILE", env = "TRUSTGATE_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
     /// Where to write the self-signed CA certificate (PEM) for the webhook's caBundle.
     #[arg(long, value_name = "FILE", conflicts_with = "tls_cert")]
     pub ca_out: Option<PathBuf>,
@@ -135,7 +140,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ca_out: args.ca_out.clone(),
         },
     };
-    let config = ServerConfig::new(args.listen, args.admin_listen, tls);
+    let config = ServerConfig::new(args.listen, args.admin_listen, tls)
+        .with_client_ca(args.client_ca.clone());
     let server = start(&config, Arc::new(webhook))
         .await
         .context("starting the webhook")?;

@@ -84,6 +84,12 @@ impl DockerConfig {
     /// Parses `config.json` / `.dockerconfigjson` (`{"auths":{...}}`) or legacy `.dockercfg`
     /// (the map of entries at the top level). Entries without usable credentials are skipped.
     pub fn parse(bytes: &[u8]) -> Result<DockerConfig, CredentialsError> {
+        let limit = crate::limits::LIMITS.json_depth;
+        if !crate::admission::wire::json_depth_within(bytes, limit) {
+            return Err(CredentialsError::Json(format!(
+                "nested deeper than the limit of {limit} levels"
+            )));
+        }
         let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| CredentialsError::Json(e.to_string()))?;
         let map = match value.get("auths") {
