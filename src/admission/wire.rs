@@ -249,4 +249,28 @@ mod tests {
             Err(DecodeError::Json(_))
         ));
     }
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert!(json_depth_within(br#"{"a":[{"b":"[[[[{{{{"}]}"#, 3));
+        assert!(!json_depth_within(br#"{"a":[{"b":[]}]}"#, 3));
+        assert!(json_depth_within(br#"{"a":"\"[[[["}"#, 1));
+        assert!(!json_depth_within(br#"{"a":"\\",[[[[0]]]]}"#, 4));
+        let review = |n: usize| {
+            format!(
+                r#"{{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{}1{}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        let limit = crate::limits::LIMITS.json_depth;
+        assert!(!matches!(
+            decode(review(limit - 1).as_bytes()),
+            Err(DecodeError::TooDeep { .. })
+        ));
+        assert!(matches!(
+            decode(review(limit).as_bytes()),
+            Err(DecodeError::TooDeep { limit: l }) if l == limit
+        ));
+    }
 }

@@ -348,4 +348,20 @@ mod alias_tests {
         assert!(same_registry("https://r.example/v2/", "R.example:443"));
         assert!(!same_registry("r.example", "r.example.evil.io"));
     }
+
+    #[test]
+    fn configs_one_past_the_json_depth_limit_are_refused() {
+        let limit = crate::limits::LIMITS.json_depth;
+        // {"auths":{"r":{"x": [..]}}}: three objects, then arrays.
+        let nest = |n: usize| {
+            format!(
+                r#"{{"auths":{{"r":{{"username":"u","password":"p","x":{}0{}}}}}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        assert!(DockerConfig::parse(nest(limit - 3).as_bytes()).is_ok());
+        let e = DockerConfig::parse(nest(limit - 2).as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("deeper than the limit"), "{e}");
+    }
 }
