@@ -192,10 +192,12 @@ pub fn server_config_for_clients(
                     .add(der)
                     .map_err(|e| ServingTlsError::ClientCa(TlsError::BadPem(e.to_string())))?;
             }
-            let verifier =
-                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                    .build()
-                    .map_err(|e| ServingTlsError::ClientCa(TlsError::BadPem(e.to_string())))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| ServingTlsError::ClientCa(TlsError::BadPem(e.to_string())))?;
             builder.with_client_cert_verifier(verifier)
         }
     };

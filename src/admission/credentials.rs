@@ -165,7 +165,10 @@ mod tests {
         let login = NotaryLogin::new(
             "ops",
             "pw",
-            &["https://notary.example.com:4443".into(), "http://127.0.0.1:4000/".into()],
+            &[
+                "https://notary.example.com:4443".into(),
+                "http://127.0.0.1:4000/".into(),
+            ],
         )
         .unwrap();
         let yes = Some(("ops".to_string(), "pw".to_string()));

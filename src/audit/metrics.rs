@@ -437,7 +437,12 @@ mod tests {
     fn forged_label_values_are_counted_as_other() {
         let m = Metrics::new();
         for i in 0..1000 {
-            m.admission_request(&format!("Forged{i}"), &format!("OP{i}"), "allowed", Duration::ZERO);
+            m.admission_request(
+                &format!("Forged{i}"),
+                &format!("OP{i}"),
+                "allowed",
+                Duration::ZERO,
+            );
             m.notary_fetch(&format!("targets/d{i}"), "ok", Duration::ZERO);
         }
         m.admission_request("Pod", "CREATE", "allowed", Duration::ZERO);
@@ -461,8 +466,14 @@ mod tests {
             m.image_decision(&format!("ns/p{i}"), "admitted", "verified");
         }
         let text = m.encode();
-        assert!(text.contains(&format!(r#"policy="ns/p{}""#, cap - 1)), "{text}");
-        assert!(!text.contains(&format!(r#"policy="ns/p{cap}""#)), "one past the limit");
+        assert!(
+            text.contains(&format!(r#"policy="ns/p{}""#, cap - 1)),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&format!(r#"policy="ns/p{cap}""#)),
+            "one past the limit"
+        );
         assert!(text.contains(r#"policy="other""#), "{text}");
     }
 }

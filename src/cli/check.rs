@@ -34,7 +34,8 @@ pub async fn run(
     }
     let policies = load_policy_set(&args.policies, &args.policy_dirs)?
         .with_default_action(args.default_action);
-    let (options, creds) = CliCredentials::from_flags(registry, notary, Binding::OnlyServerOf(&policies))?;
+    let (options, creds) =
+        CliCredentials::from_flags(registry, notary, Binding::OnlyServerOf(&policies))?;
     let engine = Engine::new(
         EngineConfig {
             default_action: args.default_action,

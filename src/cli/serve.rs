@@ -96,7 +96,8 @@ pub struct ServeArgs {
 
 /// Runs the webhook until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (options, creds) = CliCredentials::from_flags(&args.registry, &args.notary, Binding::Required)?;
+    let (options, creds) =
+        CliCredentials::from_flags(&args.registry, &args.notary, Binding::Required)?;
     let metrics = Arc::new(Metrics::new());
     let engine = Engine::new(
         EngineConfig {

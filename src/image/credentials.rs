@@ -341,7 +341,10 @@ mod alias_tests {
         };
         assert_eq!(cfg.credentials_for("registry.example.com"), a);
         assert_eq!(cfg.credentials_for("Registry.Example.com:443"), a);
-        assert!(cfg.credentials_for("registry.example.com:5000").is_anonymous());
+        assert!(
+            cfg.credentials_for("registry.example.com:5000")
+                .is_anonymous()
+        );
         assert!(cfg.credentials_for("evil.example").is_anonymous());
         assert!(!cfg.credentials_for("docker.io").is_anonymous());
         assert!(same_registry("index.docker.io", "docker.io"));

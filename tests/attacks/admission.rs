@@ -12,7 +12,9 @@ use trustgate::audit::metrics::Metrics;
 use trustgate::clock::SystemClock;
 use trustgate::decision::{Anonymous, Engine, EngineConfig};
 use trustgate::limits::LIMITS;
-use trustgate::policy::{Action, DirPolicySource, LoadedPolicy, PolicyId, PolicySet, TrustPolicySpec};
+use trustgate::policy::{
+    Action, DirPolicySource, LoadedPolicy, PolicyId, PolicySet, TrustPolicySpec,
+};
 use trustgate::tls::ServingCert;
 
 #[path = "../webhook/support.rs"]
@@ -49,7 +51,10 @@ async fn forged_kinds_do_not_grow_metrics() {
     let (_, _, after) = server.admin("/metrics").await;
     let growth = after.len().saturating_sub(before.len());
     assert!(growth < 200_000, "/metrics grew by {growth} bytes");
-    assert!(!after.contains("Forged1"), "forged kinds are not label values");
+    assert!(
+        !after.contains("Forged1"),
+        "forged kinds are not label values"
+    );
     assert!(after.contains(r#"kind="other""#), "{after}");
 }
 
@@ -74,7 +79,9 @@ async fn host_alias_bypass_is_decided_by_the_host_policy() {
     .iter()
     .map(|s| (*s).to_string())
     .collect();
-    let decisions = engine.decide_all("default", &images, &set, &Anonymous).await;
+    let decisions = engine
+        .decide_all("default", &images, &set, &Anonymous)
+        .await;
     for d in &decisions {
         assert!(!d.allowed, "{} was admitted: {}", d.image, d.reason);
         assert_ne!(d.policy.as_deref(), Some("anything"), "{}", d.image);
@@ -89,7 +96,9 @@ async fn host_alias_bypass_is_decided_by_the_host_policy() {
 
 /// A client CA and a client certificate it issued (PEM): (ca, cert, key).
 fn client_pki() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair};
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -115,8 +124,7 @@ async fn mtls_server(client_ca: &std::path::Path) -> (trustgate::admission::Runn
         sans: vec![],
         ca_out: None,
     };
-    let config =
-        ServerConfig::new(any, any, tls).with_client_ca(Some(client_ca.to_path_buf()));
+    let config = ServerConfig::new(any, any, tls).with_client_ca(Some(client_ca.to_path_buf()));
     let server = start(&config, Arc::new(webhook)).await.unwrap();
     let ca = server.ca_pem.clone().unwrap();
     (server, ca)
@@ -136,7 +144,10 @@ async fn caller_without_client_certificate_is_refused() {
 
     let anonymous = support::client(&[&serving_ca]);
     let err = anonymous.post(&url).json(&review).send().await;
-    assert!(err.is_err(), "answered without a client certificate: {err:?}");
+    assert!(
+        err.is_err(),
+        "answered without a client certificate: {err:?}"
+    );
 
     // A certificate from another CA is refused too.
     let (_, other_cert, other_key) = client_pki();

@@ -70,7 +70,11 @@ async fn operator_notary_login_is_not_forwarded_to_a_tenant_notary() {
         format!(
             "{}---\n{}",
             verify_policy("tenant", "127.0.0.1:1/tenant/**", &evil.url()),
-            verify_policy("ops", "127.0.0.1:1/ops/**", "https://notary.ops.example:4443")
+            verify_policy(
+                "ops",
+                "127.0.0.1:1/ops/**",
+                "https://notary.ops.example:4443"
+            )
         ),
     )
     .unwrap();
@@ -129,7 +133,13 @@ fn serve_refuses_an_unbound_notary_login() {
     let dir = tempfile::tempdir().unwrap();
     let auth = base64::engine::general_purpose::STANDARD.encode("ops:s3cret");
     let mut child = Command::new(env!("CARGO_BIN_EXE_trustgate"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--policy-dir")
         .arg(dir.path())
         .env("HOME", dir.path())
@@ -200,7 +210,11 @@ async fn policy_registry_login_is_not_sent_to_another_registry() {
                 "shop",
                 "bound",
                 "kubernetes.io/basic-auth",
-                &[("username", "u"), ("password", "p"), ("registry", "reg.shop.example:443")],
+                &[
+                    ("username", "u"),
+                    ("password", "p"),
+                    ("registry", "reg.shop.example:443"),
+                ],
             ),
             secret(
                 "shop",
@@ -211,8 +225,11 @@ async fn policy_registry_login_is_not_sent_to_another_registry() {
         ],
         &[],
     ));
-    let bound = LoadedPolicy::new(PolicyId::namespaced("shop", "bound"), spec(&["**"], Some("bound")))
-        .unwrap();
+    let bound = LoadedPolicy::new(
+        PolicyId::namespaced("shop", "bound"),
+        spec(&["**"], Some("bound")),
+    )
+    .unwrap();
     let unbound = LoadedPolicy::new(
         PolicyId::namespaced("shop", "unbound"),
         spec(&["evil.example/**"], Some("unbound")),
@@ -311,18 +328,23 @@ async fn token_realm_on_another_host_gets_no_login() {
     let registry = bearer_registry(format!("http://127.0.0.1:{}/token", own.addr.port())).await;
     let image = format!("{}/team/app:v1", registry.addr);
     resolve(&image, &basic("u", "s3cret")).await.unwrap();
-    assert_eq!(own.authorizations().len(), 1, "the registry's own realm gets the login");
+    assert_eq!(
+        own.authorizations().len(),
+        1,
+        "the registry's own realm gets the login"
+    );
 }
 
 /// Redirects: a registry that redirects an authenticated manifest request to another host must
 /// not make trustgate carry `Authorization` there.
 #[tokio::test]
 async fn redirect_does_not_carry_authorization_to_another_host() {
-    let elsewhere = Scripted::start(|_| {
-        Reply::status(200, &[("Docker-Content-Digest", DIGEST)], "")
-    })
-    .await;
-    let target = format!("http://localhost:{}/v2/team/app/manifests/v1", elsewhere.addr.port());
+    let elsewhere =
+        Scripted::start(|_| Reply::status(200, &[("Docker-Content-Digest", DIGEST)], "")).await;
+    let target = format!(
+        "http://localhost:{}/v2/team/app/manifests/v1",
+        elsewhere.addr.port()
+    );
     let registry = Scripted::start(move |req| match &req.authorization {
         None => Reply::status(401, &[("WWW-Authenticate", "Basic realm=\"reg\"")], ""),
         Some(_) => Reply::status(307, &[("Location", &target)], ""),
@@ -331,15 +353,25 @@ async fn redirect_does_not_carry_authorization_to_another_host() {
     let image = format!("{}/team/app:v1", registry.addr);
     let result = resolve(&image, &basic("u", "s3cret")).await;
     assert!(
-        registry.authorizations().iter().any(|a| a.starts_with("Basic ")),
+        registry
+            .authorizations()
+            .iter()
+            .any(|a| a.starts_with("Basic ")),
         "the registry itself got the login"
     );
     assert!(
-        registry.requests().iter().all(|r| r.path == "/v2/team/app/manifests/v1"),
+        registry
+            .requests()
+            .iter()
+            .all(|r| r.path == "/v2/team/app/manifests/v1"),
         "{:?}",
         registry.requests()
     );
-    assert_eq!(elsewhere.authorizations(), Vec::<String>::new(), "{result:?}");
+    assert_eq!(
+        elsewhere.authorizations(),
+        Vec::<String>::new(),
+        "{result:?}"
+    );
 }
 
 /// M4 (endless data): a registry serving an endless manifest is refused at the limit, without
@@ -356,11 +388,17 @@ async fn endless_manifest_is_refused_at_the_limit() {
     .await;
     let image = format!("{}/team/app:v1", registry.addr);
     let err = resolve(&image, &Credentials::Anonymous).await.unwrap_err();
-    assert!(err.to_string().contains("manifest larger than the limit"), "{err}");
+    assert!(
+        err.to_string().contains("manifest larger than the limit"),
+        "{err}"
+    );
     let limit = trustgate::limits::LIMITS.manifest_bytes;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = *registry.sent.lock().unwrap();
-    assert!(sent < 64 << 20, "the client hung up early ({sent} bytes sent, limit {limit})");
+    assert!(
+        sent < 64 << 20,
+        "the client hung up early ({sent} bytes sent, limit {limit})"
+    );
 }
 
 /// M4, as the issue states it: `trustgate check` of an image whose registry serves a 64 MiB
@@ -409,7 +447,10 @@ async fn endless_manifest_check_stays_under_48_mib() {
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
     let reason = v["results"][0]["reason"].as_str().unwrap_or_default();
-    assert!(reason.contains("manifest larger than the limit"), "{reason}");
+    assert!(
+        reason.contains("manifest larger than the limit"),
+        "{reason}"
+    );
     let kib: u64 = stderr
         .lines()
         .find_map(|l| l.strip_prefix("maxrss_kib="))

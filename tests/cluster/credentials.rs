@@ -232,7 +232,11 @@ async fn policy_secrets_come_from_the_policy_namespace_or_trustgates() {
                 "trustgate",
                 "cluster-reg",
                 "kubernetes.io/basic-auth",
-                &[("username", "cu"), ("password", "cp"), ("registry", "other.example")],
+                &[
+                    ("username", "cu"),
+                    ("password", "cp"),
+                    ("registry", "other.example"),
+                ],
             ),
             secret(
                 "trustgate",

@@ -636,16 +636,43 @@ fn malformed_inputs_never_panic() {
 #[test]
 fn registry_aliases_are_one_registry() {
     for (input, normalized) in [
-        ("registry.example.com:443/shop/app:v1", "registry.example.com/shop/app:v1"),
-        ("registry.example.com:0443/shop/app:v1", "registry.example.com/shop/app:v1"),
-        ("Registry.Example.COM/shop/app:v1", "registry.example.com/shop/app:v1"),
-        ("REGISTRY.example.com:443/shop/app", "registry.example.com/shop/app:latest"),
-        ("registry.example.com:4443/shop/app:v1", "registry.example.com:4443/shop/app:v1"),
-        ("registry.example.com:5443/shop/app:v1", "registry.example.com:5443/shop/app:v1"),
-        ("index.docker.io/library/nginx:1", "docker.io/library/nginx:1"),
-        ("registry-1.docker.io/library/nginx:1", "docker.io/library/nginx:1"),
+        (
+            "registry.example.com:443/shop/app:v1",
+            "registry.example.com/shop/app:v1",
+        ),
+        (
+            "registry.example.com:0443/shop/app:v1",
+            "registry.example.com/shop/app:v1",
+        ),
+        (
+            "Registry.Example.COM/shop/app:v1",
+            "registry.example.com/shop/app:v1",
+        ),
+        (
+            "REGISTRY.example.com:443/shop/app",
+            "registry.example.com/shop/app:latest",
+        ),
+        (
+            "registry.example.com:4443/shop/app:v1",
+            "registry.example.com:4443/shop/app:v1",
+        ),
+        (
+            "registry.example.com:5443/shop/app:v1",
+            "registry.example.com:5443/shop/app:v1",
+        ),
+        (
+            "index.docker.io/library/nginx:1",
+            "docker.io/library/nginx:1",
+        ),
+        (
+            "registry-1.docker.io/library/nginx:1",
+            "docker.io/library/nginx:1",
+        ),
         ("registry-1.docker.io/nginx:1", "docker.io/library/nginx:1"),
-        ("Registry-1.Docker.IO:443/nginx", "docker.io/library/nginx:latest"),
+        (
+            "Registry-1.Docker.IO:443/nginx",
+            "docker.io/library/nginx:latest",
+        ),
         ("docker.io:443/team/app:1", "docker.io/team/app:1"),
         ("index.docker.io:443/team/app:1", "docker.io/team/app:1"),
         ("[::1]:443/a:v1", "[::1]/a:v1"),
@@ -655,7 +682,9 @@ fn registry_aliases_are_one_registry() {
         assert_eq!(r.normalized(), normalized, "{input}");
         assert_eq!(
             r.repository(),
-            normalized.rsplit_once(':').map_or(normalized, |(repo, _)| repo),
+            normalized
+                .rsplit_once(':')
+                .map_or(normalized, |(repo, _)| repo),
             "the GUN of {input}"
         );
     }
@@ -675,9 +704,15 @@ fn a_reference_one_past_the_length_limit_is_refused() {
     let e = ImageRef::parse(&long).unwrap_err();
     assert_eq!(kind(&e), "reference-too-long", "{e}");
     assert!(e.to_string().contains(&limit.to_string()), "{e}");
-    assert!(e.to_string().len() < 200, "the reason does not echo the input");
+    assert!(
+        e.to_string().len() < 200,
+        "the reason does not echo the input"
+    );
     let exactly = format!("r.example/a@sha256:{}", "0".repeat(64));
     let padded = format!("{}{exactly}", "x".repeat(limit - exactly.len()));
     assert_eq!(padded.len(), limit);
-    assert!(ImageRef::parse(&padded).is_ok(), "{limit} bytes exactly are accepted");
+    assert!(
+        ImageRef::parse(&padded).is_ok(),
+        "{limit} bytes exactly are accepted"
+    );
 }

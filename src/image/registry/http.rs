@@ -25,7 +25,9 @@ use url::{Host, Url};
 use super::MANIFEST_MEDIA_TYPES;
 use crate::image::credentials::Credentials;
 use crate::limits::LIMITS;
-use crate::notary::fetch::auth::{Challenge, errcode_message, parse_challenges, parse_token_response};
+use crate::notary::fetch::auth::{
+    Challenge, errcode_message, parse_challenges, parse_token_response,
+};
 
 /// Most redirects followed (same origin only).
 const MAX_REDIRECTS: usize = 5;
@@ -149,9 +151,11 @@ impl<'a> Conversation<'a> {
         let declared = header_digest(get.headers());
         let body_digest = read_manifest_digest(&mut get).await?;
         match declared {
-            Some(d) if d.starts_with("sha256:") && d != body_digest => Err(Failure::Protocol(
-                format!("the manifest's digest is {body_digest}, not the {d} the registry declared"),
-            )),
+            Some(d) if d.starts_with("sha256:") && d != body_digest => {
+                Err(Failure::Protocol(format!(
+                    "the manifest's digest is {body_digest}, not the {d} the registry declared"
+                )))
+            }
             _ => Ok(body_digest),
         }
     }
@@ -214,8 +218,9 @@ impl<'a> Conversation<'a> {
             .param("realm")
             .filter(|r| !r.is_empty())
             .ok_or_else(|| Failure::Protocol("bearer challenge without realm".into()))?;
-        let mut url = Url::parse(realm)
-            .map_err(|e| Failure::Protocol(format!("invalid token realm {:?}: {e}", short(realm))))?;
+        let mut url = Url::parse(realm).map_err(|e| {
+            Failure::Protocol(format!("invalid token realm {:?}: {e}", short(realm)))
+        })?;
         if !matches!(url.scheme(), "http" | "https")
             || !url.username().is_empty()
             || url.password().is_some()
@@ -252,7 +257,9 @@ impl<'a> Conversation<'a> {
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             let detail = error_text(&mut resp).await;
-            return Err(Failure::Token(format!("token service answered HTTP {status}: {detail}")));
+            return Err(Failure::Token(format!(
+                "token service answered HTTP {status}: {detail}"
+            )));
         }
         let body = read_capped(&mut resp, LIMITS.token_bytes)
             .await?
