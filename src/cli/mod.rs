@@ -130,7 +130,7 @@ pub enum Command {
     },
     /// Run the admission webhook: HTTPS `POST /validate` on --listen, `/healthz`, `/readyz`
     /// and `/metrics` on --admin-listen, policies from --policy-dir.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print the CRDs (TrustPolicy, ClusterTrustPolicy) that `crds/` holds.
     Crdgen,
     /// Show a repository's verified trust data: root key IDs and public keys to pin, role
@@ -230,7 +230,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             check::run(args, &registry, &notary).await
         }
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Crdgen => {
             print!("{}", trustgate::policy::crd_yaml()?);
             Ok(ExitCode::SUCCESS)
