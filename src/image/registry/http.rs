@@ -269,6 +269,12 @@ impl<'a> Conversation<'a> {
                     LIMITS.token_bytes
                 ))
             })?;
+        if !crate::admission::wire::json_depth_within(&body, LIMITS.json_depth) {
+            return Err(Failure::Protocol(format!(
+                "token answer nests JSON deeper than the limit of {} levels",
+                LIMITS.json_depth
+            )));
+        }
         parse_token_response(&body)
             .map(|(token, _)| token)
             .map_err(Failure::Token)
