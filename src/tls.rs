@@ -484,4 +484,46 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &tls.config.get_inner()));
         assert_eq!(metrics.tls_reloads.get(), 2);
     }
+
+    #[tokio::test]
+    async fn client_ca_is_required_valid_and_reloaded_with_the_pair() {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key, ca) = (
+            dir.path().join("tls.crt"),
+            dir.path().join("tls.key"),
+            dir.path().join("client-ca.pem"),
+        );
+        let a = generate_self_signed(&[]).unwrap();
+        std::fs::write(&cert, &a.cert_pem).unwrap();
+        std::fs::write(&key, &a.key_pem).unwrap();
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let err = server_config_for_clients(
+            a.cert_pem.as_bytes(),
+            a.key_pem.as_bytes(),
+            Some(b"not a certificate"),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ServingTlsError::ClientCa(_)), "{err}");
+
+        let first = generate_self_signed(&[]).unwrap();
+        std::fs::write(&ca, &first.ca_pem).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let source = ServingCert::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+            reload_interval: Duration::from_millis(50),
+        };
+        let _tls = ServingTls::start_for_clients(&source, Some(&ca), Arc::clone(&metrics))
+            .await
+            .unwrap();
+        assert_eq!(metrics.tls_reloads.get(), 1);
+        let second = generate_self_signed(&[]).unwrap();
+        std::fs::write(&ca, &second.ca_pem).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while metrics.tls_reloads.get() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(metrics.tls_reloads.get(), 2, "a new client CA is picked up");
+    }
 }

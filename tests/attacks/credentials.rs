@@ -470,20 +470,33 @@ use mock::{fake, objects, secret};
 #[tokio::test]
 async fn endless_token_and_error_bodies_are_cut_at_their_limits() {
     let limit = usize::try_from(trustgate::limits::LIMITS.token_bytes).unwrap();
-    let big = format!(r#"{{"token":"{}"}}"#, "t".repeat(limit + 1 - r#"{"token":""}"#.len()));
+    let big = format!(
+        r#"{{"token":"{}"}}"#,
+        "t".repeat(limit + 1 - r#"{"token":""}"#.len())
+    );
     assert_eq!(big.len(), limit + 1);
     let tokens = Scripted::start(move |_| Reply::status(200, &[], &big)).await;
     let registry = bearer_registry(format!("http://127.0.0.1:{}/token", tokens.addr.port())).await;
-    let err = resolve(&format!("{}/team/app:v1", registry.addr), &Credentials::Anonymous)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("token answer larger than the limit"), "{err}");
+    let err = resolve(
+        &format!("{}/team/app:v1", registry.addr),
+        &Credentials::Anonymous,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("token answer larger than the limit"),
+        "{err}"
+    );
 
     let endless = Scripted::start(|_| Reply::Endless(404, vec![], 64 << 20)).await;
     let started = Instant::now();
-    let err = resolve(&format!("{}/team/app:v1", endless.addr), &Credentials::Anonymous)
-        .await
-        .unwrap_err();
+    let err = resolve(
+        &format!("{}/team/app:v1", endless.addr),
+        &Credentials::Anonymous,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, RegistryError::TagNotFound { .. }), "{err}");
     assert!(err.to_string().len() < 400, "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
