@@ -81,8 +81,7 @@ async fn operator_notary_login_is_not_forwarded_to_a_tenant_notary() {
     let auth = base64::engine::general_purpose::STANDARD.encode("ops:s3cret");
     let image = format!("127.0.0.1:1/tenant/app@{DIGEST}");
     let p = policies.to_str().unwrap();
-    let (d, evil_addr) = (dir.path().to_path_buf(), evil.addr);
-    let _ = evil_addr;
+    let d = dir.path().to_path_buf();
 
     // A login with two Notary servers in the policies and no binding is a usage error.
     let (d1, p1, i1, a1) = (d.clone(), p.to_string(), image.clone(), auth.clone());
