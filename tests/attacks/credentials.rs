@@ -503,3 +503,27 @@ async fn endless_token_and_error_bodies_are_cut_at_their_limits() {
     let sent = *endless.sent.lock().unwrap();
     assert!(sent < 64 << 20, "{sent} bytes sent");
 }
+
+/// H3 for `inspect`: a login bound elsewhere is not sent to `--notary-url`.
+#[test]
+fn inspect_does_not_send_a_login_bound_to_another_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("ops:s3cret");
+    let out = Command::new(env!("CARGO_BIN_EXE_trustgate"))
+        .args([
+            "inspect",
+            "--notary-url",
+            "http://127.0.0.1:1",
+            "--notary-auth-server",
+            "https://notary.ops.example:4443",
+            "127.0.0.1:1/tenant/app:v1",
+        ])
+        .env("HOME", dir.path())
+        .env("NOTARY_AUTH", auth)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("not to --notary-url"), "{stderr}");
+}

@@ -230,10 +230,8 @@ impl<'a> Conversation<'a> {
                 short(realm)
             )));
         }
-        let scope = challenge
-            .param("scope")
-            .filter(|s| s.starts_with(&format!("repository:{}:", self.path)))
-            .map_or_else(|| format!("repository:{}:pull", self.path), str::to_string);
+        // Only ever a pull scope for this repository, whatever the challenge asks for.
+        let scope = format!("repository:{}:pull", self.path);
         {
             let mut q = url.query_pairs_mut();
             if let Some(service) = challenge.param("service") {
