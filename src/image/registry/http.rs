@@ -407,3 +407,47 @@ async fn status_failure(resp: &mut Response) -> Failure {
 fn short(s: &str) -> String {
     s.chars().take(200).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn may(plain_http: bool, domain: &str, realm: &str) -> bool {
+        crate::tls::install_crypto_provider();
+        let client = Client::new();
+        let creds = Credentials::Basic {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        let talk = Conversation::new(&client, plain_http, domain, "a/b", &creds);
+        talk.realm_may_get_login(&Url::parse(realm).unwrap())
+    }
+
+    #[test]
+    fn logins_go_only_to_realms_on_the_registry_host() {
+        assert!(may(false, "reg.example", "https://reg.example/token"));
+        assert!(may(
+            false,
+            "reg.example:5000",
+            "https://REG.example:5001/token"
+        ));
+        assert!(may(false, "docker.io", "https://auth.docker.io/token"));
+        assert!(may(true, "127.0.0.1:5000", "http://127.0.0.1:5001/token"));
+        assert!(
+            may(false, "[::1]:5000", "http://[::1]:5001/token"),
+            "loopback http"
+        );
+        assert!(
+            !may(false, "reg.example", "http://reg.example/token"),
+            "https registry, http realm"
+        );
+        assert!(!may(false, "reg.example", "https://auth.reg.example/token"));
+        assert!(!may(
+            false,
+            "reg.example",
+            "https://reg.example.evil.io/token"
+        ));
+        assert!(!may(false, "ghcr.io", "https://auth.docker.io/token"));
+        assert!(!may(true, "127.0.0.1:5000", "http://localhost:5001/token"));
+    }
+}
