@@ -126,12 +126,25 @@ pub enum RegistryError {
 }
 
 /// Resolves image references to manifest digests. Keeps one HTTP client (with its connection
-/// pool) per registry set-up, keyed by the whole set-up (never by a hash of it alone), bounded
-/// in number.
+/// pool) per registry set-up, keyed by the whole set-up (never by a hash of it alone), and the
+/// `Authorization` that worked per registry, repository and login until it expires (a token's
+/// own lifetime; five minutes for Basic), both bounded in number.
 #[derive(Clone)]
 pub struct Resolver {
     clients: moka::sync::Cache<RegistryOptions, reqwest::Client>,
+    /// `Authorization` values that worked, per conversation identity, until they expire.
+    auths: moka::sync::Cache<AuthKey, (reqwest::header::HeaderValue, std::time::Instant)>,
     metrics: Option<Arc<Metrics>>,
+}
+
+/// Who an `Authorization` is for: the registry set-up, host, repository and login (the whole
+/// key, never a hash of it alone).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct AuthKey {
+    options: RegistryOptions,
+    registry: String,
+    path: String,
+    credentials: Credentials,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -156,6 +169,10 @@ impl Resolver {
             clients: moka::sync::Cache::builder()
                 .max_capacity(max_clients)
                 .time_to_idle(Duration::from_secs(600))
+                .build(),
+            auths: moka::sync::Cache::builder()
+                .max_capacity(max_clients.saturating_mul(16))
+                .time_to_live(Duration::from_secs(3600))
                 .build(),
             metrics: None,
         }
@@ -207,14 +224,26 @@ impl Resolver {
             with_credentials: !credentials.is_anonymous(),
             timeout: options.timeout,
         };
+        let key = AuthKey {
+            options: options.clone(),
+            registry: registry.clone(),
+            path: image.path().to_string(),
+            credentials: credentials.clone(),
+        };
+        let cached = self
+            .auths
+            .get(&key)
+            .filter(|(_, until)| std::time::Instant::now() < *until)
+            .map(|(auth, _)| auth);
+        let mut talk = Conversation::new(
+            &client,
+            options.plain_http,
+            &registry,
+            image.path(),
+            credentials,
+        )
+        .with_cached(cached);
         let attempt = async {
-            let mut talk = Conversation::new(
-                &client,
-                options.plain_http,
-                &registry,
-                image.path(),
-                credentials,
-            );
             match talk.manifest_digest(&tag).await {
                 Ok(d) => Ok(d),
                 Err(e) => match ctx.classify(e) {
@@ -233,7 +262,16 @@ impl Resolver {
                 },
             }
         };
-        let digest = match tokio::time::timeout(options.timeout, attempt).await {
+        let outcome = tokio::time::timeout(options.timeout, attempt).await;
+        match (&outcome, talk.obtained()) {
+            (Ok(Err(RegistryError::Unauthorized { .. })), _) => self.auths.invalidate(&key),
+            (_, Some((auth, fresh))) => {
+                self.auths
+                    .insert(key, (auth, std::time::Instant::now() + fresh));
+            }
+            _ => {}
+        }
+        let digest = match outcome {
             Err(_) => return Err(ctx.timeout()),
             Ok(Err(e)) => return Err(e),
             Ok(Ok(d)) => d,

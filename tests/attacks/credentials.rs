@@ -326,12 +326,31 @@ async fn token_realm_on_another_host_gets_no_login() {
     let own = token_service().await;
     let registry = bearer_registry(format!("http://127.0.0.1:{}/token", own.addr.port())).await;
     let image = format!("{}/team/app:v1", registry.addr);
-    resolve(&image, &basic("u", "s3cret")).await.unwrap();
+    trustgate::tls::install_crypto_provider();
+    let resolver = Resolver::default();
+    let parsed = ImageRef::parse(&image).unwrap();
+    for _ in 0..2 {
+        resolver
+            .resolve(&parsed, &options(), &basic("u", "s3cret"))
+            .await
+            .unwrap();
+    }
     assert_eq!(
         own.authorizations().len(),
         1,
         "the registry's own realm gets the login"
     );
+    assert_eq!(
+        own.requests().len(),
+        1,
+        "the token is reused while it is fresh"
+    );
+    // Another login never reuses that token.
+    resolver
+        .resolve(&parsed, &options(), &basic("v", "other"))
+        .await
+        .unwrap();
+    assert_eq!(own.requests().len(), 2);
 }
 
 /// Redirects: a registry that redirects an authenticated manifest request to another host must

@@ -35,6 +35,11 @@ const MAX_REDIRECTS: usize = 5;
 pub(super) const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
 /// Docker Hub's token service, the one realm off the registry's host that gets a login.
 const DOCKER_HUB_AUTH: &str = "auth.docker.io";
+/// How long a Basic `Authorization` the registry accepted is sent again without a challenge.
+const BASIC_REUSE: Duration = Duration::from_secs(300);
+
+/// The answer to a challenge and how long it may be reused.
+type Answer = (Option<HeaderValue>, Option<Duration>);
 
 /// A registry client for one set of options (CA bundle, scheme, timeout).
 pub(super) fn build_client(
@@ -100,6 +105,8 @@ pub(super) struct Conversation<'a> {
     pub(super) credentials: &'a Credentials,
     /// The `Authorization` that worked (or was given) so far.
     auth: Option<HeaderValue>,
+    /// How long a newly obtained `auth` may be reused (set when a challenge was answered).
+    fresh: Option<Duration>,
     challenged: bool,
 }
 
@@ -127,8 +134,23 @@ impl<'a> Conversation<'a> {
             path,
             credentials,
             auth,
+            fresh: None,
             challenged: false,
         }
+    }
+
+    /// Starts with an `Authorization` reused from an earlier conversation with the same
+    /// registry, repository and login (a 401 still gets a fresh answer).
+    pub(super) fn with_cached(mut self, auth: Option<HeaderValue>) -> Conversation<'a> {
+        if self.auth.is_none() {
+            self.auth = auth;
+        }
+        self
+    }
+
+    /// An `Authorization` obtained in this conversation and how long it may be reused.
+    pub(super) fn obtained(&self) -> Option<(HeaderValue, Duration)> {
+        Some((self.auth.clone()?, self.fresh?))
     }
 
     fn url(&self, tail: &str) -> String {
@@ -179,7 +201,9 @@ impl<'a> Conversation<'a> {
         self.challenged = true;
         let challenges = parse_challenges(resp.headers());
         drop(resp);
-        self.auth = self.answer(&challenges).await?;
+        let (auth, fresh) = self.answer(&challenges).await?;
+        self.auth = auth;
+        self.fresh = fresh;
         self.request(method, url).await
     }
 
@@ -195,25 +219,26 @@ impl<'a> Conversation<'a> {
     }
 
     /// The `Authorization` answering `challenges` (Bearer preferred), if any.
-    async fn answer(&self, challenges: &[Challenge]) -> Result<Option<HeaderValue>, Failure> {
-        if let Credentials::Bearer(_) = self.credentials {
-            // A ready token was sent and refused; nothing else to offer.
-            return Ok(self.auth.clone());
+    async fn answer(&self, challenges: &[Challenge]) -> Result<Answer, Failure> {
+        if let Credentials::Bearer(token) = self.credentials {
+            // A ready token: sent (again) as it is; nothing else to offer.
+            return Ok((HeaderValue::from_str(&format!("Bearer {token}")).ok(), None));
         }
         if let Some(bearer) = challenges.iter().find(|c| c.scheme == "bearer") {
-            let token = self.token(bearer).await?;
-            return Ok(HeaderValue::from_str(&format!("Bearer {token}")).ok());
+            let (token, lifetime) = self.token(bearer).await?;
+            let header = HeaderValue::from_str(&format!("Bearer {token}")).ok();
+            return Ok((header, Some(lifetime.mul_f64(0.9))));
         }
         if challenges.iter().any(|c| c.scheme == "basic")
             && let Credentials::Basic { username, password } = self.credentials
         {
-            return Ok(basic_header(username, password));
+            return Ok((basic_header(username, password), Some(BASIC_REUSE)));
         }
-        Ok(None)
+        Ok((None, None))
     }
 
     /// A token from the challenge's realm (with the login only where it may go).
-    async fn token(&self, challenge: &Challenge) -> Result<String, Failure> {
+    async fn token(&self, challenge: &Challenge) -> Result<(String, Duration), Failure> {
         let realm = challenge
             .param("realm")
             .filter(|r| !r.is_empty())
@@ -273,9 +298,7 @@ impl<'a> Conversation<'a> {
                 LIMITS.json_depth
             )));
         }
-        parse_token_response(&body)
-            .map(|(token, _)| token)
-            .map_err(Failure::Token)
+        parse_token_response(&body).map_err(Failure::Token)
     }
 
     /// True when the login may go to `realm`: the registry's own host (or Docker Hub's token
