@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::Value;
 use trustgate::admission::credentials::{CredentialRequest, RequestCredentials};
+use trustgate::clock::SystemClock;
 use trustgate::cluster::{SecretConfig, SecretCredentials};
-use trustgate::decision::CredentialSource;
+use trustgate::decision::{CredentialSource, Engine, EngineConfig};
 use trustgate::image::credentials::Credentials;
 use trustgate::image::reference::ImageRef;
 use trustgate::image::registry::{RegistryError, RegistryOptions, Resolver};
@@ -269,6 +270,44 @@ async fn policy_registry_login_is_not_sent_to_another_registry() {
         None,
         "a namespaced policy never gets the operator's Notary login"
     );
+}
+
+/// H3 in cluster mode, end to end: a namespaced TrustPolicy pointing `notary.url` at its
+/// author's server (answering with a Basic challenge) is decided without the operator's login,
+/// even though the operator's fallback would hand it to any policy.
+#[tokio::test]
+async fn namespaced_policy_never_gets_the_operator_notary_login() {
+    let evil = Scripted::start(|_| {
+        Reply::status(401, &[("WWW-Authenticate", "Basic realm=\"tenant\"")], "")
+    })
+    .await;
+    let (client, _api) = fake(objects(vec![], &[]));
+    let mut tenant_spec = spec(&["127.0.0.1:1/**"], None);
+    if let Some(notary) = tenant_spec.notary.as_mut() {
+        notary.url = Some(evil.url());
+    }
+    let tenant = LoadedPolicy::new(PolicyId::namespaced("shop", "tenant"), tenant_spec).unwrap();
+    let mut set = PolicySet::new(Action::Deny);
+    set.extend(vec![tenant]);
+    let creds = SecretCredentials::new(client, "trustgate", SecretConfig::default())
+        .with_fallback(Arc::new(OperatorLogin));
+    let images = vec![format!("127.0.0.1:1/tenant/app@{DIGEST}")];
+    let source = creds
+        .for_request(CredentialRequest {
+            namespace: "shop",
+            images: &images,
+            image_pull_secrets: &[],
+            service_account: None,
+            policies: &set,
+        })
+        .await;
+    let engine = Engine::new(EngineConfig::default(), Arc::new(SystemClock));
+    let decisions = engine
+        .decide_all("shop", &images, &set, source.as_ref())
+        .await;
+    assert!(!decisions[0].allowed, "{}", decisions[0].reason);
+    assert!(!evil.requests().is_empty(), "the tenant's server was asked");
+    assert_eq!(evil.authorizations(), Vec::<String>::new());
 }
 
 fn options() -> RegistryOptions {
