@@ -585,3 +585,47 @@ fn inspect_does_not_send_a_login_bound_to_another_server() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("not to --notary-url"), "{stderr}");
 }
+
+/// M4: a manifest of exactly `LIMITS.manifest_bytes` is hashed; one byte more is refused.
+#[tokio::test]
+async fn manifest_one_past_the_limit_is_refused() {
+    let limit = usize::try_from(trustgate::limits::LIMITS.manifest_bytes).unwrap();
+    let at_limit = Scripted::start(move |req| {
+        if req.method == "HEAD" {
+            Reply::status(200, &[], "")
+        } else {
+            Reply::Full(200, vec![], vec![b'{'; limit])
+        }
+    })
+    .await;
+    let got = resolve(
+        &format!("{}/team/app:v1", at_limit.addr),
+        &Credentials::Anonymous,
+    )
+    .await
+    .unwrap();
+    let expected = format!("sha256:{}", {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(vec![b'{'; limit]))
+    });
+    assert_eq!(got, expected);
+
+    let past = Scripted::start(move |req| {
+        if req.method == "HEAD" {
+            Reply::status(200, &[], "")
+        } else {
+            Reply::Full(200, vec![], vec![b'{'; limit + 1])
+        }
+    })
+    .await;
+    let err = resolve(
+        &format!("{}/team/app:v1", past.addr),
+        &Credentials::Anonymous,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("manifest larger than the limit"),
+        "{err}"
+    );
+}
