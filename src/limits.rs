@@ -19,6 +19,9 @@ pub struct Limits {
     /// Deepest JSON nesting accepted in any JSON input (reviews, Notary metadata, registry
     /// answers, policy files).
     pub json_depth: usize,
+    /// Most distinct values of a metric label that comes from input or configuration (policy
+    /// names); further values are counted as `other`.
+    pub metric_label_values: usize,
 
     // ---- image references and registries ----
     /// Longest image reference string accepted (name, tag and digest together).
@@ -61,6 +64,7 @@ pub const LIMITS: Limits = Limits {
     review_bytes: 3 * 1024 * 1024,
     images_per_object: 512,
     json_depth: 64,
+    metric_label_values: 512,
 
     reference_bytes: 1024,
     manifest_bytes: 4 * 1024 * 1024,

@@ -58,6 +58,9 @@ pub enum ServingTlsError {
     /// The certificate PEM holds no certificate or is not PEM.
     #[error("serving certificate: {0}")]
     Certificate(TlsError),
+    /// The client CA bundle (`--client-ca`) holds no usable certificate.
+    #[error("client CA: {0}")]
+    ClientCa(TlsError),
     /// The key PEM holds no private key or is not PEM.
     #[error("serving key: {0}")]
     Key(String),
@@ -158,6 +161,17 @@ pub fn generate_self_signed(sans: &[String]) -> Result<SelfSigned, ServingTlsErr
 /// A rustls server configuration (aws-lc-rs, TLS 1.2 and 1.3, ALPN h2 and http/1.1) serving
 /// the certificate chain and key of the given PEM texts.
 pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<ServerConfig, ServingTlsError> {
+    server_config_for_clients(cert_pem, key_pem, None)
+}
+
+/// [`server_config`], and with `client_ca_pem` mutual TLS: only clients presenting a
+/// certificate issued by one of those CAs complete the handshake (the API server, configured
+/// with a client certificate in its admission kubeconfig).
+pub fn server_config_for_clients(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_pem: Option<&[u8]>,
+) -> Result<ServerConfig, ServingTlsError> {
     let chain = parse_pem_bundle(cert_pem).map_err(ServingTlsError::Certificate)?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| match e {
         rustls::pki_types::pem::Error::NoItemsFound => {
@@ -166,9 +180,29 @@ pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<ServerConfig, Se
         other => ServingTlsError::Key(other.to_string()),
     })?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(ServingTlsError::Rustls)?;
+    let builder = match client_ca_pem {
+        None => builder.with_no_client_auth(),
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for der in parse_pem_bundle(pem).map_err(ServingTlsError::ClientCa)? {
+                roots
+                    .add(der)
+                    .map_err(|e| ServingTlsError::ClientCa(TlsError::BadPem(e.to_string())))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| ServingTlsError::ClientCa(TlsError::BadPem(e.to_string())))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
         .map_err(ServingTlsError::Rustls)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
@@ -203,6 +237,21 @@ impl ServingTls {
         source: &ServingCert,
         metrics: Arc<Metrics>,
     ) -> Result<ServingTls, ServingTlsError> {
+        ServingTls::start_for_clients(source, None, metrics).await
+    }
+
+    /// [`ServingTls::start`] with mutual TLS when `client_ca` names a CA bundle file: only
+    /// clients with a certificate from it are answered. With certificate files, the bundle is
+    /// polled and reloaded with them.
+    pub async fn start_for_clients(
+        source: &ServingCert,
+        client_ca: Option<&Path>,
+        metrics: Arc<Metrics>,
+    ) -> Result<ServingTls, ServingTlsError> {
+        let ca_pem = match client_ca {
+            Some(path) => Some(read_file(path).await?),
+            None => None,
+        };
         match source {
             ServingCert::Files {
                 cert,
@@ -210,15 +259,19 @@ impl ServingTls {
                 reload_interval,
             } => {
                 let (cert_pem, key_pem) = read_pair(cert, key).await?;
-                let config =
-                    RustlsConfig::from_config(Arc::new(server_config(&cert_pem, &key_pem)?));
+                let config = RustlsConfig::from_config(Arc::new(server_config_for_clients(
+                    &cert_pem,
+                    &key_pem,
+                    ca_pem.as_deref(),
+                )?));
                 metrics.tls_reloads.inc();
                 tracing::info!(cert = %cert.display(), key = %key.display(), "serving certificate loaded");
                 let reloader = Reloader {
                     cert: cert.clone(),
                     key: key.clone(),
                     config: config.clone(),
-                    in_use: pair_hash(&cert_pem, &key_pem),
+                    client_ca: client_ca.map(Path::to_path_buf),
+                    in_use: pair_hash(&cert_pem, &key_pem, ca_pem.as_deref()),
                     refused: None,
                     metrics,
                 };
@@ -232,9 +285,10 @@ impl ServingTls {
             }
             ServingCert::SelfSigned { sans, ca_out } => {
                 let generated = generate_self_signed(sans)?;
-                let config = RustlsConfig::from_config(Arc::new(server_config(
+                let config = RustlsConfig::from_config(Arc::new(server_config_for_clients(
                     generated.cert_pem.as_bytes(),
                     generated.key_pem.as_bytes(),
+                    ca_pem.as_deref(),
                 )?));
                 if let Some(path) = ca_out {
                     tokio::fs::write(path, &generated.ca_pem)
@@ -272,12 +326,16 @@ async fn read_pair(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), Servin
     Ok((read_file(cert).await?, read_file(key).await?))
 }
 
-fn pair_hash(cert_pem: &[u8], key_pem: &[u8]) -> [u8; 32] {
+fn pair_hash(cert_pem: &[u8], key_pem: &[u8], client_ca: Option<&[u8]>) -> [u8; 32] {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
     h.update((cert_pem.len() as u64).to_le_bytes());
     h.update(cert_pem);
+    h.update((key_pem.len() as u64).to_le_bytes());
     h.update(key_pem);
+    if let Some(ca) = client_ca {
+        h.update(ca);
+    }
     h.finalize().into()
 }
 
@@ -285,8 +343,10 @@ fn pair_hash(cert_pem: &[u8], key_pem: &[u8]) -> [u8; 32] {
 struct Reloader {
     cert: PathBuf,
     key: PathBuf,
+    /// The client CA bundle of mutual TLS, reloaded with the pair.
+    client_ca: Option<PathBuf>,
     config: RustlsConfig,
-    /// Content hash of the pair in use.
+    /// Content hash of the pair (and client CA) in use.
     in_use: [u8; 32],
     /// Content hash and error of the last refused pair (logged once).
     refused: Option<([u8; 32], String)>,
@@ -313,11 +373,21 @@ impl Reloader {
                 return;
             }
         };
-        let hash = pair_hash(&cert_pem, &key_pem);
+        let ca_pem = match &self.client_ca {
+            Some(path) => match read_file(path).await {
+                Ok(pem) => Some(pem),
+                Err(e) => {
+                    self.refuse([0; 32], e.to_string());
+                    return;
+                }
+            },
+            None => None,
+        };
+        let hash = pair_hash(&cert_pem, &key_pem, ca_pem.as_deref());
         if hash == self.in_use || self.refused.as_ref().is_some_and(|(h, _)| *h == hash) {
             return;
         }
-        match server_config(&cert_pem, &key_pem) {
+        match server_config_for_clients(&cert_pem, &key_pem, ca_pem.as_deref()) {
             Ok(config) => {
                 self.config.reload_from_config(Arc::new(config));
                 self.in_use = hash;
@@ -395,8 +465,9 @@ mod tests {
         let mut reloader = Reloader {
             cert: cert.clone(),
             key: key.clone(),
+            client_ca: None,
             config: tls.config.clone(),
-            in_use: pair_hash(a.cert_pem.as_bytes(), a.key_pem.as_bytes()),
+            in_use: pair_hash(a.cert_pem.as_bytes(), a.key_pem.as_bytes(), None),
             refused: None,
             metrics: Arc::clone(&metrics),
         };
@@ -412,5 +483,47 @@ mod tests {
         reloader.check().await;
         assert!(!Arc::ptr_eq(&first, &tls.config.get_inner()));
         assert_eq!(metrics.tls_reloads.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn client_ca_is_required_valid_and_reloaded_with_the_pair() {
+        install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key, ca) = (
+            dir.path().join("tls.crt"),
+            dir.path().join("tls.key"),
+            dir.path().join("client-ca.pem"),
+        );
+        let a = generate_self_signed(&[]).unwrap();
+        std::fs::write(&cert, &a.cert_pem).unwrap();
+        std::fs::write(&key, &a.key_pem).unwrap();
+        std::fs::write(&ca, "not a certificate").unwrap();
+        let err = server_config_for_clients(
+            a.cert_pem.as_bytes(),
+            a.key_pem.as_bytes(),
+            Some(b"not a certificate"),
+        )
+        .unwrap_err();
+        assert!(matches!(err, ServingTlsError::ClientCa(_)), "{err}");
+
+        let first = generate_self_signed(&[]).unwrap();
+        std::fs::write(&ca, &first.ca_pem).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let source = ServingCert::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+            reload_interval: Duration::from_millis(50),
+        };
+        let _tls = ServingTls::start_for_clients(&source, Some(&ca), Arc::clone(&metrics))
+            .await
+            .unwrap();
+        assert_eq!(metrics.tls_reloads.get(), 1);
+        let second = generate_self_signed(&[]).unwrap();
+        std::fs::write(&ca, &second.ca_pem).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while metrics.tls_reloads.get() < 2 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(metrics.tls_reloads.get(), 2, "a new client CA is picked up");
     }
 }

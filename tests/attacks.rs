@@ -12,4 +12,5 @@ mod attacks {
     pub mod credentials;
     pub mod notary;
     pub mod policy;
+    pub mod scripted;
 }

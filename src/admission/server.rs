@@ -12,6 +12,7 @@
 
 use std::any::Any;
 use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,7 @@ use super::review::Webhook;
 use super::wire::decode;
 
 /// Largest accepted AdmissionReview body (the API server's own request limit is 3 MiB).
-pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+pub const MAX_BODY_BYTES: usize = crate::limits::LIMITS.review_bytes;
 
 /// Content type of `/metrics`.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -49,6 +50,9 @@ pub struct ServerConfig {
     pub tls: ServingCert,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// CA bundle (PEM file) of mutual TLS: only callers with a client certificate from it are
+    /// answered on `listen` (the admin listener is unaffected).
+    pub client_ca: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -59,7 +63,15 @@ impl ServerConfig {
             admin_listen,
             tls,
             max_body_bytes: MAX_BODY_BYTES,
+            client_ca: None,
         }
+    }
+
+    /// Requires client certificates from the CA bundle at `path` (mutual TLS).
+    #[must_use]
+    pub fn with_client_ca(mut self, path: Option<PathBuf>) -> ServerConfig {
+        self.client_ca = path;
+        self
     }
 }
 
@@ -180,7 +192,12 @@ pub async fn start(
     config: &ServerConfig,
     webhook: Arc<Webhook>,
 ) -> Result<RunningServer, ServerError> {
-    let tls = ServingTls::start(&config.tls, Arc::clone(webhook.metrics())).await?;
+    let tls = ServingTls::start_for_clients(
+        &config.tls,
+        config.client_ca.as_deref(),
+        Arc::clone(webhook.metrics()),
+    )
+    .await?;
     let listener = bind(config.listen)?;
     let admin_listener = bind(config.admin_listen)?;
     let addr = local_addr(&listener, config.listen)?;

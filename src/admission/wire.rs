@@ -37,6 +37,42 @@ pub enum DecodeError {
     /// No `request`.
     #[error("the AdmissionReview has no request")]
     NoRequest,
+    /// JSON nested deeper than `LIMITS.json_depth`.
+    #[error("the AdmissionReview nests JSON deeper than the limit of {limit} levels")]
+    TooDeep {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// True when the JSON text `bytes` nests arrays and objects at most `limit` levels deep
+/// (brackets inside strings do not count). A linear scan, run before parsing so no parser
+/// recursion or allocation is spent on a hostile body.
+pub fn json_depth_within(bytes: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 #[derive(Deserialize)]
@@ -111,6 +147,10 @@ fn dynamic(value: Value) -> Result<DynamicObject, serde_json::Error> {
 /// Decodes a body into the request of an `admission.k8s.io` AdmissionReview, with `types`
 /// set from the review (so the response echoes its `apiVersion`).
 pub fn decode(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, DecodeError> {
+    let limit = crate::limits::LIMITS.json_depth;
+    if !json_depth_within(body, limit) {
+        return Err(DecodeError::TooDeep { limit });
+    }
     let review: WireReview = serde_json::from_slice(body).map_err(DecodeError::Json)?;
     if review.kind != "AdmissionReview" || !REVIEW_VERSIONS.contains(&review.api_version.as_str()) {
         return Err(DecodeError::NotAReview {
@@ -207,6 +247,30 @@ mod tests {
         assert!(matches!(
             decode(br#"{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{"uid":1}}"#),
             Err(DecodeError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert!(json_depth_within(br#"{"a":[{"b":"[[[[{{{{"}]}"#, 3));
+        assert!(!json_depth_within(br#"{"a":[{"b":[]}]}"#, 3));
+        assert!(json_depth_within(br#"{"a":"\"[[[["}"#, 1));
+        assert!(!json_depth_within(br#"{"a":"\\",[[[[0]]]]}"#, 4));
+        let review = |n: usize| {
+            format!(
+                r#"{{"kind":"AdmissionReview","apiVersion":"admission.k8s.io/v1","request":{}1{}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        let limit = crate::limits::LIMITS.json_depth;
+        assert!(!matches!(
+            decode(review(limit - 1).as_bytes()),
+            Err(DecodeError::TooDeep { .. })
+        ));
+        assert!(matches!(
+            decode(review(limit).as_bytes()),
+            Err(DecodeError::TooDeep { limit: l }) if l == limit
         ));
     }
 }

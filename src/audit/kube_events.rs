@@ -36,7 +36,7 @@ use crate::policy::Action;
 
 use super::context::ReviewContext;
 use super::events::{EventSink, event_kind};
-use super::metrics::{DropLabels, Metrics};
+use super::metrics::Metrics;
 
 /// Longest Event note the API accepts (bytes).
 pub const MAX_NOTE: usize = 1024;
@@ -298,12 +298,7 @@ fn cut(mut s: String, max: usize) -> String {
 }
 
 fn dropped(metrics: &Metrics, reason: &str) {
-    metrics
-        .events_dropped
-        .get_or_create(&DropLabels {
-            reason: reason.to_string(),
-        })
-        .inc();
+    metrics.event_dropped(reason);
 }
 
 /// The background task posting queued Events.

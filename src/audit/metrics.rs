@@ -1,6 +1,14 @@
 //! Prometheus metrics (prometheus-client, OpenMetrics text). One [`Metrics`] per process, shared
 //! as `Arc<Metrics>`; every family is registered under the `trustgate_` prefix.
+//!
+//! Every label value comes from a bounded set, whatever the input: words trustgate itself
+//! chooses are checked against their known values, and values that come from requests or from
+//! policies (object kinds, policy names) are kept only up to `LIMITS.metric_label_values`
+//! distinct values per label; anything else is counted as `other`. A forged AdmissionReview
+//! therefore cannot grow `/metrics`.
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -8,6 +16,110 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+
+use crate::limits::LIMITS;
+
+/// The label value of anything outside a label's bounded set.
+pub const OTHER: &str = "other";
+
+/// Object kinds trustgate decides out of the box (more are added with [`Metrics::allow_kind`]).
+const BUILTIN_KINDS: [&str; 9] = [
+    "Pod",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+    "unknown",
+];
+const OPERATIONS: [&str; 5] = ["CREATE", "UPDATE", "DELETE", "CONNECT", "unknown"];
+const REQUEST_RESULTS: [&str; 5] = ["allowed", "denied", "warned", "error", "patched"];
+const DECISION_RESULTS: [&str; 4] = ["admitted", "rejected", "warned", "audited"];
+const ROLES: [&str; 5] = ["root", "timestamp", "snapshot", "targets", "delegation"];
+const CACHES: [&str; 3] = ["digest", "trust", "decision"];
+
+/// A bounded label: known values, plus at most `cap` others seen first.
+#[derive(Debug)]
+struct Bounded {
+    known: &'static [&'static str],
+    cap: usize,
+    seen: Mutex<HashSet<String>>,
+}
+
+impl Bounded {
+    fn new(known: &'static [&'static str], cap: usize) -> Bounded {
+        Bounded {
+            known,
+            cap,
+            seen: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// `value` if it is known or one of the first `cap` others (and not too long), else `other`.
+    fn label(&self, value: &str) -> String {
+        if self.known.contains(&value) {
+            return value.to_string();
+        }
+        if value.len() > 253 {
+            return OTHER.to_string();
+        }
+        let Ok(mut seen) = self.seen.lock() else {
+            return OTHER.to_string();
+        };
+        if seen.contains(value) {
+            return value.to_string();
+        }
+        if seen.len() < self.cap {
+            seen.insert(value.to_string());
+            return value.to_string();
+        }
+        OTHER.to_string()
+    }
+
+    /// Adds `value` to the set whatever the cap (configured values, e.g. `--extra-kind`).
+    fn allow(&self, value: &str) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.insert(value.to_string());
+        }
+    }
+}
+
+/// The bounded sets of every free-form label.
+#[derive(Debug)]
+struct Labels {
+    kinds: Bounded,
+    operations: Bounded,
+    request_results: Bounded,
+    policies: Bounded,
+    decision_results: Bounded,
+    reasons: Bounded,
+    roles: Bounded,
+    outcomes: Bounded,
+    caches: Bounded,
+    drops: Bounded,
+}
+
+impl Labels {
+    fn new() -> Labels {
+        // Words trustgate chooses itself (reason classes, error labels) are a few dozen; the cap
+        // only guards against a future caller passing input through.
+        let words = 64;
+        Labels {
+            kinds: Bounded::new(&BUILTIN_KINDS, 0),
+            operations: Bounded::new(&OPERATIONS, 0),
+            request_results: Bounded::new(&REQUEST_RESULTS, 0),
+            policies: Bounded::new(&["default"], LIMITS.metric_label_values),
+            decision_results: Bounded::new(&DECISION_RESULTS, 0),
+            reasons: Bounded::new(&[], words),
+            roles: Bounded::new(&ROLES, 0),
+            outcomes: Bounded::new(&["ok"], words),
+            caches: Bounded::new(&CACHES, 0),
+            drops: Bounded::new(&[], words),
+        }
+    }
+}
 
 /// Buckets (seconds) for request and fetch latencies: 0.5 ms .. 10 s.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -102,6 +214,7 @@ pub struct Metrics {
     pub tls_reloads: Counter,
     /// `trustgate_tls_reload_errors_total`: new certificate/key pairs that were refused.
     pub tls_reload_errors: Counter,
+    labels: Labels,
 }
 
 impl Default for Metrics {
@@ -212,16 +325,32 @@ impl Metrics {
             policy_reload_errors,
             tls_reloads,
             tls_reload_errors,
+            labels: Labels::new(),
         }
+    }
+
+    /// Counts requests for `kind` under its own label (a configured extra kind); other kinds
+    /// than the built-in ones and these are counted as `other`.
+    pub fn allow_kind(&self, kind: &str) {
+        self.labels.kinds.allow(kind);
+    }
+
+    /// Records one dropped event.
+    pub fn event_dropped(&self, reason: &str) {
+        self.events_dropped
+            .get_or_create(&DropLabels {
+                reason: self.labels.drops.label(reason),
+            })
+            .inc();
     }
 
     /// Records one answered AdmissionReview.
     pub fn admission_request(&self, kind: &str, operation: &str, result: &str, elapsed: Duration) {
         self.admission_requests
             .get_or_create(&RequestLabels {
-                kind: kind.to_string(),
-                operation: operation.to_string(),
-                result: result.to_string(),
+                kind: self.labels.kinds.label(kind),
+                operation: self.labels.operations.label(operation),
+                result: self.labels.request_results.label(result),
             })
             .inc();
         self.admission_duration.observe(elapsed.as_secs_f64());
@@ -231,9 +360,9 @@ impl Metrics {
     pub fn image_decision(&self, policy: &str, result: &str, reason: &str) {
         self.image_decisions
             .get_or_create(&DecisionLabels {
-                policy: policy.to_string(),
-                result: result.to_string(),
-                reason: reason.to_string(),
+                policy: self.labels.policies.label(policy),
+                result: self.labels.decision_results.label(result),
+                reason: self.labels.reasons.label(reason),
             })
             .inc();
     }
@@ -241,8 +370,8 @@ impl Metrics {
     /// Records one Notary fetch.
     pub fn notary_fetch(&self, role: &str, outcome: &str, elapsed: Duration) {
         let labels = FetchLabels {
-            role: role.to_string(),
-            outcome: outcome.to_string(),
+            role: self.labels.roles.label(role),
+            outcome: self.labels.outcomes.label(outcome),
         };
         self.notary_fetches.get_or_create(&labels).inc();
         self.notary_fetch_duration
@@ -253,7 +382,7 @@ impl Metrics {
     /// Records one registry resolution.
     pub fn registry_resolution(&self, outcome: &str, elapsed: Duration) {
         let labels = RegistryLabels {
-            outcome: outcome.to_string(),
+            outcome: self.labels.outcomes.label(outcome),
         };
         self.registry_resolutions.get_or_create(&labels).inc();
         self.registry_duration
@@ -265,7 +394,7 @@ impl Metrics {
     pub fn cache(&self, cache: &str, hit: bool) {
         self.cache_requests
             .get_or_create(&CacheLabels {
-                cache: cache.to_string(),
+                cache: self.labels.caches.label(cache),
                 result: if hit { "hit" } else { "miss" }.to_string(),
             })
             .inc();
@@ -302,5 +431,49 @@ mod tests {
         );
         assert!(text.contains("trustgate_admission_duration_seconds"));
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn forged_label_values_are_counted_as_other() {
+        let m = Metrics::new();
+        for i in 0..1000 {
+            m.admission_request(
+                &format!("Forged{i}"),
+                &format!("OP{i}"),
+                "allowed",
+                Duration::ZERO,
+            );
+            m.notary_fetch(&format!("targets/d{i}"), "ok", Duration::ZERO);
+        }
+        m.admission_request("Pod", "CREATE", "allowed", Duration::ZERO);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"trustgate_admission_requests_total{kind="other",operation="other",result="allowed"} 1000"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"kind="Pod",operation="CREATE""#), "{text}");
+        assert!(text.len() < 20_000, "{} bytes", text.len());
+        m.allow_kind("Rollout");
+        m.admission_request("Rollout", "CREATE", "allowed", Duration::ZERO);
+        assert!(m.encode().contains(r#"kind="Rollout""#));
+    }
+
+    #[test]
+    fn policy_labels_stop_one_past_the_limit() {
+        let m = Metrics::new();
+        let cap = LIMITS.metric_label_values;
+        for i in 0..=cap {
+            m.image_decision(&format!("ns/p{i}"), "admitted", "verified");
+        }
+        let text = m.encode();
+        assert!(
+            text.contains(&format!(r#"policy="ns/p{}""#, cap - 1)),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&format!(r#"policy="ns/p{cap}""#)),
+            "one past the limit"
+        );
+        assert!(text.contains(r#"policy="other""#), "{text}");
     }
 }

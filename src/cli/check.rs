@@ -10,7 +10,7 @@ use trustgate::decision::{Decision, Engine, EngineConfig};
 use trustgate::policy::Action;
 use trustgate::policy::load::load_policy_set;
 
-use super::credentials::CliCredentials;
+use super::credentials::{Binding, CliCredentials};
 use super::{NotaryFlags, Output, RegistryFlags};
 
 /// Everything `check` takes.
@@ -34,7 +34,8 @@ pub async fn run(
     }
     let policies = load_policy_set(&args.policies, &args.policy_dirs)?
         .with_default_action(args.default_action);
-    let (options, creds) = CliCredentials::from_flags(registry, notary)?;
+    let (options, creds) =
+        CliCredentials::from_flags(registry, notary, Binding::OnlyServerOf(&policies))?;
     let engine = Engine::new(
         EngineConfig {
             default_action: args.default_action,

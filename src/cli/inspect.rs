@@ -48,10 +48,28 @@ pub async fn run(
         Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
         None => None,
     };
+    let mut credentials = notary_credentials(flags)?;
+    if let Some((user, password)) = credentials.take() {
+        // inspect talks to one server; a login bound elsewhere is not sent to it.
+        let servers = if flags.notary_auth_servers.is_empty() {
+            vec![url.to_string()]
+        } else {
+            flags.notary_auth_servers.clone()
+        };
+        let login = trustgate::admission::credentials::NotaryLogin::new(user, password, &servers)
+            .context("--notary-auth-server")?;
+        credentials = login.for_url(url);
+        if credentials.is_none() {
+            anyhow::bail!(
+                "the Notary login is bound to {} (--notary-auth-server), not to --notary-url {url}",
+                login.servers().join(", ")
+            );
+        }
+    }
     let source = HttpSource::new(NotaryConfig {
         url: url.to_string(),
         ca_pem,
-        credentials: notary_credentials(flags)?,
+        credentials,
         timeout: flags.notary_timeout,
     })?;
     let options = TrustOptions {

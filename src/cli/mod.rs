@@ -69,6 +69,17 @@ pub struct NotaryFlags {
     /// Notary password (default: from NOTARY_AUTH).
     #[arg(long)]
     pub notary_password: Option<String>,
+    /// A Notary server URL the login (--notary-user or NOTARY_AUTH) is for; repeatable (or
+    /// comma-separated in TRUSTGATE_NOTARY_AUTH_SERVER). The login is sent to no other server.
+    /// `serve` refuses a login without it; `check` binds the login to the only Notary server its
+    /// policies name when it is not given (and refuses when they name several).
+    #[arg(
+        long = "notary-auth-server",
+        value_name = "URL",
+        env = "TRUSTGATE_NOTARY_AUTH_SERVER",
+        value_delimiter = ','
+    )]
+    pub notary_auth_servers: Vec<String>,
     /// Timeout for each request to the Notary server (below the per-image deadline, so a hung
     /// server is reported as such rather than as a deadline).
     #[arg(long, value_parser = humantime_secs, default_value = "5")]
@@ -119,7 +130,7 @@ pub enum Command {
     },
     /// Run the admission webhook: HTTPS `POST /validate` on --listen, `/healthz`, `/readyz`
     /// and `/metrics` on --admin-listen, policies from --policy-dir.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print the CRDs (TrustPolicy, ClusterTrustPolicy) that `crds/` holds.
     Crdgen,
     /// Show a repository's verified trust data: root key IDs and public keys to pin, role
@@ -219,7 +230,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             check::run(args, &registry, &notary).await
         }
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(*args).await,
         Command::Crdgen => {
             print!("{}", trustgate::policy::crd_yaml()?);
             Ok(ExitCode::SUCCESS)

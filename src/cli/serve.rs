@@ -24,7 +24,7 @@ use trustgate::decision::{Engine, EngineConfig};
 use trustgate::policy::{ClusterPolicyConfig, ClusterPolicySource, DirPolicySource};
 use trustgate::tls::ServingCert;
 
-use super::credentials::CliCredentials;
+use super::credentials::{Binding, CliCredentials};
 use super::{DefaultAction, NotaryFlags, RegistryFlags, humantime_secs};
 
 /// `trustgate serve` flags.
@@ -50,6 +50,11 @@ pub struct ServeArgs {
     /// repeatable. localhost and 127.0.0.1 are always included.
     #[arg(long = "tls-san", value_name = "NAME", conflicts_with = "tls_cert")]
     pub tls_sans: Vec<String>,
+    /// Mutual TLS: a CA bundle (PEM); only callers presenting a client certificate issued by it
+    /// are answered on --listen (give the API server a client certificate in its admission
+    /// kubeconfig). Reloaded with --tls-cert/--tls-key.
+    #[arg(long, value_name = "FILE", env = "TRUSTGATE_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
     /// Where to write the self-signed CA certificate (PEM) for the webhook's caBundle.
     #[arg(long, value_name = "FILE", conflicts_with = "tls_cert")]
     pub ca_out: Option<PathBuf>,
@@ -91,7 +96,8 @@ pub struct ServeArgs {
 
 /// Runs the webhook until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (options, creds) = CliCredentials::from_flags(&args.registry, &args.notary)?;
+    let (options, creds) =
+        CliCredentials::from_flags(&args.registry, &args.notary, Binding::Required)?;
     let metrics = Arc::new(Metrics::new());
     let engine = Engine::new(
         EngineConfig {
@@ -104,6 +110,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::new(SystemClock),
     )
     .with_metrics(Arc::clone(&metrics));
+    for extra in &args.extra_kinds {
+        metrics.allow_kind(&extra.kind);
+    }
     let kinds = KindTable::builtin().with_extra(args.extra_kinds.iter().cloned());
     let (webhook, origin) = match &args.policy_dir {
         Some(policy_dir) => {
@@ -132,7 +141,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             ca_out: args.ca_out.clone(),
         },
     };
-    let config = ServerConfig::new(args.listen, args.admin_listen, tls);
+    let config = ServerConfig::new(args.listen, args.admin_listen, tls)
+        .with_client_ca(args.client_ca.clone());
     let server = start(&config, Arc::new(webhook))
         .await
         .context("starting the webhook")?;

@@ -7,7 +7,9 @@
 //!
 //! * **Registry:** the policy's `registry.credentialsSecret` (a Secret in the policy's
 //!   namespace; for a `ClusterTrustPolicy`, in trustgate's own namespace), read as
-//!   `.dockerconfigjson`, `.dockercfg` or `username`/`password` (then for every registry). A
+//!   `.dockerconfigjson`, `.dockercfg` (matched per registry host) or `username`/`password` with
+//!   a `registry` key naming the one registry host the login is for; `username`/`password`
+//!   without `registry` is refused for the policy (fail closed), never sent everywhere. A
 //!   policy without one uses the workload's pull Secrets, as the kubelet would: the PodSpec's
 //!   `imagePullSecrets` in order (first entry for a registry wins), or, when it lists none, those
 //!   of its service account (`default` when unnamed), which is what the ServiceAccount admission
@@ -15,8 +17,10 @@
 //!   `kubernetes.io/dockercfg` count; missing ones are skipped, as the kubelet skips them.
 //!   Without any entry for the registry, the fallback (the CLI's docker config) or anonymous.
 //! * **Notary:** the policy's `notary.credentialsSecret`, read as `username`/`password`, or as
-//!   a docker config matched against the Notary URL's `host[:port]`; otherwise the fallback
-//!   (`NOTARY_AUTH` / `--notary-user`).
+//!   a docker config matched against the Notary URL's `host[:port]`. Otherwise, for a
+//!   `ClusterTrustPolicy` only, the fallback (`NOTARY_AUTH` / `--notary-user`, which itself is
+//!   bound to the Notary servers named with `--notary-auth-server`); a namespaced `TrustPolicy`
+//!   only ever gets credentials from its own namespace.
 //!
 //! A Secret that a policy names and that is missing or unreadable is not silently skipped:
 //! [`CredentialSource::problem`] reports it and the engine rejects the policy's images (fail
@@ -35,7 +39,7 @@ use kube::{Api, Client};
 
 use crate::admission::credentials::{CredentialRequest, RequestCredentials};
 use crate::decision::CredentialSource;
-use crate::image::credentials::{Credentials, DockerConfig};
+use crate::image::credentials::{Credentials, DockerConfig, same_registry};
 use crate::image::reference::ImageRef;
 use crate::policy::Action;
 use crate::policy::matcher::{LoadedPolicy, PolicyId};
@@ -205,7 +209,16 @@ impl SecretCredentials {
         match self.lookup(Key::secret(ns, name)).await {
             Err(e) => Err(format!("{what}: cannot read it: {e}")),
             Ok(found) => match found.as_ref() {
-                Lookup::Secret { data, .. } => named(data).map_err(|e| format!("{what}: {e}")),
+                Lookup::Secret { data, .. } => named(data)
+                    .and_then(|n| match n {
+                        Named::Basic { registry: None, .. } => Err(
+                            "holds username/password without a `registry` key: say which \
+                             registry host the login is for (it is sent to no other)"
+                                .into(),
+                        ),
+                        other => Ok(other),
+                    })
+                    .map_err(|e| format!("{what}: {e}")),
                 _ => Err(format!("{what}: not found")),
             },
         }
@@ -228,7 +241,7 @@ impl SecretCredentials {
         };
         let host = notary_host(policy).unwrap_or_default();
         Ok(match named(data).map_err(|e| format!("{what}: {e}"))? {
-            Named::Basic(user, password) => Some((user, password)),
+            Named::Basic { user, password, .. } => Some((user, password)),
             Named::Config(config) => match config.credentials_for(&host) {
                 Credentials::Basic { username, password } => Some((username, password)),
                 _ => {
@@ -352,12 +365,20 @@ async fn fetch(client: Client, key: &Key) -> Result<Lookup, String> {
 enum Named {
     /// A docker config, matched per host.
     Config(DockerConfig),
-    /// `username`/`password`, for every host.
-    Basic(String, String),
+    /// `username`/`password`, with the registry host of a `registry` key (required for a
+    /// registry Secret; a Notary Secret's login is for the policy's own Notary server).
+    Basic {
+        /// The `registry` key.
+        registry: Option<String>,
+        /// The user name.
+        user: String,
+        /// The password.
+        password: String,
+    },
 }
 
 /// Reads a Secret named by a policy: `.dockerconfigjson`, `.dockercfg`, or
-/// `username`/`password`.
+/// `username`/`password` (and `registry`).
 fn named(data: &BTreeMap<String, Vec<u8>>) -> Result<Named, String> {
     for key in [".dockerconfigjson", ".dockercfg"] {
         if let Some(bytes) = data.get(key) {
@@ -371,10 +392,15 @@ fn named(data: &BTreeMap<String, Vec<u8>>) -> Result<Named, String> {
             let text = |b: &[u8], k: &str| {
                 String::from_utf8(b.to_vec()).map_err(|_| format!("{k} is not UTF-8"))
             };
-            Ok(Named::Basic(
-                text(user, "username")?,
-                text(password, "password")?,
-            ))
+            let registry = match data.get("registry") {
+                Some(r) => Some(text(r, "registry")?.trim().to_string()).filter(|r| !r.is_empty()),
+                None => None,
+            };
+            Ok(Named::Basic {
+                registry,
+                user: text(user, "username")?,
+                password: text(password, "password")?,
+            })
         }
         _ => {
             Err("has none of the keys .dockerconfigjson, .dockercfg, username and password".into())
@@ -455,8 +481,12 @@ impl CredentialSource for Prepared {
         if registry_secret(policy).is_some() {
             return match self.registry.get(&policy.id) {
                 Some(Ok(Named::Config(config))) => config.credentials_for(registry),
-                Some(Ok(Named::Basic(username, password))) => Credentials::Basic {
-                    username: username.clone(),
+                Some(Ok(Named::Basic {
+                    registry: Some(host),
+                    user,
+                    password,
+                })) if same_registry(host, registry) => Credentials::Basic {
+                    username: user.clone(),
                     password: password.clone(),
                 },
                 _ => Credentials::Anonymous,
@@ -472,6 +502,10 @@ impl CredentialSource for Prepared {
     fn notary(&self, policy: &LoadedPolicy) -> Option<(String, String)> {
         if notary_secret(policy).is_some() {
             return self.notary.get(&policy.id)?.as_ref().ok()?.clone();
+        }
+        if policy.id.namespace.is_some() {
+            // A namespaced policy gets credentials only from its own namespace.
+            return None;
         }
         self.fallback.as_ref()?.notary(policy)
     }
@@ -521,7 +555,11 @@ mod tests {
         ));
         assert!(matches!(
             named(&data(&[("username", "a"), ("password", "b")])),
-            Ok(Named::Basic(u, p)) if u == "a" && p == "b"
+            Ok(Named::Basic { registry: None, user, password }) if user == "a" && password == "b"
+        ));
+        assert!(matches!(
+            named(&data(&[("username", "a"), ("password", "b"), ("registry", "r.example")])),
+            Ok(Named::Basic { registry: Some(r), .. }) if r == "r.example"
         ));
         let Err(e) = named(&data(&[("token", "x")])) else {
             panic!("no usable key")

@@ -84,6 +84,12 @@ impl DockerConfig {
     /// Parses `config.json` / `.dockerconfigjson` (`{"auths":{...}}`) or legacy `.dockercfg`
     /// (the map of entries at the top level). Entries without usable credentials are skipped.
     pub fn parse(bytes: &[u8]) -> Result<DockerConfig, CredentialsError> {
+        let limit = crate::limits::LIMITS.json_depth;
+        if !crate::admission::wire::json_depth_within(bytes, limit) {
+            return Err(CredentialsError::Json(format!(
+                "nested deeper than the limit of {limit} levels"
+            )));
+        }
         let value: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| CredentialsError::Json(e.to_string()))?;
         let map = match value.get("auths") {
@@ -125,30 +131,44 @@ impl DockerConfig {
     /// Credentials for a registry host (`docker.io`, `registry.example.com:5000`), matched as the
     /// docker CLI does: Docker Hub uses the `https://index.docker.io/v1/` key (or any key naming a
     /// Docker Hub host); other registries use the exact key, else the first key whose host part
-    /// (scheme and path stripped) equals the registry.
+    /// (scheme and path stripped) is the same registry ([`same_registry`]). Never a key of
+    /// another host: a login goes only to the registry it was issued for.
     pub fn credentials_for(&self, registry: &str) -> Credentials {
-        let registry = registry.to_ascii_lowercase();
-        let is_hub = registry == "docker.io" || DOCKER_HUB_HOSTS.contains(&registry.as_str());
-        if is_hub {
-            if let Some(c) = self.entries.get(DOCKER_HUB_CONFIG_KEY) {
-                return c.clone();
-            }
-            return self
-                .entries
-                .iter()
-                .find(|(k, _)| DOCKER_HUB_HOSTS.contains(&config_key_host(k).as_str()))
-                .map(|(_, c)| c.clone())
-                .unwrap_or_default();
+        let wanted = canonical_registry(registry);
+        if wanted == "docker.io"
+            && let Some(c) = self.entries.get(DOCKER_HUB_CONFIG_KEY)
+        {
+            return c.clone();
         }
-        if let Some(c) = self.entries.get(registry.as_str()) {
+        if let Some(c) = self.entries.get(registry.to_ascii_lowercase().as_str()) {
             return c.clone();
         }
         self.entries
             .iter()
-            .find(|(k, _)| config_key_host(k) == registry)
+            .find(|(k, _)| canonical_registry(k) == wanted)
             .map(|(_, c)| c.clone())
             .unwrap_or_default()
     }
+}
+
+/// True when two registry names (`host[:port]`, or a config key such as
+/// `https://host/v1/`) name the same registry: host names compared case-insensitively,
+/// `:443` dropped, Docker Hub's names (`docker.io`, `index.docker.io`, `registry-1.docker.io`)
+/// one registry.
+pub fn same_registry(a: &str, b: &str) -> bool {
+    canonical_registry(a) == canonical_registry(b)
+}
+
+/// `host[:port]` of a registry name or config key, canonical (see [`same_registry`]).
+fn canonical_registry(name: &str) -> String {
+    let mut host = config_key_host(name.trim());
+    if let Some(stripped) = host.strip_suffix(":443") {
+        host = stripped.to_string();
+    }
+    if DOCKER_HUB_HOSTS.contains(&host.as_str()) {
+        return "docker.io".into();
+    }
+    host
 }
 
 /// docker's `ConvertToHostname`: strip `http://`/`https://`, keep what precedes the first `/`.
@@ -301,5 +321,50 @@ mod tests {
     fn debug_hides_secrets() {
         let s = format!("{:?}", basic("user", "hunter2"));
         assert!(!s.contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod alias_tests {
+    use super::*;
+
+    #[test]
+    fn logins_match_registry_aliases_and_nothing_else() {
+        let cfg = DockerConfig::parse(
+            br#"{"auths":{"registry.example.com:443":{"username":"a","password":"b"},
+                          "registry-1.docker.io":{"username":"h","password":"p"}}}"#,
+        )
+        .unwrap();
+        let a = Credentials::Basic {
+            username: "a".into(),
+            password: "b".into(),
+        };
+        assert_eq!(cfg.credentials_for("registry.example.com"), a);
+        assert_eq!(cfg.credentials_for("Registry.Example.com:443"), a);
+        assert!(
+            cfg.credentials_for("registry.example.com:5000")
+                .is_anonymous()
+        );
+        assert!(cfg.credentials_for("evil.example").is_anonymous());
+        assert!(!cfg.credentials_for("docker.io").is_anonymous());
+        assert!(same_registry("index.docker.io", "docker.io"));
+        assert!(same_registry("https://r.example/v2/", "R.example:443"));
+        assert!(!same_registry("r.example", "r.example.evil.io"));
+    }
+
+    #[test]
+    fn configs_one_past_the_json_depth_limit_are_refused() {
+        let limit = crate::limits::LIMITS.json_depth;
+        // {"auths":{"r":{"x": [..]}}}: three objects, then arrays.
+        let nest = |n: usize| {
+            format!(
+                r#"{{"auths":{{"r":{{"username":"u","password":"p","x":{}0{}}}}}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        assert!(DockerConfig::parse(nest(limit - 3).as_bytes()).is_ok());
+        let e = DockerConfig::parse(nest(limit - 2).as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("deeper than the limit"), "{e}");
     }
 }

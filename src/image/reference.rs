@@ -22,8 +22,9 @@
 //!
 //! Normalisation (docker's "familiar" names): the first `/`-separated element is
 //! the domain when it contains `.` or `:`, is `localhost`, or has an upper-case
-//! letter; otherwise the domain is `docker.io`. `index.docker.io` is an alias of
-//! `docker.io`, and single-component Docker Hub names get the `library/` prefix.
+//! letter; otherwise the domain is `docker.io`. Single-component Docker Hub names
+//! get the `library/` prefix. A reference longer than `LIMITS.reference_bytes` is
+//! refused before it is parsed.
 //! A bare 64-hex-character string is rejected as ambiguous with an image ID.
 //!
 //! Deliberate differences from distribution/reference:
@@ -36,11 +37,18 @@
 //! * an upper-case digest algorithm (`@SHA256:…`) is reported as unsupported
 //!   rather than as an upper-case repository name.
 //!
-//! As in distribution, the domain keeps its case (`Registry.Example.com` is not
-//! folded), and the 255-byte limit applies to the path alone, not the domain.
+//! * the domain names a registry the way the kubelet reaches it, so one registry
+//!   has one spelling for policy matching and for the Notary GUN: it is
+//!   lower-cased (when it has a `.` or `:`), the default HTTPS port is dropped (`host:443/a` is `host/a`),
+//!   and Docker Hub's aliases `index.docker.io` and `registry-1.docker.io` are
+//!   `docker.io` (distribution folds only `index.docker.io` and keeps the case).
+//!
+//! The 255-byte limit applies to the path alone, not the domain.
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::limits::LIMITS;
 
 /// Docker Hub's canonical domain.
 pub const DEFAULT_DOMAIN: &str = "docker.io";
@@ -49,7 +57,8 @@ pub const DEFAULT_TAG: &str = "latest";
 /// Maximum length in bytes of a repository path (excluding the domain).
 pub const REPOSITORY_PATH_MAX_LEN: usize = 255;
 
-const LEGACY_DEFAULT_DOMAIN: &str = "index.docker.io";
+/// Other names of Docker Hub's registry; references through them are `docker.io` references.
+const DOCKER_HUB_ALIASES: [&str; 3] = ["index.docker.io", "registry-1.docker.io", DEFAULT_DOMAIN];
 const OFFICIAL_REPO_PREFIX: &str = "library/";
 const LOCALHOST: &str = "localhost";
 const TAG_MAX_LEN: usize = 128;
@@ -220,6 +229,14 @@ pub enum ReferenceError {
         /// The input.
         reference: String,
     },
+    /// The reference is longer than `LIMITS.reference_bytes`.
+    #[error("invalid image reference: {length} bytes is longer than the limit of {limit} bytes")]
+    TooLong {
+        /// Length of the input in bytes.
+        length: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// Nothing before the tag or digest (`:tag`, `@sha256:…`, `docker.io/`).
     #[error(
         "invalid image reference {reference:?}: repository name must have at least one component"
@@ -320,6 +337,12 @@ impl ImageRef {
         if s.is_empty() {
             return Err(ReferenceError::Empty);
         }
+        if s.len() > LIMITS.reference_bytes {
+            return Err(ReferenceError::TooLong {
+                length: s.len(),
+                limit: LIMITS.reference_bytes,
+            });
+        }
         // Every character outside this set is rejected by the grammar wherever it appears.
         if let Some((offset, character)) = s.char_indices().find(|&(_, c)| !is_reference_char(c)) {
             return Err(ReferenceError::InvalidCharacter {
@@ -356,10 +379,10 @@ impl ImageRef {
                 reference: reference(),
             });
         }
-        if !is_valid_domain(domain) {
+        if !is_valid_domain(&domain) {
             return Err(ReferenceError::InvalidDomain {
                 reference: reference(),
-                domain: domain.to_owned(),
+                domain: domain.clone(),
             });
         }
         for component in remote.split('/') {
@@ -402,7 +425,7 @@ impl ImageRef {
         };
 
         Ok(ImageRef {
-            domain: domain.to_owned(),
+            domain,
             path,
             tag: tag.map(str::to_owned),
             digest,
@@ -504,26 +527,50 @@ impl fmt::Display for ImageRef {
 
 /// distribution's `splitDockerDomain`: returns `(domain, rest, add_library_prefix)`
 /// where `rest` still carries any `:tag` / `@digest`.
-fn split_docker_domain(name: &str) -> (&str, &str, bool) {
+fn split_docker_domain(name: &str) -> (String, &str, bool) {
     let (domain, rest) = match name.split_once('/') {
         // Single element ("familiar" name such as "ubuntu:22.04"): never a domain.
-        None => (DEFAULT_DOMAIN, name),
+        None => (DEFAULT_DOMAIN.to_owned(), name),
         Some((first, rest)) => {
             if first == LOCALHOST {
-                (first, rest)
-            } else if first == LEGACY_DEFAULT_DOMAIN {
-                (DEFAULT_DOMAIN, rest)
+                (first.to_owned(), rest)
             } else if first.contains(['.', ':']) || first.bytes().any(|b| b.is_ascii_uppercase()) {
                 // Looks like a hostname or IP address; upper case is never valid in a
                 // path, so distribution treats it as a domain too ("LOCALDOMAIN/x").
-                (first, rest)
+                (canonical_domain(first), rest)
             } else {
-                (DEFAULT_DOMAIN, name)
+                (DEFAULT_DOMAIN.to_owned(), name)
             }
         }
     };
     let official = domain == DEFAULT_DOMAIN && !rest.contains('/');
     (domain, rest, official)
+}
+
+/// The registry a domain names, as the kubelet reaches it: host names are case-insensitive
+/// (lower-cased), the default HTTPS port is dropped (`host:443` is `host`), and Docker Hub's
+/// aliases (`index.docker.io`, `registry-1.docker.io`) are `docker.io`. So a host-specific
+/// policy pattern cannot be bypassed by spelling the same registry differently.
+fn canonical_domain(domain: &str) -> String {
+    if !domain.contains(['.', ':']) {
+        // A single-label domain chosen for its upper case ("LOCALDOMAIN") keeps it: folded,
+        // it would read as a repository path.
+        return domain.to_owned();
+    }
+    let mut host = domain.to_ascii_lowercase();
+    if let Some((h, port)) = host.rsplit_once(':')
+        && !h.is_empty()
+        && (!h.starts_with('[') || h.ends_with(']'))
+        && !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.trim_start_matches('0') == "443"
+    {
+        host.truncate(h.len());
+    }
+    if DOCKER_HUB_ALIASES.contains(&host.as_str()) {
+        return DEFAULT_DOMAIN.to_owned();
+    }
+    host
 }
 
 fn is_reference_char(c: char) -> bool {

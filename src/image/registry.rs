@@ -1,23 +1,23 @@
-//! Tag-to-digest resolution against a container registry, through `oci-client`.
+//! Tag-to-digest resolution against a container registry, on reqwest (`http`: the HTTP
+//! conversation, its limits and where credentials may go).
 //!
 //! The manifest is requested with the Accept types of an OCI index, OCI manifest, Docker manifest
 //! list and Docker v2 schema 2 manifest, so the digest is the one a kubelet pulls (for a
-//! multi-arch image: the index digest). Auth: anonymous or basic credentials, answered to a bearer
-//! challenge or sent as HTTP Basic; custom CA bundles; plain HTTP only when asked; a timeout on
-//! every call. Errors say which of tag, repository, credentials, TLS, time or server failed.
+//! multi-arch image: the index digest). Auth: anonymous, basic credentials (answered to a bearer
+//! challenge on the registry's own host, or sent as HTTP Basic to the registry) or a ready bearer
+//! token; custom CA bundles; plain HTTP only when asked; a timeout on every call; manifests,
+//! token answers and error bodies read only up to their limits (`LIMITS`). Errors say which of
+//! tag, repository, credentials, TLS, time, size or server failed.
 //! With [`Resolver::with_metrics`] every registry round trip (not a digest taken from the
 //! reference) counts in `trustgate_registry_resolutions_total{outcome}` and its latency histogram.
 
-use std::hash::{Hash, Hasher};
+mod http;
+
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
-
+use self::http::{Conversation, Failure};
 use super::credentials::Credentials;
 use super::reference::{Digest, ImageRef};
 use crate::audit::metrics::Metrics;
@@ -125,18 +125,26 @@ pub enum RegistryError {
     },
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct ClientKey {
-    options: RegistryOptions,
-    credentials: Credentials,
-}
-
-/// Resolves image references to manifest digests. Keeps one `oci-client` client (with its
-/// connection pool and token cache) per registry set-up and credentials, bounded in number.
+/// Resolves image references to manifest digests. Keeps one HTTP client (with its connection
+/// pool) per registry set-up, keyed by the whole set-up (never by a hash of it alone), and the
+/// `Authorization` that worked per registry, repository and login until it expires (a token's
+/// own lifetime; five minutes for Basic), both bounded in number.
 #[derive(Clone)]
 pub struct Resolver {
-    clients: moka::sync::Cache<u64, Arc<Client>>,
+    clients: moka::sync::Cache<RegistryOptions, reqwest::Client>,
+    /// `Authorization` values that worked, per conversation identity, until they expire.
+    auths: moka::sync::Cache<AuthKey, (reqwest::header::HeaderValue, std::time::Instant)>,
     metrics: Option<Arc<Metrics>>,
+}
+
+/// Who an `Authorization` is for: the registry set-up, host, repository and login (the whole
+/// key, never a hash of it alone).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct AuthKey {
+    options: RegistryOptions,
+    registry: String,
+    path: String,
+    credentials: Credentials,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -161,6 +169,10 @@ impl Resolver {
             clients: moka::sync::Cache::builder()
                 .max_capacity(max_clients)
                 .time_to_idle(Duration::from_secs(600))
+                .build(),
+            auths: moka::sync::Cache::builder()
+                .max_capacity(max_clients.saturating_mul(16))
+                .time_to_live(Duration::from_secs(3600))
                 .build(),
             metrics: None,
         }
@@ -204,10 +216,7 @@ impl Resolver {
     ) -> Result<Digest, RegistryError> {
         let registry = image.domain().to_string();
         let tag = image.tag_or_latest().unwrap_or("latest").to_string();
-        let reference =
-            Reference::with_tag(registry.clone(), image.path().to_string(), tag.clone());
-        let client = self.client(&registry, options, credentials)?;
-        let auth = registry_auth(credentials);
+        let client = self.client(&registry, options)?;
         let ctx = Ctx {
             registry: &registry,
             repository: image.repository(),
@@ -215,38 +224,54 @@ impl Resolver {
             with_credentials: !credentials.is_anonymous(),
             timeout: options.timeout,
         };
-        let attempt = async {
-            match client.fetch_manifest_digest(&reference, &auth).await {
-                Ok(d) => Ok(d),
-                // A HEAD 404 carries no body: ask again with GET to learn whether the tag or the
-                // whole repository is unknown.
-                Err(OciDistributionError::ServerError { code: 404, .. }) => client
-                    .pull_manifest_raw(&reference, &auth, &MANIFEST_MEDIA_TYPES)
-                    .await
-                    .map(|(_, d)| d),
-                Err(e) => Err(e),
-            }
+        let key = AuthKey {
+            options: options.clone(),
+            registry: registry.clone(),
+            path: image.path().to_string(),
+            credentials: credentials.clone(),
         };
+        let cached = self
+            .auths
+            .get(&key)
+            .filter(|(_, until)| std::time::Instant::now() < *until)
+            .map(|(auth, _)| auth);
+        let mut talk = Conversation::new(
+            &client,
+            options.plain_http,
+            &registry,
+            image.path(),
+            credentials,
+        )
+        .with_cached(cached);
         let attempt = async {
-            match attempt.await {
+            match talk.manifest_digest(&tag).await {
                 Ok(d) => Ok(d),
                 Err(e) => match ctx.classify(e) {
                     // distribution answers MANIFEST_UNKNOWN for a missing repository too; its tag
                     // list tells the two apart (NAME_UNKNOWN).
-                    RegistryError::TagNotFound { .. } => Err(
-                        match client.list_tags(&reference, &auth, Some(1), None).await {
+                    RegistryError::TagNotFound { .. } => {
+                        Err(match talk.repository_status().await {
                             Err(e) => match ctx.classify(e) {
                                 not_found @ RegistryError::RepositoryNotFound { .. } => not_found,
                                 _ => ctx.tag_not_found(),
                             },
-                            Ok(_) => ctx.tag_not_found(),
-                        },
-                    ),
+                            Ok(()) => ctx.tag_not_found(),
+                        })
+                    }
                     other => Err(other),
                 },
             }
         };
-        let digest = match tokio::time::timeout(options.timeout, attempt).await {
+        let outcome = tokio::time::timeout(options.timeout, attempt).await;
+        match (&outcome, talk.obtained()) {
+            (Ok(Err(RegistryError::Unauthorized { .. })), _) => self.auths.invalidate(&key),
+            (_, Some((auth, fresh))) => {
+                self.auths
+                    .insert(key, (auth, std::time::Instant::now() + fresh));
+            }
+            _ => {}
+        }
+        let digest = match outcome {
             Err(_) => return Err(ctx.timeout()),
             Ok(Err(e)) => return Err(e),
             Ok(Ok(d)) => d,
@@ -261,20 +286,12 @@ impl Resolver {
         &self,
         registry: &str,
         options: &RegistryOptions,
-        credentials: &Credentials,
-    ) -> Result<Arc<Client>, RegistryError> {
-        let key = ClientKey {
-            options: options.clone(),
-            credentials: credentials.clone(),
-        };
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut hasher);
-        let id = hasher.finish();
-        if let Some(c) = self.clients.get(&id) {
+    ) -> Result<reqwest::Client, RegistryError> {
+        if let Some(c) = self.clients.get(options) {
             return Ok(c);
         }
-        let client = Arc::new(build_client(registry, options)?);
-        self.clients.insert(id, client.clone());
+        let client = build_client(registry, options)?;
+        self.clients.insert(options.clone(), client.clone());
         Ok(client)
     }
 }
@@ -293,44 +310,27 @@ pub fn error_label(e: &RegistryError) -> &'static str {
     }
 }
 
-fn build_client(registry: &str, options: &RegistryOptions) -> Result<Client, RegistryError> {
+fn build_client(
+    registry: &str,
+    options: &RegistryOptions,
+) -> Result<reqwest::Client, RegistryError> {
+    let bad_ca = |detail: String| RegistryError::Other {
+        registry: registry.to_string(),
+        detail: format!("bad registry CA bundle: {detail}"),
+    };
     let mut extra = Vec::new();
     if let Some(pem) = &options.ca_pem {
-        let certs = crate::tls::parse_pem_bundle(pem).map_err(|e| RegistryError::Other {
-            registry: registry.to_string(),
-            detail: format!("bad registry CA bundle: {e}"),
-        })?;
-        extra.extend(certs.into_iter().map(|der| Certificate {
-            encoding: CertificateEncoding::Der,
-            data: der.to_vec(),
-        }));
-    }
-    let config = ClientConfig {
-        protocol: if options.plain_http {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        },
-        extra_root_certificates: extra,
-        read_timeout: Some(options.timeout),
-        connect_timeout: Some(options.timeout),
-        user_agent: concat!("trustgate/", env!("CARGO_PKG_VERSION")),
-        ..ClientConfig::default()
-    };
-    Client::try_from(config).map_err(|e| RegistryError::Other {
-        registry: registry.to_string(),
-        detail: format!("cannot build registry client: {e}"),
-    })
-}
-
-fn registry_auth(credentials: &Credentials) -> RegistryAuth {
-    match credentials {
-        Credentials::Anonymous => RegistryAuth::Anonymous,
-        Credentials::Basic { username, password } => {
-            RegistryAuth::Basic(username.clone(), password.clone())
+        let certs = crate::tls::parse_pem_bundle(pem).map_err(|e| bad_ca(e.to_string()))?;
+        for der in certs {
+            extra.push(
+                reqwest::Certificate::from_der(der.as_ref()).map_err(|e| bad_ca(e.to_string()))?,
+            );
         }
-        Credentials::Bearer(token) => RegistryAuth::Bearer(token.clone()),
     }
+    http::build_client(&extra, options.timeout).map_err(|e| RegistryError::Other {
+        registry: registry.to_string(),
+        detail: format!("cannot build registry client: {}", error_chain(&e)),
+    })
 }
 
 struct Ctx<'a> {
@@ -365,56 +365,40 @@ impl Ctx<'_> {
         }
     }
 
-    fn classify(&self, e: OciDistributionError) -> RegistryError {
+    fn classify(&self, e: Failure) -> RegistryError {
         let registry = self.registry.to_string();
         match e {
-            OciDistributionError::RegistryError { envelope, .. } => {
-                let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                let text = envelope
-                    .errors
-                    .iter()
-                    .map(|e| e.message.clone())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                if codes.contains(&&OciErrorCode::NameUnknown) {
+            Failure::Transport(err) => self.classify_transport(&err),
+            Failure::Token(detail) => {
+                self.unauthorized(format!("token service: {}", first_line(&detail)))
+            }
+            Failure::Protocol(detail) => RegistryError::Other { registry, detail },
+            Failure::Status {
+                status,
+                codes,
+                detail,
+            } => {
+                let has = |c: &str| codes.iter().any(|x| x == c);
+                if has("NAME_UNKNOWN") {
                     RegistryError::RepositoryNotFound {
                         repository: self.repository.clone(),
                     }
-                } else if codes.contains(&&OciErrorCode::ManifestUnknown)
-                    || codes.contains(&&OciErrorCode::NotFound)
-                {
+                } else if has("MANIFEST_UNKNOWN") || has("NOT_FOUND") || status == 404 {
                     self.tag_not_found()
-                } else if codes.contains(&&OciErrorCode::Unauthorized)
-                    || codes.contains(&&OciErrorCode::Denied)
-                {
-                    self.unauthorized(text)
+                } else if has("UNAUTHORIZED") || has("DENIED") || status == 401 || status == 403 {
+                    self.unauthorized(if detail.is_empty() {
+                        format!("HTTP {status}")
+                    } else {
+                        detail
+                    })
                 } else {
-                    RegistryError::Other {
+                    RegistryError::Server {
                         registry,
-                        detail: text,
+                        status,
+                        detail: first_line(&detail),
                     }
                 }
             }
-            OciDistributionError::UnauthorizedError { .. } => {
-                self.unauthorized("HTTP 401 Unauthorized".into())
-            }
-            OciDistributionError::AuthenticationFailure(reason) => {
-                self.unauthorized(format!("token service: {}", first_line(&reason)))
-            }
-            OciDistributionError::ServerError { code, message, .. } => match code {
-                401 | 403 => self.unauthorized(format!("HTTP {code}")),
-                404 => self.tag_not_found(),
-                _ => RegistryError::Server {
-                    registry,
-                    status: code,
-                    detail: first_line(&message),
-                },
-            },
-            OciDistributionError::RequestError(err) => self.classify_transport(&err),
-            other => RegistryError::Other {
-                registry,
-                detail: first_line(&other.to_string()),
-            },
         }
     }
 

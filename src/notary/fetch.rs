@@ -48,7 +48,7 @@ use super::source::{FetchError, MetaRequest, MetadataSource};
 use crate::audit::metrics::Metrics;
 use crate::limits::LIMITS;
 
-mod auth;
+pub(crate) mod auth;
 #[allow(clippy::wildcard_imports)]
 use auth::*;
 

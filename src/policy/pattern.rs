@@ -4,7 +4,8 @@
 //!
 //! A pattern is split like a reference: `repository[:tag][@digest]`. The repository is
 //! normalised as docker normalises names (`nginx` → `docker.io/library/nginx`, `user/app` →
-//! `docker.io/user/app`, `index.docker.io` → `docker.io`; the first component is a registry when
+//! `docker.io/user/app`, `index.docker.io` and `registry-1.docker.io` → `docker.io`, `host:443` →
+//! `host`; the first component is a registry when
 //! it contains `.` or `:`, is `localhost`, or contains `**`) and its registry part is lower-cased.
 //! `*` matches any characters except `/`, `**` any characters. The repository must match the
 //! image's `domain/path` completely (registry compared case-insensitively); a tag part must match
@@ -266,10 +267,14 @@ fn split_domain(repository: &str) -> (Option<String>, String) {
         None if repository.contains("**") => return (None, repository.to_owned()),
         None => (DOCKER_HUB.to_owned(), repository.to_owned()),
         Some((first, rest)) => {
-            let lower = first.to_ascii_lowercase();
+            let mut lower = first.to_ascii_lowercase();
+            // `host:443` is `host`, as image references normalise it.
+            if !lower.contains('*') && lower.ends_with(":443") {
+                lower.truncate(lower.len() - 4);
+            }
             if first.contains("**") {
                 return (None, repository.to_owned());
-            } else if lower == LEGACY_DOCKER_HUB {
+            } else if lower == LEGACY_DOCKER_HUB || lower == "registry-1.docker.io" {
                 (DOCKER_HUB.to_owned(), rest.to_owned())
             } else if lower == "localhost"
                 || first.contains(['.', ':', '['])

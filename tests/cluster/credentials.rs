@@ -232,7 +232,11 @@ async fn policy_secrets_come_from_the_policy_namespace_or_trustgates() {
                 "trustgate",
                 "cluster-reg",
                 "kubernetes.io/basic-auth",
-                &[("username", "cu"), ("password", "cp")],
+                &[
+                    ("username", "cu"),
+                    ("password", "cp"),
+                    ("registry", "other.example"),
+                ],
             ),
             secret(
                 "trustgate",
@@ -288,6 +292,11 @@ async fn policy_secrets_come_from_the_policy_namespace_or_trustgates() {
     assert_eq!(
         source.registry(&cluster, "other.example"),
         basic("cu", "cp")
+    );
+    assert_eq!(
+        source.registry(&cluster, "evil.example"),
+        Credentials::Anonymous,
+        "a username/password login goes only to its `registry`"
     );
     assert_eq!(
         source.notary(&cluster),
@@ -388,7 +397,8 @@ async fn missing_or_unreadable_policy_secrets_fail_closed_pull_secrets_fall_back
     );
     assert_eq!(
         source.notary(&pod),
-        Some(("notary-fallback".into(), "nf".into()))
+        None,
+        "a namespaced policy never gets the operator's Notary login"
     );
     assert!(
         api.paths()

@@ -10,6 +10,7 @@ fn kind(e: &ReferenceError) -> &'static str {
     use ReferenceError as E;
     match e {
         E::Empty => "empty",
+        E::TooLong { .. } => "reference-too-long",
         E::InvalidCharacter { .. } => "char",
         E::AmbiguousIdentifier { .. } => "identifier",
         E::MissingName { .. } => "missing-name",
@@ -96,7 +97,7 @@ fn valid_references() {
         ("Docker/docker", "Docker", "docker", None, None),
         ("DOCKER/docker", "DOCKER", "docker", None, None),
         ("Foo/bar", "Foo", "bar", None, None),
-        ("Asdf.com/foo/bar", "Asdf.com", "foo/bar", None, None),
+        ("Asdf.com/foo/bar", "asdf.com", "foo/bar", None, None),
         ("docker-rules/docker", "docker.io", "docker-rules/docker", None, None),
         ("docker---rules/docker", "docker.io", "docker---rules/docker", None, None),
         ("doc/docker", "docker.io", "doc/docker", None, None),
@@ -630,4 +631,88 @@ fn malformed_inputs_never_panic() {
         check_invariants(&String::from_utf8_lossy(&bytes));
         let _ = std::str::from_utf8(&bytes).map(|s| s.parse::<Digest>());
     }
+}
+
+#[test]
+fn registry_aliases_are_one_registry() {
+    for (input, normalized) in [
+        (
+            "registry.example.com:443/shop/app:v1",
+            "registry.example.com/shop/app:v1",
+        ),
+        (
+            "registry.example.com:0443/shop/app:v1",
+            "registry.example.com/shop/app:v1",
+        ),
+        (
+            "Registry.Example.COM/shop/app:v1",
+            "registry.example.com/shop/app:v1",
+        ),
+        (
+            "REGISTRY.example.com:443/shop/app",
+            "registry.example.com/shop/app:latest",
+        ),
+        (
+            "registry.example.com:4443/shop/app:v1",
+            "registry.example.com:4443/shop/app:v1",
+        ),
+        (
+            "registry.example.com:5443/shop/app:v1",
+            "registry.example.com:5443/shop/app:v1",
+        ),
+        (
+            "index.docker.io/library/nginx:1",
+            "docker.io/library/nginx:1",
+        ),
+        (
+            "registry-1.docker.io/library/nginx:1",
+            "docker.io/library/nginx:1",
+        ),
+        ("registry-1.docker.io/nginx:1", "docker.io/library/nginx:1"),
+        (
+            "Registry-1.Docker.IO:443/nginx",
+            "docker.io/library/nginx:latest",
+        ),
+        ("docker.io:443/team/app:1", "docker.io/team/app:1"),
+        ("index.docker.io:443/team/app:1", "docker.io/team/app:1"),
+        ("[::1]:443/a:v1", "[::1]/a:v1"),
+        ("127.0.0.1:443/a:v1", "127.0.0.1/a:v1"),
+    ] {
+        let r = parse_ok(input);
+        assert_eq!(r.normalized(), normalized, "{input}");
+        assert_eq!(
+            r.repository(),
+            normalized
+                .rsplit_once(':')
+                .map_or(normalized, |(repo, _)| repo),
+            "the GUN of {input}"
+        );
+    }
+}
+
+#[test]
+fn a_reference_one_past_the_length_limit_is_refused() {
+    let limit = crate::limits::LIMITS.reference_bytes;
+    let at_limit = format!("r.example/{}", "a".repeat(200));
+    let tag_room = limit - at_limit.len() - 1;
+    let ok = format!("{at_limit}:{}", "t".repeat(tag_room.min(128)));
+    assert!(ok.len() <= limit);
+    parse_ok(&ok);
+    // A path of 5 components of 200 bytes would be too long anyway; build exactly limit+1 bytes
+    // of otherwise valid characters and check the reason names the limit.
+    let long = "a".repeat(limit + 1);
+    let e = ImageRef::parse(&long).unwrap_err();
+    assert_eq!(kind(&e), "reference-too-long", "{e}");
+    assert!(e.to_string().contains(&limit.to_string()), "{e}");
+    assert!(
+        e.to_string().len() < 200,
+        "the reason does not echo the input"
+    );
+    let exactly = format!("r.example/a@sha256:{}", "0".repeat(64));
+    let padded = format!("{}{exactly}", "x".repeat(limit - exactly.len()));
+    assert_eq!(padded.len(), limit);
+    assert!(
+        ImageRef::parse(&padded).is_ok(),
+        "{limit} bytes exactly are accepted"
+    );
 }

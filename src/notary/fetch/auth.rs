@@ -35,7 +35,7 @@ pub(super) fn gun_of_scope(scope: &str) -> &str {
 }
 
 /// `token`/`access_token` (preferring `access_token`) and the lifetime from `expires_in`.
-pub(super) fn parse_token_response(body: &[u8]) -> Result<(String, Duration), String> {
+pub(crate) fn parse_token_response(body: &[u8]) -> Result<(String, Duration), String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("token response is not JSON: {e}"))?;
     let pick = |k: &str| v.get(k).and_then(|t| t.as_str()).filter(|t| !t.is_empty());
@@ -56,7 +56,7 @@ pub(super) fn parse_token_response(body: &[u8]) -> Result<(String, Duration), St
 }
 
 /// "CODE: message" of the first entry of a distribution errcode body, else sanitised text.
-pub(super) fn errcode_message(body: &[u8]) -> String {
+pub(crate) fn errcode_message(body: &[u8]) -> String {
     let parsed = serde_json::from_slice::<serde_json::Value>(body).ok();
     let first = parsed
         .as_ref()
@@ -128,13 +128,13 @@ pub(super) fn error_chain(e: &(dyn StdError + 'static)) -> String {
 
 /// One `WWW-Authenticate` challenge: lowercase scheme and its parameters (lowercase names).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Challenge {
-    pub(super) scheme: String,
-    pub(super) params: Vec<(String, String)>,
+pub(crate) struct Challenge {
+    pub(crate) scheme: String,
+    pub(crate) params: Vec<(String, String)>,
 }
 
 impl Challenge {
-    pub(super) fn param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
             .find(|(k, _)| k == name)
@@ -142,7 +142,7 @@ impl Challenge {
     }
 }
 
-pub(super) fn parse_challenges(headers: &HeaderMap) -> Vec<Challenge> {
+pub(crate) fn parse_challenges(headers: &HeaderMap) -> Vec<Challenge> {
     headers
         .get_all(WWW_AUTHENTICATE)
         .iter()
