@@ -9,6 +9,14 @@ REPO=$PWD
 step() { printf '\n==> %s\n' "$*"; }
 t0=$(date +%s)
 
+step "public Notary fixtures (unit tests read them in place)"
+# CI checks the repository out with shared/ beside it; in a plain clone the fixture tests skip
+# themselves, but the test command requires them.
+FIXTURES="${TRUSTGATE_NOTARY_FIXTURES:-$REPO/../shared/fixtures/notary-public}"
+[[ -d "$FIXTURES" ]] || { echo "Notary fixtures not found at $FIXTURES (set TRUSTGATE_NOTARY_FIXTURES)" >&2; exit 1; }
+export TRUSTGATE_NOTARY_FIXTURES="$(cd "$FIXTURES" && pwd)"
+echo "TRUSTGATE_NOTARY_FIXTURES=$TRUSTGATE_NOTARY_FIXTURES"
+
 step "install (if missing) and start the test stack: registry x4, token server, notary-signer, notary-server x3"
 export TRUSTGATE_STACK_DIR="${TRUSTGATE_STACK_DIR:-$REPO/target/stack}"
 cleanup() { bash "$REPO/e2e/stack.sh" down || true; bash "$REPO/e2e/apiserver.sh" down || true; }
