@@ -42,6 +42,9 @@ step "cargo test"
 cargo test --locked --lib --bins --tests
 cargo test --locked --doc
 
+step "quick start (e2e/quickstart.sh against the running stack): a signed tag admitted, an unsigned one rejected"
+bash e2e/quickstart.sh --stack-env "$TRUSTGATE_STACK_ENV"
+
 step "packaging: Helm chart lint + render + schema validation, manifests, CRD copies, examples, Dockerfile"
 cargo build --locked
 TRUSTGATE_BIN="$REPO/target/debug/trustgate" bash scripts/packaging.sh
