@@ -10,9 +10,10 @@ step() { printf '\n==> %s\n' "$*"; }
 t0=$(date +%s)
 
 step "public Notary fixtures (unit tests read them in place)"
-# CI checks the repository out with shared/ beside it; in a plain clone the fixture tests skip
+# CI checks the repository out with the shared data beside it; in a plain clone the fixture tests skip
 # themselves, but the test command requires them.
-FIXTURES="${TRUSTGATE_NOTARY_FIXTURES:-$REPO/../shared/fixtures/notary-public}"
+SIBLING="$REPO/../shared"   # CI's checkout of the project's shared data, beside the repository
+FIXTURES="${TRUSTGATE_NOTARY_FIXTURES:-$SIBLING/fixtures/notary-public}"
 [[ -d "$FIXTURES" ]] || { echo "Notary fixtures not found at $FIXTURES (set TRUSTGATE_NOTARY_FIXTURES)" >&2; exit 1; }
 export TRUSTGATE_NOTARY_FIXTURES="$(cd "$FIXTURES" && pwd)"
 echo "TRUSTGATE_NOTARY_FIXTURES=$TRUSTGATE_NOTARY_FIXTURES"

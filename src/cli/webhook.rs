@@ -352,7 +352,9 @@ fn judge(answer: &Value, uid: &str, expect: Expect) -> Result<String, String> {
         .pointer("/status/message")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let line = format!("allowed={allowed} {message}").trim_end().to_string();
+    let line = format!("allowed={allowed} {message}")
+        .trim_end()
+        .to_string();
     match (expect, allowed) {
         (Expect::Any, _) | (Expect::Allowed, true) | (Expect::Denied, false) => Ok(line),
         _ => Err(format!("expected {expect:?}, got {line}")),

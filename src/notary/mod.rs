@@ -27,14 +27,18 @@ pub mod view;
 #[path = "tests/builder.rs"]
 pub mod testing;
 
-/// Public Notary test data: `TRUSTGATE_NOTARY_FIXTURES` when set, else `shared/fixtures/notary-public`
-/// beside the repository (the layout CI uses). Read in place, never copied.
+/// Public Notary test data: `TRUSTGATE_NOTARY_FIXTURES` when set, else the directory
+/// `fixtures/notary-public` of the `shared` checkout beside the repository (the layout CI uses).
+/// Read in place, never copied.
 #[cfg(test)]
 pub(crate) fn fixtures_dir() -> std::path::PathBuf {
     std::env::var_os("TRUSTGATE_NOTARY_FIXTURES").map_or_else(
         || {
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../shared/fixtures/notary-public")
+                .join("..")
+                .join("shared")
+                .join("fixtures")
+                .join("notary-public")
         },
         std::path::PathBuf::from,
     )
