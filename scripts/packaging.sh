@@ -303,8 +303,12 @@ for s in scenarios:
     c = (pod.get("containers") or [{}])[0]
     args = c.get("args", [])
     check(args[:1] == ["serve"], s, f"args do not start with serve: {args[:1]}")
-    check(arg(args, "--listen") == ["0.0.0.0:8443"], s, "--listen")
-    check(arg(args, "--admin-listen") == ["0.0.0.0:8080"], s, "--admin-listen")
+    wport, aport = wh_values.get("port", 8443), values.get("metrics", {}).get("port", 8080)
+    check(arg(args, "--listen") == [f"0.0.0.0:{wport}"], s, "--listen")
+    check(arg(args, "--admin-listen") == [f"0.0.0.0:{aport}"], s, "--admin-listen")
+    check(pod.get("hostNetwork", False) == values.get("hostNetwork", False), s, "hostNetwork")
+    if values.get("hostNetwork"):
+        check(pod.get("dnsPolicy") == "ClusterFirstWithHostNet", s, "dnsPolicy with hostNetwork")
     check(arg(args, "--tls-cert") == ["/tls/tls.crt"] and arg(args, "--tls-key") == ["/tls/tls.key"], s,
           "--tls-cert/--tls-key")
     check(arg(args, "--default-action") == [values.get("defaultAction", "Deny")], s, "--default-action")
@@ -316,7 +320,7 @@ for s in scenarios:
     want_extra = [f"{k['apiGroup']}/{k['kind']}={k['podSpecPath']}" for k in values.get("extraKinds", [])]
     check(arg(args, "--extra-kind") == want_extra, s, f"--extra-kind {arg(args, '--extra-kind')} != {want_extra}")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-    check(ports == {"webhook": 8443, "admin": 8080}, s, f"container ports {ports}")
+    check(ports == {"webhook": wport, "admin": aport}, s, f"container ports {ports}")
     lp, rp = c.get("livenessProbe", {}).get("httpGet", {}), c.get("readinessProbe", {}).get("httpGet", {})
     check(lp == {"path": "/healthz", "port": "admin"}, s, f"livenessProbe {lp}")
     check(rp == {"path": "/readyz", "port": "admin"}, s, f"readinessProbe {rp}")
@@ -326,12 +330,16 @@ for s in scenarios:
     if "resources" not in values:
         check("cpu" not in res.get("limits", {}), s, "a CPU limit by default (a throttled webhook times out)")
     psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
-    check(psc.get("runAsNonRoot") is True and psc.get("runAsUser") == 65532, s, "pod runAsNonRoot/65532")
+    check(psc.get("runAsNonRoot") is True, s, "pod runAsNonRoot")
+    if "podSecurityContext" not in values:
+        check(psc.get("runAsUser") == 65532, s, "pod runAsUser 65532")
     check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", s, "pod seccompProfile")
     check(csc.get("readOnlyRootFilesystem") is True, s, "readOnlyRootFilesystem")
     check(csc.get("allowPrivilegeEscalation") is False, s, "allowPrivilegeEscalation")
     check(csc.get("capabilities", {}).get("drop") == ["ALL"], s, "capabilities drop ALL")
-    check(csc.get("runAsUser") == 65532 and csc.get("runAsNonRoot") is True, s, "container runAsUser 65532")
+    check(csc.get("runAsNonRoot") is True, s, "container runAsNonRoot")
+    if "securityContext" not in values:
+        check(csc.get("runAsUser") == 65532, s, "container runAsUser 65532")
     image = c.get("image", "")
     digest = values.get("image", {}).get("digest")
     want_image = f"ghcr.io/trustgate/trustgate@{digest}" if digest else "ghcr.io/trustgate/trustgate:0.1.0"
@@ -533,6 +541,11 @@ for s in scenarios:
             check(ports_ == {"webhook", "admin"}, s, f"NetworkPolicy ingress ports {ports_}")
             webhook_rule = [r for r in np["ingress"] if any(p["port"] == "webhook" for p in r["ports"])][0]
             check("from" not in webhook_rule, s, "the API server could be blocked from the webhook port")
+            admin_rule = [r for r in np["ingress"] if any(p["port"] == "admin" for p in r["ports"])][0]
+            if "from" in admin_rule:
+                check({"podSelector": {"matchLabels": {"app.kubernetes.io/instance": rel,
+                       "app.kubernetes.io/component": "webhook-registration"}}} in admin_rule["from"], s,
+                      "the registration Job cannot reach /readyz through the NetworkPolicy")
     else:
         check(not nps, s, "NetworkPolicy rendered although disabled")
 
