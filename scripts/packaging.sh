@@ -893,6 +893,8 @@ done
 [[ $ready == 1 ]] || smoke_fail "/readyz did not answer 200 within 10 s"
 curl -fsS "http://127.0.0.1:$aport/healthz" >/dev/null || smoke_fail "/healthz"
 curl -fsS "http://127.0.0.1:$aport/metrics" | grep -q '^trustgate_' || smoke_fail "/metrics has no trustgate_ series"
+curl -fsS "http://127.0.0.1:$aport/metrics" | grep -qE '^trustgate_tls_certificate_expiry_timestamp_seconds [1-9][0-9]{9}' \
+    || smoke_fail "/metrics lacks the serving certificate's expiry"
 # The API server connects to <svc>.<ns>.svc and checks the certificate against the caBundle.
 post() { # FILE -> response
     curl -fsS --cacert "$TMP/smoke/tls/ca.crt" --resolve "$REL-trustgate.$NS.svc:$wport:127.0.0.1" \
