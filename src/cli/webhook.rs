@@ -444,6 +444,130 @@ mod tests {
         assert_eq!(none, None);
     }
 
+    /// A kube client whose API answers every request with `status` and echoes the body; the
+    /// requests (method, path and query, body) are recorded.
+    fn fake_api(
+        status: u16,
+    ) -> (
+        kube::Client,
+        std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
+    ) {
+        use http::{Request, Response};
+        use kube::client::Body;
+        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Some((request, respond)) = handle.next_request().await {
+                let (parts, body) = request.into_parts();
+                let bytes = body.collect_bytes().await.unwrap_or_default();
+                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                log.lock()
+                    .expect("lock")
+                    .push((format!("{} {}", parts.method, parts.uri), body.clone()));
+                let answer = if status == 200 {
+                    body
+                } else {
+                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status, "reason": "NotFound", "message": "not found"})
+                };
+                let response = Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+                    .expect("response");
+                respond.send_response(response);
+            }
+        });
+        (kube::Client::new(service, "default"), seen)
+    }
+
+    #[tokio::test]
+    async fn register_server_side_applies_with_the_ca_filled_in() {
+        let (client, seen) = fake_api(200);
+        let doc = json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "tg"},
+            "webhooks": [{
+                "name": "workloads.trustgate.dev",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "NoneOnDryRun",
+                "clientConfig": {"service": {"name": "tg", "namespace": "tg-system", "path": "/validate"}}
+            }]
+        });
+        register(&client, Path::new("validating.json"), doc, Some(b"PEM"))
+            .await
+            .expect("register");
+        let seen = seen.lock().expect("lock").clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        let (request, body) = &seen[0];
+        assert!(
+            request.starts_with(
+                "PATCH /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/tg?"
+            ) && request.contains("fieldManager=trustgate-register")
+                && request.contains("force=true"),
+            "{request}"
+        );
+        assert_eq!(body["webhooks"][0]["clientConfig"]["caBundle"], "UEVN");
+        assert_eq!(body["kind"], "ValidatingWebhookConfiguration");
+
+        let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
+        assert!(
+            register(&client, Path::new("x.json"), other, None)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn unregister_deletes_and_skips_absent_configurations() {
+        let (client, seen) = fake_api(404);
+        let api: Api<ValidatingWebhookConfiguration> = Api::all(client);
+        delete(&api, "validatingwebhookconfiguration", "tg")
+            .await
+            .expect("absent is fine");
+        let seen = seen.lock().expect("lock").clone();
+        assert!(
+            seen[0].0.starts_with(
+                "DELETE /apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/tg"
+            ),
+            "{seen:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn registration_waits_for_readiness_and_gives_up_at_the_deadline() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        // Nothing listens: not ready, an error naming the URL, after the timeout.
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/readyz", closed.local_addr().expect("addr"));
+        drop(closed);
+        let err = wait_ready(&url, Duration::from_millis(50))
+            .await
+            .expect_err("not ready");
+        assert!(err.to_string().contains("not ready"), "{err}");
+        // 503 first, then 200.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/readyz", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            for status in ["503 Service Unavailable", "200 OK"] {
+                let (mut conn, _) = listener.accept().await.expect("accept");
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                conn.write_all(reply.as_bytes()).await.expect("write");
+            }
+        });
+        wait_ready(&url, Duration::from_secs(20))
+            .await
+            .expect("ready on the second poll");
+    }
+
     #[test]
     fn configurations_are_read_from_files_and_directories() {
         let dir = tempfile::tempdir().expect("tempdir");
