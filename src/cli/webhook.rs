@@ -444,14 +444,12 @@ mod tests {
         assert_eq!(none, None);
     }
 
+    /// Requests a fake API saw: "METHOD path?query" and the JSON body.
+    type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>;
+
     /// A kube client whose API answers every request with `status` and echoes the body; the
     /// requests (method, path and query, body) are recorded.
-    fn fake_api(
-        status: u16,
-    ) -> (
-        kube::Client,
-        std::sync::Arc<std::sync::Mutex<Vec<(String, Value)>>>,
-    ) {
+    fn fake_api(status: u16) -> (kube::Client, Seen) {
         use http::{Request, Response};
         use kube::client::Body;
         let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
