@@ -133,6 +133,9 @@ for s in "${scenarios[@]}"; do
     validate "$TMP/render/$s.yaml"
 done
 
+step "values.schema.json: the cross-field rules are generated (scripts/schema-rules.py)"
+python3 scripts/schema-rules.py --check || fail "run python3 scripts/schema-rules.py"
+
 step "the checks can fail: bad values are rejected, a bad field is caught"
 expect_template_failure() { # DESCRIPTION ARGS...
     local what=$1; shift
