@@ -3,7 +3,7 @@
 # kube-apiserver) on etcd 3.5, plus a stub "core API" (e2e/stub_core.py), all on 127.0.0.1.
 # It runs the real CRD schema validation, defaulting, CEL rules, server-side apply, the status
 # subresource, watch, and real ValidatingAdmissionWebhook calls. It serves no core/v1, apps/v1 or
-# discovery (see e2e/README.md and /work/shared/notes/kubernetes-testing.md §1).
+# discovery (see e2e/README.md).
 #
 #   e2e/apiserver.sh build    build (or reuse) apiextensions-apiserver and etcd in the cache
 #   e2e/apiserver.sh up       build if needed, stop a previous instance (by its PID files), wipe

@@ -42,15 +42,15 @@ KV="$TOOLS/bin/kubernetes-validate"
 PY="$TOOLS/kv/bin/python"        # has PyYAML and jsonschema (kubernetes-validate's dependencies)
 
 # ---------------------------------------------------------------------------------------------
-step "CRDs: $CHART/crds/ is a byte-identical copy of crds/"
+step "CRDs: $CHART/files/trustgate-crds.yaml is a byte-identical copy of crds/ (no $CHART/crds/)"
 if [[ $UPDATE == 1 ]]; then
-    cp crds/trustgate-crds.yaml "$CHART/crds/trustgate-crds.yaml"
+    cp crds/trustgate-crds.yaml "$CHART/files/trustgate-crds.yaml"
 fi
-[[ "$(ls "$CHART/crds")" == "trustgate-crds.yaml" ]] \
-    || fail "$CHART/crds/ must hold exactly trustgate-crds.yaml, has: $(ls "$CHART/crds" | tr '\n' ' ')"
-cmp crds/trustgate-crds.yaml "$CHART/crds/trustgate-crds.yaml" \
-    || fail "$CHART/crds/trustgate-crds.yaml differs from crds/trustgate-crds.yaml: run scripts/packaging.sh --update"
-echo "identical: crds/trustgate-crds.yaml == $CHART/crds/trustgate-crds.yaml"
+# Helm installs crds/ once and never upgrades it: the chart renders its CRDs from templates.
+[[ ! -e "$CHART/crds" ]] || fail "$CHART/crds/ must not exist (Helm never upgrades it): the CRDs are rendered by templates/crds.yaml"
+cmp crds/trustgate-crds.yaml "$CHART/files/trustgate-crds.yaml" \
+    || fail "$CHART/files/trustgate-crds.yaml differs from crds/trustgate-crds.yaml: run scripts/crdgen.sh"
+echo "identical: crds/trustgate-crds.yaml == $CHART/files/trustgate-crds.yaml"
 
 # ---------------------------------------------------------------------------------------------
 step "versions: Chart appVersion, Cargo.toml, Dockerfile"
@@ -105,12 +105,36 @@ validate() { # FILE
         || fail "$file: $docs documents, but $passed passed and $warned were skipped as custom resources"
     echo "valid: $(basename "$file"): $passed resources validated, $warned custom resources (checked below)"
 }
+# The webhook configurations are not release resources: the registration Job applies them from
+# the <fullname>-webhooks ConfigMap. Appended to each render as ordinary documents, so they are
+# validated and checked like the rest.
+with_webhooks() { # FILE: append the ConfigMap's webhook configurations as documents
+    "$PY" - "$1" <<'PY'
+import json, sys, yaml
+path = sys.argv[1]
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+extra = []
+for d in docs:
+    if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-webhooks"):
+        for key in sorted(d.get("data", {})):
+            extra.append(json.loads(d["data"][key]))
+if not extra:
+    sys.exit(f"{path}: no webhook configuration in a -webhooks ConfigMap")
+with open(path, "a") as f:
+    f.write("\n---\n# From the -webhooks ConfigMap (applied by the registration Job)\n")
+    yaml.safe_dump_all(extra, f, sort_keys=False)
+PY
+}
 for s in "${scenarios[@]}"; do
     mapfile -t va < <(values_args "$s")
-    "$HELM" template "$REL" "$CHART" --namespace "$NS" --kube-version "$KUBE_VERSION" --include-crds \
+    "$HELM" template "$REL" "$CHART" --namespace "$NS" --kube-version "$KUBE_VERSION" \
         "${va[@]}" >"$TMP/render/$s.yaml" || fail "helm template failed for value set '$s'"
+    with_webhooks "$TMP/render/$s.yaml" || fail "webhook configurations of value set '$s'"
     validate "$TMP/render/$s.yaml"
 done
+
+step "values.schema.json: the cross-field rules are generated (scripts/schema-rules.py)"
+python3 scripts/schema-rules.py --check || fail "run python3 scripts/schema-rules.py"
 
 step "the checks can fail: bad values are rejected, a bad field is caught"
 expect_template_failure() { # DESCRIPTION ARGS...
@@ -134,6 +158,17 @@ expect_template_failure "extraKinds without podSpecPath" \
 expect_template_failure "extraKinds with a JSON pointer path" \
     --set 'extraKinds[0].apiGroup=x.io,extraKinds[0].apiVersion=v1,extraKinds[0].resource=xs,extraKinds[0].kind=X,extraKinds[0].podSpecPath=/spec/template/spec'
 expect_template_failure "timeoutSeconds 1 without an explicit budget" --set webhook.timeoutSeconds=1
+expect_template_failure "a budget not below timeoutSeconds (20s >= 10)" --set webhook.budget=20s --set webhook.timeoutSeconds=10
+expect_template_failure "a budget equal to timeoutSeconds" --set webhook.budget=10s
+expect_template_failure "a preStop sleep not below the grace period" --set preStopSleepSeconds=30 --set terminationGracePeriodSeconds=30
+expect_template_failure "an unknown enforcement mode" --set webhook.enforcement=All
+expect_template_failure "a matchCondition without expression" --set 'webhook.matchConditions[0].name=x'
+# ...and what must still pass.
+for ok in "webhook.budget=9.5s" "webhook.timeoutSeconds=30,webhook.budget=29s" "preStopSleepSeconds=29,terminationGracePeriodSeconds=30" "preStopSleepSeconds=60,terminationGracePeriodSeconds=300"; do
+    "$HELM" template "$REL" "$CHART" --namespace "$NS" --set "$ok" >/dev/null 2>"$TMP/neg.out" \
+        || { cat "$TMP/neg.out" >&2; fail "helm template refused valid values $ok"; }
+    echo "accepted: $ok"
+done
 "$PY" - "$TMP/render/default.yaml" "$TMP/neg.yaml" <<'PY'
 import sys, yaml
 docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
@@ -187,7 +222,7 @@ EXPECTED_RULES = {
     ("batch", "v1"): {"jobs", "cronjobs"},
 }
 BASE_KINDS = {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
-              "Service", "Deployment", "ValidatingWebhookConfiguration"}
+              "Service", "Deployment", "ValidatingWebhookConfiguration", "ConfigMap", "Job", "Pod"}
 
 for s in scenarios:
     docs, by = load(s)
@@ -208,6 +243,9 @@ for s in scenarios:
     check(BASE_KINDS <= kinds, s, f"missing kinds {sorted(BASE_KINDS - kinds)}")
     crds = {d["metadata"]["name"] for d in by.get("CustomResourceDefinition", [])}
     check(crds == {"trustpolicies.trustgate.dev", "clustertrustpolicies.trustgate.dev"}, s, f"CRDs {crds}")
+    for d in by.get("CustomResourceDefinition", []):
+        check((d["metadata"].get("annotations") or {}).get("helm.sh/resource-policy") == "keep", s,
+              f"CRD {d['metadata']['name']} lacks helm.sh/resource-policy: keep")
 
     # --- webhook configuration
     vwc = one(by, "ValidatingWebhookConfiguration", s)
@@ -230,10 +268,19 @@ for s in scenarios:
     check(len(name_excl) == 1, s, "no NotIn expression on kubernetes.io/metadata.name")
     excluded = set(name_excl[0]["values"]) if name_excl else set()
     want_excluded = {"kube-system", ns} | set(wh_values.get("excludeNamespaces", []))
+    if cert_mode == "certManager":
+        want_excluded.add(values.get("certs", {}).get("certManager", {}).get("namespace", "cert-manager"))
     check(excluded == want_excluded, s, f"excluded namespaces {sorted(excluded)} != {sorted(want_excluded)}")
     optout = [e for e in exprs if e.get("key") == "trustgate.dev/ignore"]
-    check(optout == [{"key": "trustgate.dev/ignore", "operator": "NotIn", "values": ["true"]}], s,
-          f"opt-out label expression {optout}")
+    optin = [e for e in exprs if e.get("key") == "trustgate.dev/enforce"]
+    if wh_values.get("enforcement", "OptIn") == "OptIn":
+        # A fresh install checks no namespace until one is labelled.
+        check(optin[:1] == [{"key": "trustgate.dev/enforce", "operator": "In", "values": ["true"]}] and not optout, s,
+              f"OptIn: namespaceSelector must require trustgate.dev/enforce=true: {exprs}")
+    else:
+        check(optout == [{"key": "trustgate.dev/ignore", "operator": "NotIn", "values": ["true"]}], s,
+              f"opt-out label expression {optout}")
+    check(wh.get("matchConditions", []) == wh_values.get("matchConditions", []), s, "matchConditions")
     check("objectSelector" in wh, s, "objectSelector missing")
     rules = {}
     for r in wh.get("rules", []):
@@ -259,8 +306,12 @@ for s in scenarios:
     c = (pod.get("containers") or [{}])[0]
     args = c.get("args", [])
     check(args[:1] == ["serve"], s, f"args do not start with serve: {args[:1]}")
-    check(arg(args, "--listen") == ["0.0.0.0:8443"], s, "--listen")
-    check(arg(args, "--admin-listen") == ["0.0.0.0:8080"], s, "--admin-listen")
+    wport, aport = wh_values.get("port", 8443), values.get("metrics", {}).get("port", 8080)
+    check(arg(args, "--listen") == [f"0.0.0.0:{wport}"], s, "--listen")
+    check(arg(args, "--admin-listen") == [f"0.0.0.0:{aport}"], s, "--admin-listen")
+    check(pod.get("hostNetwork", False) == values.get("hostNetwork", False), s, "hostNetwork")
+    if values.get("hostNetwork"):
+        check(pod.get("dnsPolicy") == "ClusterFirstWithHostNet", s, "dnsPolicy with hostNetwork")
     check(arg(args, "--tls-cert") == ["/tls/tls.crt"] and arg(args, "--tls-key") == ["/tls/tls.key"], s,
           "--tls-cert/--tls-key")
     check(arg(args, "--default-action") == [values.get("defaultAction", "Deny")], s, "--default-action")
@@ -272,20 +323,26 @@ for s in scenarios:
     want_extra = [f"{k['apiGroup']}/{k['kind']}={k['podSpecPath']}" for k in values.get("extraKinds", [])]
     check(arg(args, "--extra-kind") == want_extra, s, f"--extra-kind {arg(args, '--extra-kind')} != {want_extra}")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
-    check(ports == {"webhook": 8443, "admin": 8080}, s, f"container ports {ports}")
+    check(ports == {"webhook": wport, "admin": aport}, s, f"container ports {ports}")
     lp, rp = c.get("livenessProbe", {}).get("httpGet", {}), c.get("readinessProbe", {}).get("httpGet", {})
     check(lp == {"path": "/healthz", "port": "admin"}, s, f"livenessProbe {lp}")
     check(rp == {"path": "/readyz", "port": "admin"}, s, f"readinessProbe {rp}")
     res = c.get("resources", {})
-    check(all(res.get(a, {}).get(r) for a in ("requests", "limits") for r in ("cpu", "memory")), s,
-          "resource requests and limits for cpu and memory")
+    check(all(res.get("requests", {}).get(r) for r in ("cpu", "memory")) and res.get("limits", {}).get("memory"), s,
+          "resource requests for cpu and memory, a memory limit")
+    if "resources" not in values:
+        check("cpu" not in res.get("limits", {}), s, "a CPU limit by default (a throttled webhook times out)")
     psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
-    check(psc.get("runAsNonRoot") is True and psc.get("runAsUser") == 65532, s, "pod runAsNonRoot/65532")
+    check(psc.get("runAsNonRoot") is True, s, "pod runAsNonRoot")
+    if "podSecurityContext" not in values:
+        check(psc.get("runAsUser") == 65532, s, "pod runAsUser 65532")
     check(psc.get("seccompProfile", {}).get("type") == "RuntimeDefault", s, "pod seccompProfile")
     check(csc.get("readOnlyRootFilesystem") is True, s, "readOnlyRootFilesystem")
     check(csc.get("allowPrivilegeEscalation") is False, s, "allowPrivilegeEscalation")
     check(csc.get("capabilities", {}).get("drop") == ["ALL"], s, "capabilities drop ALL")
-    check(csc.get("runAsUser") == 65532 and csc.get("runAsNonRoot") is True, s, "container runAsUser 65532")
+    check(csc.get("runAsNonRoot") is True, s, "container runAsNonRoot")
+    if "securityContext" not in values:
+        check(csc.get("runAsUser") == 65532, s, "container runAsUser 65532")
     image = c.get("image", "")
     digest = values.get("image", {}).get("digest")
     want_image = f"ghcr.io/trustgate/trustgate@{digest}" if digest else "ghcr.io/trustgate/trustgate:0.1.0"
@@ -306,7 +363,7 @@ for s in scenarios:
     grace = pod.get("terminationGracePeriodSeconds", 30)
     check(sleep >= 1 and sleep + 20 <= grace, s,
           f"preStop sleep {sleep}s + 20s drain must fit terminationGracePeriodSeconds {grace}")
-    pcn = values.get("priorityClassName")
+    pcn = values.get("priorityClassName", "system-cluster-critical")
     check(pod.get("priorityClassName") == pcn, s, f"priorityClassName {pod.get('priorityClassName')}")
 
     # --- service
@@ -333,7 +390,13 @@ for s in scenarios:
 
     # --- RBAC: least privilege
     roles = {r["metadata"]["name"]: r for r in by.get("ClusterRole", [])}
-    check(set(roles) == {fullname, fullname + "-credentials"}, s, f"ClusterRoles {sorted(roles)}")
+    check(set(roles) == {fullname, fullname + "-credentials", fullname + "-hooks"}, s, f"ClusterRoles {sorted(roles)}")
+    hook_rules = roles.pop(fullname + "-hooks", {}).get("rules", [])
+    ar = "admissionregistration.k8s.io"
+    wcs = ["validatingwebhookconfigurations", "mutatingwebhookconfigurations"]
+    check(hook_rules == [{"apiGroups": [ar], "resources": wcs, "verbs": ["create"]},
+                         {"apiGroups": [ar], "resources": wcs, "resourceNames": [fullname],
+                          "verbs": ["get", "patch", "update", "delete"]}], s, f"hooks ClusterRole rules {hook_rules}")
     granted = set()
     for r in roles.values():
         for rule in r.get("rules", []):
@@ -348,6 +411,10 @@ for s in scenarios:
     want_granted |= {("events.k8s.io", "events", v) for v in ("create", "patch")}
     want_granted |= {("", r, "get") for r in ("secrets", "serviceaccounts")}
     check(granted == want_granted, s, f"RBAC grants differ: extra {sorted(granted - want_granted)}, missing {sorted(want_granted - granted)}")
+    hook_crb = [b for b in by.get("ClusterRoleBinding", []) if b["roleRef"]["name"] == fullname + "-hooks"]
+    check(len(hook_crb) == 1 and hook_crb[0]["subjects"] == [{"kind": "ServiceAccount", "name": fullname + "-hooks", "namespace": ns}],
+          s, "hooks ClusterRoleBinding")
+    by["ClusterRoleBinding"] = [b for b in by.get("ClusterRoleBinding", []) if b not in hook_crb]
     crbs = {b["roleRef"]["name"] for b in by.get("ClusterRoleBinding", [])}
     rbs = {b["metadata"]["namespace"] for b in by.get("RoleBinding", [])}
     secret_ns = values.get("rbac", {}).get("secretsNamespaces", [])
@@ -360,11 +427,57 @@ for s in scenarios:
         check(b["subjects"] == [{"kind": "ServiceAccount", "name": fullname, "namespace": ns}], s,
               f"binding subjects {b['subjects']}")
 
+    # --- hooks: registration after readiness, removal before uninstall, helm test
+    def hook(d):
+        return (d["metadata"].get("annotations") or {}).get("helm.sh/hook", "")
+    jobs = {hook(j): j for j in by.get("Job", [])}
+    check(set(jobs) == {"post-install,post-upgrade", "pre-delete"}, s, f"hook Jobs {sorted(jobs)}")
+    svc_sel = sel
+    for h, j in jobs.items():
+        jp = j["spec"]["template"]["spec"]
+        jc = jp["containers"][0]
+        check(jp.get("serviceAccountName") == fullname + "-hooks", s, f"{h} Job service account")
+        check(jc.get("image") == want_image, s, f"{h} Job image {jc.get('image')}")
+        labels = j["spec"]["template"]["metadata"].get("labels", {})
+        check(not all(labels.get(k) == v for k, v in svc_sel.items()), s, f"{h} Job pods are selected by the Service")
+        check(jc.get("securityContext", {}).get("readOnlyRootFilesystem") is True, s, f"{h} Job securityContext")
+        if h == "pre-delete":
+            check(jc.get("args") == ["webhook", "unregister", f"--validating={fullname}", f"--mutating={fullname}"], s,
+                  f"pre-delete Job args {jc.get('args')}")
+        else:
+            a = jc.get("args", [])
+            check(a[:3] == ["webhook", "register", "/webhooks"], s, f"register Job args {a}")
+            check(arg(a, "--wait-url") == [f"http://{fullname}.{ns}.svc:8080/readyz"], s, f"register waits for {arg(a, '--wait-url')}")
+            vols_ = {v["name"]: v for v in jp.get("volumes", [])}
+            check(vols_.get("webhooks", {}).get("configMap", {}).get("name") == f"{fullname}-webhooks", s, "register Job mounts the webhooks ConfigMap")
+            check("ca" in vols_, s, "register Job has the CA volume")
+    tests = [p_ for p_ in by.get("Pod", []) if hook(p_) == "test"]
+    if check(len(tests) == 1, s, "one helm test Pod"):
+        tc = tests[0]["spec"]["containers"][0]
+        ta = tc.get("args", [])
+        check(ta[:2] == ["webhook", "probe"], s, f"test Pod args {ta}")
+        check(arg(ta, "--url") == [f"https://{fullname}.{ns}.svc:443/validate"], s, "test Pod URL")
+        want_expect = "denied" if values.get("defaultAction", "Deny") == "Deny" else "allowed"
+        check(arg(ta, "--expect") == [want_expect], s, f"test Pod --expect {arg(ta, '--expect')}")
+        labels = tests[0]["metadata"].get("labels", {})
+        check(not all(labels.get(k) == v for k, v in svc_sel.items()), s, "test Pod is selected by the Service")
+    check(not [x for x in docs if x["kind"] in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
+               and "helm.sh/hook" in (x["metadata"].get("annotations") or {})], s, "webhook configuration as a hook")
+
     # --- certificates
     dns = f"{fullname}.{ns}.svc"
     if cert_mode == "generate":
         sec = [x for x in by.get("Secret", []) if x["metadata"]["name"] == tls_secret]
         check(len(sec) == 1 and sec[0].get("type") == "kubernetes.io/tls", s, "generated TLS Secret")
+        if sec:
+            import datetime
+            na = (sec[0]["metadata"].get("annotations") or {}).get("trustgate.dev/not-after", "")
+            days = values.get("certs", {}).get("generate", {}).get("validityDays", 3650)
+            try:
+                left = (datetime.datetime.fromisoformat(na.replace("Z", "+00:00")) - datetime.datetime.now(datetime.timezone.utc)).days
+            except ValueError:
+                left = None
+            check(left is not None and days - 2 <= left <= days, s, f"Secret annotation trustgate.dev/not-after {na!r} not ~{days} days ahead")
         check("cert-manager.io/inject-ca-from" not in annotations, s, "inject-ca-from in generate mode")
         ca_b64 = wh.get("clientConfig", {}).get("caBundle", "")
         if sec and check(ca_b64 == sec[0]["data"]["ca.crt"], s, "caBundle != Secret ca.crt"):
@@ -431,6 +544,11 @@ for s in scenarios:
             check(ports_ == {"webhook", "admin"}, s, f"NetworkPolicy ingress ports {ports_}")
             webhook_rule = [r for r in np["ingress"] if any(p["port"] == "webhook" for p in r["ports"])][0]
             check("from" not in webhook_rule, s, "the API server could be blocked from the webhook port")
+            admin_rule = [r for r in np["ingress"] if any(p["port"] == "admin" for p in r["ports"])][0]
+            if "from" in admin_rule:
+                check({"podSelector": {"matchLabels": {"app.kubernetes.io/instance": rel,
+                       "app.kubernetes.io/component": "webhook-registration"}}} in admin_rule["from"], s,
+                      "the registration Job cannot reach /readyz through the NetworkPolicy")
     else:
         check(not nps, s, "NetworkPolicy rendered although disabled")
 
@@ -509,9 +627,13 @@ step "$MANIFEST is up to date"
 #
 # REQUIRES cert-manager (cert-manager.io/v1). Generated by scripts/packaging.sh; do not edit.
 # It is the chart rendered with its default values, except those in
-# charts/trustgate/ci/manifests-values.yaml:
-#   helm template trustgate charts/trustgate --namespace trustgate --include-crds \\
+# charts/trustgate/ci/manifests-values.yaml, without Helm's hooks:
+#   helm template trustgate charts/trustgate --namespace trustgate --no-hooks \\
 #     -f charts/trustgate/ci/manifests-values.yaml
+# followed by the ValidatingWebhookConfiguration that the chart's registration Job would apply
+# once trustgate is ready. Enforcement is opt-in: only namespaces labelled
+# trustgate.dev/enforce=true are checked, so applying this file blocks nothing by itself.
+# To remove it, delete the ValidatingWebhookConfiguration named trustgate first.
 # - certs.mode=certManager: by default the chart generates a CA and a serving certificate at
 #   install time (and reuses them on upgrade), which would make this file different on every
 #   render and leave kubectl users without rotation. Here cert-manager issues the certificate
@@ -523,8 +645,9 @@ step "$MANIFEST is up to date"
 # defaultAction is Deny: until policies match them, images in checked namespaces are rejected.
 EOF
     "$HELM" template trustgate "$CHART" --namespace trustgate --kube-version "$KUBE_VERSION" \
-        --include-crds -f "$MANIFEST_VALUES"
+        --no-hooks -f "$MANIFEST_VALUES"
 } >"$TMP/manifest.yaml" || fail "rendering $MANIFEST failed"
+with_webhooks "$TMP/manifest.yaml" || fail "webhook configuration of $MANIFEST"
 validate "$TMP/manifest.yaml"
 if [[ $UPDATE == 1 ]]; then
     mkdir -p "$(dirname "$MANIFEST")"
@@ -552,6 +675,18 @@ def secret(name, data):
               open(f"{d}/{name}.json", "w"))
 secret("tg-trustgate-tls", {"ca.crt": "RVhJU1RJTkctQ0E=", "tls.crt": "RVhJU1RJTkctQ1JU", "tls.key": "RVhJU1RJTkctS0VZ"})
 secret("partial-trustgate-tls", {"tls.crt": "UEFSVElBTC1DUlQ=", "tls.key": "UEFSVElBTC1LRVk="})
+import datetime
+def annotate(name, days):
+    s = json.load(open(f"{d}/{name}.json"))
+    at = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=days)
+    s["metadata"]["annotations"] = {"trustgate.dev/not-after": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    json.dump(s, open(f"{d}/{name}.json", "w"))
+annotate("tg-trustgate-tls", 400)
+import base64
+old_ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nT0xE\n-----END CERTIFICATE-----\n").decode()
+secret("expiring-trustgate-tls", {"ca.crt": old_ca, "tls.crt": "RVhQSVJJTkctQ1JU", "tls.key": "RVhQSVJJTkctS0VZ"})
+annotate("expiring-trustgate-tls", 10)
+secret("legacy-trustgate-tls", {"ca.crt": old_ca, "tls.crt": "TEVHQUNZLUNSVA==", "tls.key": "TEVHQUNZLUtFWQ=="})
 PY
 "$PY" - "$TMP/stub" >"$TMP/stub/log" 2>&1 <<'PY' &
 import glob, json, os, sys
@@ -603,7 +738,7 @@ users: [{name: stub, user: {}}]
 contexts: [{name: stub, context: {cluster: stub, user: stub}}]
 current-context: stub
 KUBECONFIG
-for rel in tg partial fresh; do
+for rel in tg partial fresh expiring legacy; do
     KUBECONFIG="$TMP/stub/kubeconfig" "$HELM" template "$rel" "$CHART" --namespace "$NS" --dry-run=server \
         >"$TMP/stub/$rel.yaml" || fail "helm template --dry-run=server (release $rel) failed"
 done
@@ -611,12 +746,13 @@ kill "$stub_pid" 2>/dev/null || true
 grep -q "GET /api/v1/namespaces/$NS/secrets/tg-trustgate-tls" "$TMP/stub/log" \
     || fail "helm did not look up the Secret (stub log: $(tr '\n' ' ' <"$TMP/stub/log"))"
 "$PY" - "$TMP/stub" <<'PY' || fail "lookup of the generated certificate Secret"
-import base64, sys, yaml
+import base64, json, sys, yaml
 d = sys.argv[1]
 def tls(rel):
     docs = [x for x in yaml.safe_load_all(open(f"{d}/{rel}.yaml")) if x]
     sec = [x for x in docs if x["kind"] == "Secret"][0]["data"]
-    vwc = [x for x in docs if x["kind"] == "ValidatingWebhookConfiguration"][0]
+    cm = [x for x in docs if x["kind"] == "ConfigMap" and x["metadata"]["name"].endswith("-webhooks")][0]
+    vwc = json.loads(cm["data"]["validating.json"])
     return sec, vwc["webhooks"][0]["clientConfig"]["caBundle"]
 sec, ca = tls("tg")
 assert sec == {"ca.crt": "RVhJU1RJTkctQ0E=", "tls.crt": "RVhJU1RJTkctQ1JU", "tls.key": "RVhJU1RJTkctS0VZ"}, f"existing Secret not reused: {sec}"
@@ -627,6 +763,14 @@ for rel, why in (("partial", "an incomplete Secret (no ca.crt)"), ("fresh", "no 
     assert sec["ca.crt"] == ca and b"BEGIN CERTIFICATE" in base64.b64decode(ca), f"{rel}: no new CA"
     assert b"BEGIN CERTIFICATE" in base64.b64decode(sec["tls.crt"]) and b"PRIVATE KEY" in base64.b64decode(sec["tls.key"]), rel
     print(f"regenerated: {why} gets a new CA and certificate")
+for rel, why in (("expiring", "a certificate expiring in 10 days"), ("legacy", "a Secret without trustgate.dev/not-after")):
+    sec, ca = tls(rel)
+    old = "-----BEGIN CERTIFICATE-----\nT0xE\n-----END CERTIFICATE-----"
+    assert sec["tls.crt"] not in ("RVhQSVJJTkctQ1JU", "TEVHQUNZLUNSVA=="), f"{rel}: certificate not renewed"
+    bundle = base64.b64decode(ca).decode()
+    new = base64.b64decode(sec["ca.crt"]).decode().strip()
+    assert bundle.count("BEGIN CERTIFICATE") == 2 and new in bundle and old in bundle, f"{rel}: caBundle must hold the new and the old CA: {bundle}"
+    print(f"rotated: {why} gets a new CA and certificate; the caBundle holds the new and the old CA")
 PY
 
 # ---------------------------------------------------------------------------------------------
@@ -655,7 +799,8 @@ step "chart README documents every value"
 "$PY" - "$CHART/values.yaml" "$CHART/README.md" <<'PY' || fail "$CHART/README.md lacks values (add rows to its Values table)"
 import sys, yaml
 values, readme = yaml.safe_load(open(sys.argv[1])), open(sys.argv[2]).read()
-whole = {"resources", "certs.certManager.issuerRef", "updateStrategy", "livenessProbe", "readinessProbe"}
+whole = {"resources", "certs.certManager.issuerRef", "updateStrategy", "livenessProbe", "readinessProbe",
+         "podSecurityContext", "securityContext", "hooks.resources"}
 def walk(d, prefix=""):
     for k, v in d.items():
         path = f"{prefix}.{k}" if prefix else k
@@ -808,6 +953,8 @@ done
 [[ $ready == 1 ]] || smoke_fail "/readyz did not answer 200 within 10 s"
 curl -fsS "http://127.0.0.1:$aport/healthz" >/dev/null || smoke_fail "/healthz"
 curl -fsS "http://127.0.0.1:$aport/metrics" | grep -q '^trustgate_' || smoke_fail "/metrics has no trustgate_ series"
+curl -fsS "http://127.0.0.1:$aport/metrics" | grep -qE '^trustgate_tls_certificate_expiry_timestamp_seconds [1-9][0-9]{9}' \
+    || smoke_fail "/metrics lacks the serving certificate's expiry"
 # The API server connects to <svc>.<ns>.svc and checks the certificate against the caBundle.
 post() { # FILE -> response
     curl -fsS --cacert "$TMP/smoke/tls/ca.crt" --resolve "$REL-trustgate.$NS.svc:$wport:127.0.0.1" \

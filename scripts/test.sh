@@ -9,6 +9,15 @@ REPO=$PWD
 step() { printf '\n==> %s\n' "$*"; }
 t0=$(date +%s)
 
+step "public Notary fixtures (unit tests read them in place)"
+# CI checks the repository out with the shared data beside it; in a plain clone the fixture tests skip
+# themselves, but the test command requires them.
+SIBLING="$REPO/../shared"   # CI's checkout of the project's shared data, beside the repository
+FIXTURES="${TRUSTGATE_NOTARY_FIXTURES:-$SIBLING/fixtures/notary-public}"
+[[ -d "$FIXTURES" ]] || { echo "Notary fixtures not found at $FIXTURES (set TRUSTGATE_NOTARY_FIXTURES)" >&2; exit 1; }
+export TRUSTGATE_NOTARY_FIXTURES="$(cd "$FIXTURES" && pwd)"
+echo "TRUSTGATE_NOTARY_FIXTURES=$TRUSTGATE_NOTARY_FIXTURES"
+
 step "install (if missing) and start the test stack: registry x4, token server, notary-signer, notary-server x3"
 export TRUSTGATE_STACK_DIR="${TRUSTGATE_STACK_DIR:-$REPO/target/stack}"
 cleanup() { bash "$REPO/e2e/stack.sh" down || true; bash "$REPO/e2e/apiserver.sh" down || true; }
@@ -33,6 +42,9 @@ cargo clippy --locked --all-targets -- -D warnings
 step "cargo test"
 cargo test --locked --lib --bins --tests
 cargo test --locked --doc
+
+step "quick start (e2e/quickstart.sh against the running stack): a signed tag admitted, an unsigned one rejected"
+bash e2e/quickstart.sh --stack-env "$TRUSTGATE_STACK_ENV"
 
 step "packaging: Helm chart lint + render + schema validation, manifests, CRD copies, examples, Dockerfile"
 cargo build --locked

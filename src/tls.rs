@@ -265,6 +265,7 @@ impl ServingTls {
                     ca_pem.as_deref(),
                 )?));
                 metrics.tls_reloads.inc();
+                record_expiry(&metrics, &cert_pem);
                 tracing::info!(cert = %cert.display(), key = %key.display(), "serving certificate loaded");
                 let reloader = Reloader {
                     cert: cert.clone(),
@@ -290,6 +291,7 @@ impl ServingTls {
                     generated.key_pem.as_bytes(),
                     ca_pem.as_deref(),
                 )?));
+                record_expiry(&metrics, generated.cert_pem.as_bytes());
                 if let Some(path) = ca_out {
                     tokio::fs::write(path, &generated.ca_pem)
                         .await
@@ -324,6 +326,27 @@ async fn read_file(path: &Path) -> Result<Vec<u8>, ServingTlsError> {
 
 async fn read_pair(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), ServingTlsError> {
     Ok((read_file(cert).await?, read_file(key).await?))
+}
+
+/// notAfter (Unix seconds) of the first certificate of a PEM chain: the serving certificate.
+pub fn not_after_unix(cert_pem: &[u8]) -> Option<i64> {
+    use x509_cert::der::Decode as _;
+    let ders = parse_pem_bundle(cert_pem).ok()?;
+    let cert = x509_cert::Certificate::from_der(ders.first()?.as_ref()).ok()?;
+    let secs = cert
+        .tbs_certificate()
+        .validity()
+        .not_after
+        .to_unix_duration()
+        .as_secs();
+    i64::try_from(secs).ok()
+}
+
+/// Publishes the expiry of the serving certificate in use.
+fn record_expiry(metrics: &Metrics, cert_pem: &[u8]) {
+    if let Some(at) = not_after_unix(cert_pem) {
+        metrics.tls_certificate_expiry.set(at);
+    }
 }
 
 fn pair_hash(cert_pem: &[u8], key_pem: &[u8], client_ca: Option<&[u8]>) -> [u8; 32] {
@@ -393,6 +416,7 @@ impl Reloader {
                 self.in_use = hash;
                 self.refused = None;
                 self.metrics.tls_reloads.inc();
+                record_expiry(&self.metrics, &cert_pem);
                 tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
             }
             Err(e) => self.refuse(hash, e.to_string()),
@@ -429,6 +453,50 @@ mod tests {
         assert!(s.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         let config = server_config(s.cert_pem.as_bytes(), s.key_pem.as_bytes()).unwrap();
         assert_eq!(config.alpn_protocols[0], b"h2");
+    }
+
+    #[tokio::test]
+    async fn the_serving_certificate_expiry_is_published() {
+        install_crypto_provider();
+        let mut params = rcgen::CertificateParams::new(vec!["trustgate.svc".to_string()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2030, 1, 1);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        assert_eq!(not_after_unix(cert.pem().as_bytes()), Some(1_893_456_000));
+        assert_eq!(not_after_unix(b"junk"), None);
+
+        let dir = tempfile::tempdir().unwrap();
+        let (crt, k) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&crt, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        let metrics = Arc::new(Metrics::new());
+        assert_eq!(metrics.tls_certificate_expiry.get(), 0);
+        let source = ServingCert::Files {
+            cert: crt,
+            key: k,
+            reload_interval: Duration::from_secs(3600),
+        };
+        let _tls = ServingTls::start(&source, Arc::clone(&metrics))
+            .await
+            .unwrap();
+        assert_eq!(metrics.tls_certificate_expiry.get(), 1_893_456_000);
+
+        let metrics = Arc::new(Metrics::new());
+        let source = ServingCert::SelfSigned {
+            sans: vec![],
+            ca_out: None,
+        };
+        let _tls = ServingTls::start(&source, Arc::clone(&metrics))
+            .await
+            .unwrap();
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+        )
+        .unwrap();
+        assert!(metrics.tls_certificate_expiry.get() > now);
     }
 
     #[test]
@@ -483,6 +551,10 @@ mod tests {
         reloader.check().await;
         assert!(!Arc::ptr_eq(&first, &tls.config.get_inner()));
         assert_eq!(metrics.tls_reloads.get(), 2);
+        assert_eq!(
+            Some(metrics.tls_certificate_expiry.get()),
+            not_after_unix(b.cert_pem.as_bytes())
+        );
     }
 
     #[tokio::test]

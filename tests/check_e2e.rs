@@ -1,7 +1,7 @@
 //! End-to-end tests of the `trustgate check` BINARY against the real stack of `e2e/stack.sh`:
 //! images pushed with skopeo to the plain-HTTP registry, signed with the real notary CLI, policies
 //! written as YAML files, and the command's exit status, JSON results and text verdicts checked
-//! against contract §2 and §3.
+//! against the CLI reference and the decision rules (docs/).
 //!
 //! Run with `bash e2e/stack.sh up && TRUSTGATE_REQUIRE_STACK=1 cargo test --test check_e2e`
 //! (skipped, with a `SKIP` line, when the stack is not up and the variable is not set).

@@ -14,6 +14,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -215,6 +216,9 @@ pub struct Metrics {
     /// `trustgate_tls_reload_errors_total`: new certificate/key pairs that were refused.
     pub tls_reload_errors: Counter,
     labels: Labels,
+    /// `trustgate_tls_certificate_expiry_timestamp_seconds`: notAfter (Unix time) of the serving
+    /// certificate in use (0 until one is loaded).
+    pub tls_certificate_expiry: Gauge,
 }
 
 impl Default for Metrics {
@@ -310,6 +314,12 @@ impl Metrics {
             "Certificate/key pairs refused on reload (the previous certificate stays in use)",
             tls_reload_errors.clone(),
         );
+        let tls_certificate_expiry = Gauge::default();
+        registry.register(
+            "tls_certificate_expiry_timestamp_seconds",
+            "Expiry (notAfter, Unix time) of the serving certificate in use",
+            tls_certificate_expiry.clone(),
+        );
         Metrics {
             registry: root,
             admission_requests,
@@ -326,6 +336,7 @@ impl Metrics {
             tls_reloads,
             tls_reload_errors,
             labels: Labels::new(),
+            tls_certificate_expiry,
         }
     }
 

@@ -7,6 +7,7 @@ mod credentials;
 mod inspect;
 mod resolve;
 mod serve;
+mod webhook;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -133,6 +134,9 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Print the CRDs (TrustPolicy, ClusterTrustPolicy) that `crds/` holds.
     Crdgen,
+    /// Register, unregister or probe the webhook (the Helm chart's hooks and `helm test`).
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Show a repository's verified trust data: root key IDs and public keys to pin, role
     /// thresholds, delegations with their keys, and the signed tags with digests and roles.
     /// The root is trusted on first use (it must still meet its own threshold).
@@ -231,6 +235,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             check::run(args, &registry, &notary).await
         }
         Command::Serve(args) => serve::run(*args).await,
+        Command::Webhook(cmd) => webhook::run(cmd).await,
         Command::Crdgen => {
             print!("{}", trustgate::policy::crd_yaml()?);
             Ok(ExitCode::SUCCESS)

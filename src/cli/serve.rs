@@ -1,4 +1,4 @@
-//! `trustgate serve`: the admission webhook (contract §2). Standalone mode (`--policy-dir`):
+//! `trustgate serve`: the admission webhook (docs/cli.md). Standalone mode (`--policy-dir`):
 //! policies from YAML files, credentials as for `check`, events to the log. Cluster mode
 //! (no `--policy-dir`; a kube client from the in-cluster config or KUBECONFIG): policies from
 //! the TrustPolicy/ClusterTrustPolicy objects (`/readyz` fails until both are listed, and their

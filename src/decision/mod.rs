@@ -1,4 +1,4 @@
-//! The decision engine (contract §3): one function from (namespace, image reference, policies,
+//! The decision engine (docs/policy-reference.md, decision rules): one function from (namespace, image reference, policies,
 //! credentials) to a [`Decision`]. `trustgate check` and the webhook both call it, so there is
 //! one code path for every verdict. Each image is decided under a deadline; running out of time,
 //! or any failure to fetch or verify, rejects the image (fail closed) with a one-line reason
@@ -212,7 +212,7 @@ impl Engine {
         futures::future::join_all(futures).await
     }
 
-    /// Decides one image as contract §3 says, within the configured deadline, and counts it.
+    /// Decides one image as the decision rules say (docs/policy-reference.md), within the configured deadline, and counts it.
     pub async fn decide(
         &self,
         namespace: &str,

@@ -1,4 +1,4 @@
-//! The signature rules of contract §3 (steps 3 and 4) over verified trust data, the one-line
+//! The signature rules (docs/policy-reference.md, decision rules 3 and 4) over verified trust data, the one-line
 //! reasons for every outcome, and the low-cardinality [`ReasonClass`] set where each outcome is
 //! produced (for metrics and logs; never derived from the reason text).
 
@@ -211,7 +211,7 @@ fn short(hex: &str) -> String {
     format!("sha256:{}", &hex[..hex.len().min(12)])
 }
 
-/// Checks the signatures of `data` for `image` resolved to `digest`, as contract §3 says.
+/// Checks the signatures of `data` for `image` resolved to `digest`, as the decision rules say.
 pub fn check_signatures(
     image: &ImageRef,
     digest: &Digest,

@@ -1,6 +1,6 @@
 //! The verified view of a repository's trust data that the policy engine and `inspect` read:
 //! the trusted root, every loaded targets role with its validity, keys, paths and usable
-//! targets, plus the lookups of contract §3 (`docker trust` resolution and per-signer checks).
+//! targets, plus the lookups of the decision rules (docs/policy-reference.md) (`docker trust` resolution and per-signer checks).
 //! `TrustData` is immutable and cheap to clone (one `Arc`).
 
 use std::collections::{BTreeMap, VecDeque};

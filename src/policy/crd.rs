@@ -1,4 +1,4 @@
-//! The policy resources of contract §1: `TrustPolicy` (namespaced) and `ClusterTrustPolicy`
+//! The policy resources (docs/policy-reference.md): `TrustPolicy` (namespaced) and `ClusterTrustPolicy`
 //! (cluster-scoped), group `trustgate.dev`, version `v1alpha1`, sharing one [`TrustPolicySpec`]
 //! and one [`TrustPolicyStatus`]. This file owns the Rust types, their OpenAPI schema with the
 //! CEL `x-kubernetes-validations` the API server enforces at apply time, and the generated CRD
@@ -43,7 +43,7 @@ pub const SIGNER_NAME_PATTERN: &str = "^[a-z0-9_-]+(/[a-z0-9_-]+)*$";
 /// What a policy does with the images it matches.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Admit only images whose tag or digest is signed as the policy requires (contract §3).
+    /// Admit only images whose tag or digest is signed as the policy requires (the decision rules).
     #[default]
     Verify,
     /// Admit without any check.
@@ -94,7 +94,7 @@ impl fmt::Display for NamespacedPolicies {
     }
 }
 
-/// The spec shared by `TrustPolicy` and `ClusterTrustPolicy` (contract §1).
+/// The spec shared by `TrustPolicy` and `ClusterTrustPolicy` (docs/policy-reference.md).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 // Several `printcolumn(type_ = "string", ...)` look like repeated attributes to clippy.
 #[allow(clippy::duplicated_attributes)]

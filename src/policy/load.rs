@@ -1,5 +1,5 @@
 //! Policies from YAML files, for `check --policy FILE --policy-dir DIR` and
-//! `serve --policy-dir DIR` (contract §2). A file may hold several documents separated by `---`;
+//! `serve --policy-dir DIR` (docs/cli.md). A file may hold several documents separated by `---`;
 //! each must be a `TrustPolicy` or `ClusterTrustPolicy` of `trustgate.dev/v1alpha1`. A
 //! `TrustPolicy` without `metadata.namespace` belongs to `default`. Unknown fields are errors
 //! (the API server would prune or reject them), every policy is checked with

@@ -1,4 +1,4 @@
-//! Which policy decides an image (contract §1): the in-memory [`PolicySet`] of loaded policies
+//! Which policy decides an image (docs/policy-reference.md): the in-memory [`PolicySet`] of loaded policies
 //! and its precedence rules. `TrustPolicy` objects of the workload's namespace are considered
 //! first; only when none of their patterns matches, `ClusterTrustPolicy` objects. Within a tier
 //! the most specific matching pattern wins (longest literal part before the first wildcard,
@@ -344,7 +344,7 @@ impl PolicySet {
         self.len() == 0
     }
 
-    /// The policies deciding `image` for a workload in `namespace` (contract §1 precedence):
+    /// The policies deciding `image` for a workload in `namespace` (docs/policy-precedence.md):
     /// the most specific namespaced match, else the most specific cluster match, else the
     /// default action; both matches when the cluster one says `namespacedPolicies: Tighten`.
     pub fn select(&self, namespace: &str, image: &ImageRef) -> Selection {

@@ -1,4 +1,4 @@
-//! Trust policies (contract §1): the `TrustPolicy` / `ClusterTrustPolicy` resources and their
+//! Trust policies (docs/policy-reference.md): the `TrustPolicy` / `ClusterTrustPolicy` resources and their
 //! CRDs (`crd`), the same validation in Rust for policies read from files (`validate`), image
 //! patterns (`pattern`), which policy decides an image (`matcher`), and loading policies from
 //! YAML files (`load`); `source` holds the policy sources of `serve`. Only `cluster` (the

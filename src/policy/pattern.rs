@@ -1,4 +1,4 @@
-//! Image patterns of contract §1: parsing with Docker Hub normalisation, anchored glob matching
+//! Image patterns (docs/policy-reference.md): parsing with Docker Hub normalisation, anchored glob matching
 //! against an [`ImageRef`], and specificity (the length of the literal part before the first
 //! wildcard, used to pick the most specific policy).
 //!

@@ -31,7 +31,7 @@ pub fn indent(text: &str, n: usize) -> String {
     text.lines().map(|l| format!("{pad}{l}\n")).collect()
 }
 
-/// The contract §1 example, keys filled in.
+/// The policy reference example, keys filled in.
 pub fn contract_example_yaml() -> String {
     format!(
         r#"apiVersion: trustgate.dev/v1alpha1

@@ -1,5 +1,5 @@
 //! Tests of schema, verify, updater and view: real public notary data (read in place from
-//! `shared/fixtures/notary-public`) and synthetic repositories from `builder` (also used by the
+//! `TRUSTGATE_NOTARY_FIXTURES`, see `notary::fixtures_dir`) and synthetic repositories from `builder` (also used by the
 //! engine's tests in `decision`), and the caching of trust data (`caching`).
 #![allow(clippy::panic)]
 

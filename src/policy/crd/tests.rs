@@ -563,8 +563,8 @@ fn crds_directory_is_up_to_date() {
     assert!(
         actual == expected,
         "{} is missing or differs from the CRDs generated from src/policy/crd.rs: run \
-         `cargo run -- crdgen > crds/{CRD_FILE}` (or TRUSTGATE_UPDATE_CRDS=1 cargo test --lib \
-         policy::crd) and commit the result",
+         `scripts/crdgen.sh` (it also updates the Helm chart's copy and manifests/) and commit \
+         the result",
         path.display()
     );
 }
