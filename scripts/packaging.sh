@@ -543,7 +543,23 @@ for s in scenarios:
             ports_ = {p["port"] for r in np.get("ingress", []) for p in r.get("ports", [])}
             check(ports_ == {"webhook", "admin"}, s, f"NetworkPolicy ingress ports {ports_}")
             webhook_rule = [r for r in np["ingress"] if any(p["port"] == "webhook" for p in r["ports"])][0]
-            check("from" not in webhook_rule, s, "the API server could be blocked from the webhook port")
+            npv = values.get("networkPolicy", {})
+            cidrs = npv.get("apiServerCIDRs") or []
+            api_ns = npv.get("apiServerNamespaceSelector")
+            if cidrs or api_ns or npv.get("webhookFrom"):
+                # Restricted: exactly the named API-server sources (and the chart's test Pod) may call.
+                peers = webhook_rule.get("from", [])
+                for c in cidrs:
+                    check({"ipBlock": {"cidr": c}} in peers, s, f"API server CIDR {c} not allowed to the webhook port")
+                if api_ns:
+                    check({"namespaceSelector": api_ns} in peers, s, "API server namespaceSelector not allowed")
+                check({"podSelector": {"matchLabels": {"app.kubernetes.io/instance": rel,
+                       "app.kubernetes.io/component": "test"}}} in peers, s,
+                      "the helm test Pod cannot reach the webhook port")
+                check(all(p.get("ipBlock", {}).get("cidr") != "0.0.0.0/0" for p in peers), s,
+                      "webhook port open to 0.0.0.0/0 although restricted")
+            else:
+                check("from" not in webhook_rule, s, "the API server could be blocked from the webhook port")
             admin_rule = [r for r in np["ingress"] if any(p["port"] == "admin" for p in r["ports"])][0]
             if "from" in admin_rule:
                 check({"podSelector": {"matchLabels": {"app.kubernetes.io/instance": rel,
