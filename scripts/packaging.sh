@@ -442,6 +442,63 @@ if errors:
 PY
 
 # ---------------------------------------------------------------------------------------------
+step "RBAC: no TrustPolicy write access aggregated into the built-in admin/edit roles"
+# Whoever may write TrustPolicies in a namespace can relax every ClusterTrustPolicy that does not
+# say namespacedPolicies: Tighten (docs/threat-model.md). So the chart never labels a ClusterRole
+# rbac.authorization.k8s.io/aggregate-to-admin or -edit (which would hand that to every namespace
+# admin and editor), and an aggregation into view, if one is ever added, stays read-only.
+cat >"$TMP/aggregation.py" <<'PY'
+import sys, yaml
+READ = {"get", "list", "watch"}
+problems = []
+for path in sys.argv[1:]:
+    for d in yaml.safe_load_all(open(path)):
+        if not d or d.get("kind") != "ClusterRole":
+            continue
+        md = d.get("metadata") or {}
+        name = md.get("name")
+        labels = md.get("labels") or {}
+        into = sorted(k.rsplit("/", 1)[1][len("aggregate-to-"):] for k, v in labels.items()
+                      if k.startswith("rbac.authorization.k8s.io/aggregate-to-") and str(v).lower() == "true")
+        if d.get("aggregationRule"):
+            problems.append(f"{path}: ClusterRole {name} has an aggregationRule")
+        for role in into:
+            if role != "view":
+                problems.append(f"{path}: ClusterRole {name} aggregates into the built-in {role} role")
+                continue
+            for rule in d.get("rules") or []:
+                groups = rule.get("apiGroups") or []
+                writes = set(rule.get("verbs") or []) - READ
+                if ("trustgate.dev" in groups or "*" in groups) and writes:
+                    problems.append(f"{path}: ClusterRole {name} aggregates {sorted(writes)} on trustgate.dev into view")
+for p in problems:
+    print(p)
+sys.exit(1 if problems else 0)
+PY
+"$PY" "$TMP/aggregation.py" "$TMP"/render/*.yaml \
+    || fail "a ClusterRole aggregates TrustPolicy access into a built-in role"
+echo "no aggregation into admin/edit in ${#scenarios[@]} renders"
+# The check can fail: an aggregated admin or edit role, and write verbs aggregated into view.
+agg_role() { # LABEL VERBS
+    printf '%s\n' "apiVersion: rbac.authorization.k8s.io/v1" "kind: ClusterRole" \
+        "metadata:" "  name: trustgate-aggregated" "  labels: {rbac.authorization.k8s.io/$1: \"true\"}" \
+        "rules:" "  - apiGroups: [\"trustgate.dev\"]" "    resources: [\"trustpolicies\"]" "    verbs: $2"
+}
+agg_role aggregate-to-edit '[get, create, update]' >"$TMP/agg-edit.yaml"
+agg_role aggregate-to-admin '[get, list]' >"$TMP/agg-admin.yaml"
+agg_role aggregate-to-view '[get, list, patch]' >"$TMP/agg-view-write.yaml"
+agg_role aggregate-to-view '[get, list, watch]' >"$TMP/agg-view-read.yaml"
+for neg in agg-edit agg-admin agg-view-write; do
+    if "$PY" "$TMP/aggregation.py" "$TMP/$neg.yaml" >"$TMP/neg.out"; then
+        fail "the aggregation check accepted $neg.yaml"
+    fi
+    echo "rejected: $(head -1 "$TMP/neg.out" | sed "s|$TMP/||")"
+done
+"$PY" "$TMP/aggregation.py" "$TMP/agg-view-read.yaml" >/dev/null \
+    || fail "the aggregation check refused a read-only aggregation into view"
+echo "accepted: a read-only aggregation into view"
+
+# ---------------------------------------------------------------------------------------------
 step "$MANIFEST is up to date"
 {
     cat <<EOF

@@ -696,12 +696,12 @@ async fn printer_columns_are_served() {
                 .collect::<Vec<_>>()
         };
         let names: Vec<String> = cols(&served).into_iter().map(|c| c.0).collect();
-        assert_eq!(
-            names,
-            ["Action", "Mode", "Images", "Ready", "Age"],
-            "{}",
-            local.name_any()
-        );
+        let expected: &[&str] = if local.spec.names.kind == "ClusterTrustPolicy" {
+            &["Action", "Mode", "Namespaced", "Images", "Ready", "Age"]
+        } else {
+            &["Action", "Mode", "Images", "Ready", "Age"]
+        };
+        assert_eq!(names, expected, "{}", local.name_any());
         assert_eq!(cols(&served), cols(&local), "{}", local.name_any());
     }
 
@@ -754,6 +754,115 @@ async fn printer_columns_are_served() {
         "{cells}"
     );
     assert_eq!(cells[4], "True");
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+}
+
+/// `spec.namespacedPolicies` (Override | Tighten) is accepted, stored and shown on a
+/// ClusterTrustPolicy, and refused on a TrustPolicy (the root CEL rule), on create and update.
+#[tokio::test]
+async fn namespaced_policies_is_accepted_on_cluster_trust_policies_only() {
+    let Some(client) = setup().await else { return };
+    let typed: Api<ClusterTrustPolicy> = Api::all(client.clone());
+    let cluster = dynamic::<ClusterTrustPolicy>(&client, None);
+    for value in ["Tighten", "Override"] {
+        let name = unique("ctp-namespaced");
+        let mut spec = valid_spec_json();
+        spec["namespacedPolicies"] = json!(value);
+        cluster
+            .create(
+                &PostParams::default(),
+                &object::<ClusterTrustPolicy>(&name, spec),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("ClusterTrustPolicy with namespacedPolicies {value}: {e}"));
+        let stored = typed.get(&name).await.unwrap();
+        assert_eq!(
+            stored.spec.namespaced_policies().as_str(),
+            value,
+            "stored as written"
+        );
+        // `kubectl get ctp` shows it.
+        let mut req = kube::core::Request::new("/apis/trustgate.dev/v1alpha1/clustertrustpolicies")
+            .get(&name, &Default::default())
+            .unwrap();
+        req.headers_mut().insert(
+            "accept",
+            "application/json;as=Table;v=v1;g=meta.k8s.io"
+                .parse()
+                .unwrap(),
+        );
+        let table: Value = client.request(req).await.unwrap();
+        let columns: Vec<&str> = table["columnDefinitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        let at = columns.iter().position(|c| *c == "Namespaced").unwrap();
+        assert_eq!(table["rows"][0]["cells"][at], value, "{table}");
+        typed.delete(&name, &DeleteParams::default()).await.unwrap();
+    }
+    // Not one of the two values: the enum refuses it.
+    let mut spec = valid_spec_json();
+    spec["namespacedPolicies"] = json!("Loosen");
+    let st = rejected(
+        &cluster,
+        &object::<ClusterTrustPolicy>(&unique("ctp-loosen"), spec),
+        "namespacedPolicies: Loosen",
+    )
+    .await;
+    assert_eq!(st.code, 422, "{st:?}");
+    assert!(st.message.contains("Loosen"), "{}", st.message);
+
+    // On a TrustPolicy: refused, at the field, with the rule's message.
+    let message = cel("namespacedPolicies can only be set on a ClusterTrustPolicy");
+    let namespaced = dynamic::<TrustPolicy>(&client, Some(NS));
+    for value in ["Tighten", "Override"] {
+        let mut spec = valid_spec_json();
+        spec["namespacedPolicies"] = json!(value);
+        let st = rejected(
+            &namespaced,
+            &object::<TrustPolicy>(&unique("tp-namespaced"), spec),
+            &format!("TrustPolicy with namespacedPolicies {value}"),
+        )
+        .await;
+        assert_eq!((st.code, st.reason.as_str()), (422, "Invalid"), "{st:?}");
+        assert!(st.message.contains(&message), "{}", st.message);
+        let causes: Vec<(String, String)> = st
+            .details
+            .iter()
+            .flat_map(|d| &d.causes)
+            .map(|c| (c.field.clone(), c.message.clone()))
+            .collect();
+        assert!(
+            causes
+                .iter()
+                .any(|(f, m)| f == "spec.namespacedPolicies" && m.contains(&message)),
+            "{causes:?}"
+        );
+    }
+    // Nor can an existing TrustPolicy be updated to carry it.
+    let api: Api<TrustPolicy> = Api::namespaced(client.clone(), NS);
+    let name = unique("tp-namespaced-update");
+    api.create(
+        &PostParams::default(),
+        &TrustPolicy::new(&name, valid_spec()),
+    )
+    .await
+    .unwrap();
+    let err = api
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"namespacedPolicies": "Override"}})),
+        )
+        .await
+        .expect_err("the rule holds on update");
+    let kube::Error::Api(st) = err else {
+        panic!("{err}")
+    };
+    assert_eq!(st.code, 422, "{st:?}");
+    assert!(st.message.contains(&message), "{}", st.message);
     api.delete(&name, &DeleteParams::default()).await.unwrap();
 }
 

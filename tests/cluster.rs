@@ -7,7 +7,8 @@
 //!   admission call to `trustgate serve` in cluster mode (`cluster/admission.rs`, which also
 //!   needs the Notary + registry stack of `bash e2e/stack.sh up`).
 //! * Against kube's mock client (the tier has no core/v1 or events.k8s.io): Secrets and
-//!   ServiceAccounts as credentials (`cluster/credentials.rs`) and Events
+//!   ServiceAccounts as credentials (`cluster/credentials.rs`, and for both policies of a
+//!   `namespacedPolicies: Tighten` decision, `cluster/tighten.rs`) and Events
 //!   (`cluster/events.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,6 +23,8 @@ mod events;
 mod mock;
 #[path = "cluster/tier.rs"]
 mod tier;
+#[path = "cluster/tighten.rs"]
+mod tighten;
 
 use std::sync::Arc;
 use std::time::Duration;

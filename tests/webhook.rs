@@ -13,6 +13,8 @@ mod common;
 mod real_stack;
 #[path = "webhook/support.rs"]
 mod support;
+#[path = "webhook/tighten.rs"]
+mod tighten;
 #[path = "webhook/tls.rs"]
 mod tls_and_shutdown;
 

@@ -2,7 +2,8 @@
 //! Kubernetes Secrets through the API (never mounted) and cached.
 //!
 //! For one review, only the policies that will verify something matter: each image is matched
-//! against the policy set as the engine will match it, and for every deciding `Verify` policy:
+//! against the policy set as the engine will match it, and for every deciding `Verify` policy
+//! (both, where a `namespacedPolicies: Tighten` cluster policy and a namespaced one decide):
 //!
 //! * **Registry:** the policy's `registry.credentialsSecret` (a Secret in the policy's
 //!   namespace; for a `ClusterTrustPolicy`, in trustgate's own namespace), read as
@@ -41,7 +42,7 @@ use crate::decision::CredentialSource;
 use crate::image::credentials::{Credentials, DockerConfig, same_registry};
 use crate::image::reference::ImageRef;
 use crate::policy::Action;
-use crate::policy::matcher::{LoadedPolicy, PolicyId, Selection};
+use crate::policy::matcher::{LoadedPolicy, PolicyId};
 
 /// Type of Secrets holding a `.dockerconfigjson`.
 pub const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
@@ -443,19 +444,25 @@ fn notary_host(policy: &LoadedPolicy) -> Option<String> {
     })
 }
 
-/// The distinct valid `Verify` policies that decide `request`'s images.
+/// The distinct valid `Verify` policies that decide `request`'s images (both policies of an
+/// image that a `namespacedPolicies: Tighten` cluster policy and a namespaced one decide).
 fn verifying_policies(request: &CredentialRequest<'_>) -> Vec<Arc<LoadedPolicy>> {
     let mut out: Vec<Arc<LoadedPolicy>> = Vec::new();
     for image in request.images {
         let Ok(image) = ImageRef::parse(image) else {
             continue;
         };
-        if let Selection::Policy { policy, .. } = request.policies.select(request.namespace, &image)
-            && policy.action() == Action::Verify
-            && policy.problem().is_none()
-            && !out.iter().any(|p| p.id == policy.id)
+        for policy in request
+            .policies
+            .select(request.namespace, &image)
+            .policies()
         {
-            out.push(policy);
+            if policy.action() == Action::Verify
+                && policy.problem().is_none()
+                && !out.iter().any(|p| p.id == policy.id)
+            {
+                out.push(Arc::clone(policy));
+            }
         }
     }
     out

@@ -4,7 +4,11 @@
 //! or any failure to fetch or verify, rejects the image (fail closed) with a one-line reason
 //! and a [`ReasonClass`]. Digests, trust data and decisions are cached as `crate::cache`
 //! describes; every decision counts in `trustgate_image_decisions_total{policy,result,reason}`.
+//! Where two policies take part (a `namespacedPolicies: Tighten` cluster policy and a
+//! namespaced one), each decides on its own, concurrently, and `combine` makes the one
+//! decision shown for the image.
 
+mod combine;
 mod compile;
 mod rules;
 #[cfg(test)]
@@ -253,17 +257,40 @@ impl Engine {
             }
         };
         let reference = parsed.normalized();
-        let policy = match policies.select(namespace, &parsed) {
-            Selection::Default(action) => {
-                return rules::default_decision(image, &reference, action);
+        match policies.select(namespace, &parsed) {
+            Selection::Default(action) => rules::default_decision(image, &reference, action),
+            Selection::Policy { policy, .. } => {
+                self.decide_by(image, &parsed, &reference, &policy, creds)
+                    .await
             }
-            Selection::Policy { policy, .. } => policy,
-        };
+            Selection::Both {
+                namespaced,
+                cluster,
+                ..
+            } => {
+                let (cluster, namespaced) = futures::join!(
+                    self.decide_by(image, &parsed, &reference, &cluster, creds),
+                    self.decide_by(image, &parsed, &reference, &namespaced, creds),
+                );
+                combine::both(cluster, namespaced)
+            }
+        }
+    }
+
+    /// The decision of `policy` alone for `image` (parsed, normalised to `reference`).
+    async fn decide_by(
+        &self,
+        image: &str,
+        parsed: &ImageRef,
+        reference: &str,
+        policy: &LoadedPolicy,
+        creds: &dyn CredentialSource,
+    ) -> Decision {
         let id = policy.id.to_string();
         let spec = &policy.spec;
         let mut decision = Decision {
             image: image.to_string(),
-            reference: Some(reference.clone()),
+            reference: Some(reference.to_owned()),
             digest: parsed.digest().map(ToString::to_string),
             policy: Some(id.clone()),
             action: spec.action,
@@ -299,7 +326,7 @@ impl Engine {
         }
         let outcome = tokio::time::timeout(
             self.config.deadline,
-            self.verify(&parsed, &reference, &policy, creds),
+            self.verify(parsed, reference, policy, creds),
         )
         .await
         .unwrap_or_else(|_| {

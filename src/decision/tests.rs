@@ -18,6 +18,8 @@ use crate::notary::updater::tests::builder::{MemSource, Repo};
 use crate::notary::updater::tests::caching::MovableClock;
 use crate::policy::{NotarySpec, PolicyId, RegistrySpec, TrustPolicySpec, TrustRoot};
 
+mod tighten;
+
 const NOW: OffsetDateTime = datetime!(2025-06-01 00:00 UTC);
 const A: [u8; 32] = [0xaa; 32];
 const B: [u8; 32] = [0xbb; 32];

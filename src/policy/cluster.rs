@@ -4,7 +4,7 @@
 //! [`PolicySource::current`] is `Some`) only once both initial lists are synced; until then
 //! the webhook denies (fail closed) and `/readyz` says why.
 //!
-//! Every object is checked with [`validate`] (the CRD's rules plus the parse checks CEL cannot
+//! Every object is checked with [`validate_for`] (the CRD's rules plus the parse checks CEL cannot
 //! do, such as PEM keys). **Fail closed:** an invalid policy is *not* dropped, which would let
 //! its images fall through to a more permissive policy or the default action; it stays in the
 //! set as [`LoadedPolicy::invalid`], claiming the images its patterns match, and the engine
@@ -38,10 +38,12 @@ use tokio::sync::Notify;
 
 use crate::audit::metrics::Metrics;
 
-use super::crd::{Action, ClusterTrustPolicy, TrustPolicy, TrustPolicySpec, TrustPolicyStatus};
+use super::crd::{
+    Action, ClusterTrustPolicy, NamespacedPolicies, TrustPolicy, TrustPolicySpec, TrustPolicyStatus,
+};
 use super::matcher::{LoadedPolicy, PolicyId, PolicySet};
 use super::source::PolicySource;
-use super::validate::{FieldErrors, validate};
+use super::validate::{FieldErrors, validate_for};
 
 /// Settings of a [`ClusterPolicySource`].
 #[derive(Debug, Clone)]
@@ -91,7 +93,7 @@ pub enum Assessment {
 
 /// Validates one policy: the [`LoadedPolicy`] to put in the set (if any) and the assessment.
 pub fn assess(id: PolicyId, spec: &TrustPolicySpec) -> (Option<LoadedPolicy>, Assessment) {
-    let errors = match validate(spec) {
+    let errors = match validate_for(spec, id.namespace.is_some()) {
         Ok(()) => match LoadedPolicy::new(id.clone(), spec.clone()) {
             Ok(policy) => return (Some(policy), Assessment::Valid),
             Err(errors) => errors,
@@ -126,8 +128,16 @@ pub fn assess_object(id: PolicyId, data: &Value) -> (Option<LoadedPolicy>, Asses
                         .collect()
                 })
                 .unwrap_or_default();
+            // A ClusterTrustPolicy that says Tighten keeps tightening while it is broken, so
+            // its images fail closed in every namespace (fail closed, not open).
+            let namespaced_policies = (data
+                .pointer("/spec/namespacedPolicies")
+                .and_then(Value::as_str)
+                == Some(NamespacedPolicies::Tighten.as_str()))
+            .then_some(NamespacedPolicies::Tighten);
             let spec = TrustPolicySpec {
                 images,
+                namespaced_policies,
                 ..TrustPolicySpec::default()
             };
             let policy = LoadedPolicy::invalid(id, spec, message.clone());
@@ -509,6 +519,39 @@ mod tests {
         assert_eq!(policy.unwrap().patterns().len(), 1);
         let (policy, _) = assess_object(PolicyId::cluster("c"), &serde_json::json!({}));
         assert!(policy.is_none());
+    }
+
+    #[test]
+    fn namespaced_policies_is_refused_on_trust_policies_and_kept_when_unparseable() {
+        let mut s = spec("x");
+        s.trust_roots = vec![TrustRoot {
+            key_id: Some("a".repeat(64)),
+            ..Default::default()
+        }];
+        s.namespaced_policies = Some(NamespacedPolicies::Tighten);
+        let (_, assessment) = assess(PolicyId::cluster("c"), &s);
+        assert_eq!(assessment, Assessment::Valid);
+        let (policy, assessment) = assess(PolicyId::namespaced("shop", "p"), &s);
+        let Assessment::Invalid { message, claims } = assessment else {
+            panic!("{assessment:?}")
+        };
+        assert!(claims && policy.is_some());
+        assert_eq!(
+            message,
+            "spec.namespacedPolicies: can only be set on a ClusterTrustPolicy"
+        );
+        // A broken ClusterTrustPolicy that says Tighten keeps tightening (it rejects).
+        let data = serde_json::json!({"spec": {
+            "images": ["registry.example.com/shop/**"], "mode": "Shadow",
+            "namespacedPolicies": "Tighten"
+        }});
+        let (policy, _) = assess_object(PolicyId::cluster("c"), &data);
+        let policy = policy.unwrap();
+        assert!(policy.problem().is_some());
+        assert_eq!(
+            policy.spec.namespaced_policies(),
+            NamespacedPolicies::Tighten
+        );
     }
 
     #[test]

@@ -64,6 +64,36 @@ pub enum Mode {
     Audit,
 }
 
+/// ClusterTrustPolicy only. Override (default): a matching namespaced TrustPolicy decides
+/// instead of this policy. Tighten: a matching namespaced TrustPolicy can only add
+/// requirements; the image must be admitted by both.
+// The type of `spec.namespacedPolicies`: this doc comment is the field's schema description.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum NamespacedPolicies {
+    /// A matching namespaced `TrustPolicy` decides instead of this policy (the default).
+    #[default]
+    Override,
+    /// A matching namespaced `TrustPolicy` can only add requirements: the image must be
+    /// admitted by both policies, each applying its own `mode` to its own failure.
+    Tighten,
+}
+
+impl NamespacedPolicies {
+    /// The name as written in a policy: `Override`, `Tighten`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamespacedPolicies::Override => "Override",
+            NamespacedPolicies::Tighten => "Tighten",
+        }
+    }
+}
+
+impl fmt::Display for NamespacedPolicies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The spec shared by `TrustPolicy` and `ClusterTrustPolicy` (contract §1).
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 // Several `printcolumn(type_ = "string", ...)` look like repeated attributes to clippy.
@@ -91,7 +121,11 @@ pub enum Mode {
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
-    )
+    ),
+    validation = Rule::new("!has(self.spec.namespacedPolicies)")
+        .message("namespacedPolicies can only be set on a ClusterTrustPolicy")
+        .field_path(".spec.namespacedPolicies")
+        .reason(Reason::FieldValueForbidden)
 )]
 #[x_kube(validation = Rule::new(
     "(has(self.action) && self.action != 'Verify') || (has(self.notary) && has(self.notary.url))"
@@ -156,6 +190,18 @@ pub struct TrustPolicySpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256), inner(length(min = 1, max = 16384)))]
     pub revoked_keys: Vec<String>,
+    /// ClusterTrustPolicy only. Override (default): a matching namespaced TrustPolicy decides
+    /// instead of this policy. Tighten: a matching namespaced TrustPolicy can only add
+    /// requirements; the image must be admitted by both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaced_policies: Option<NamespacedPolicies>,
+}
+
+impl TrustPolicySpec {
+    /// `spec.namespacedPolicies`, `Override` when absent.
+    pub fn namespaced_policies(&self) -> NamespacedPolicies {
+        self.namespaced_policies.unwrap_or_default()
+    }
 }
 
 /// The Notary server of a policy.
@@ -280,8 +326,9 @@ pub struct PolicyCondition {
     pub last_transition_time: Option<String>,
 }
 
-/// The cluster-scoped twin of [`TrustPolicy`]: the same spec, applying in every namespace that
-/// has no matching `TrustPolicy`. The spec is a transparent newtype over [`TrustPolicySpec`]
+/// The cluster-scoped twin of [`TrustPolicy`]: the same spec, applying in every namespace; where
+/// a `TrustPolicy` also matches an image, `spec.namespacedPolicies` says whether that one
+/// decides instead (`Override`) or both must admit it (`Tighten`). The spec is a transparent newtype over [`TrustPolicySpec`]
 /// (one type cannot derive two resources); it dereferences to it.
 #[derive(CustomResource, Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq)]
 #[allow(clippy::duplicated_attributes)]
@@ -294,9 +341,16 @@ pub struct PolicyCondition {
     shortname = "ctp",
     category = "trustgate",
     doc = "ClusterTrustPolicy decides how images matching its patterns are admitted in every \
-           namespace without a matching TrustPolicy.",
+           namespace: where a TrustPolicy also matches, that one decides instead \
+           (namespacedPolicies: Override, the default) or both must admit the image \
+           (namespacedPolicies: Tighten).",
     printcolumn(name = "Action", type_ = "string", json_path = ".spec.action"),
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.mode"),
+    printcolumn(
+        name = "Namespaced",
+        type_ = "string",
+        json_path = ".spec.namespacedPolicies"
+    ),
     printcolumn(name = "Images", type_ = "string", json_path = ".spec.images"),
     printcolumn(
         name = "Ready",

@@ -3,7 +3,7 @@
 //! each must be a `TrustPolicy` or `ClusterTrustPolicy` of `trustgate.dev/v1alpha1`. A
 //! `TrustPolicy` without `metadata.namespace` belongs to `default`. Unknown fields are errors
 //! (the API server would prune or reject them), every policy is checked with
-//! [`validate`], and a (kind, namespace, name) seen twice is an
+//! [`validate_for`], and a (kind, namespace, name) seen twice is an
 //! error. Errors name the file, the document (1-based index among non-empty documents, and its
 //! line), the policy and the field; all problems are reported, not just the first.
 //!
@@ -22,7 +22,7 @@ use super::crd::{
     TrustPolicy,
 };
 use super::matcher::{LoadedPolicy, PolicyId, PolicySet};
-use super::validate::{FieldError, FieldErrors, is_dns_subdomain, validate};
+use super::validate::{FieldError, FieldErrors, is_dns_subdomain, validate_for};
 
 /// Where a document is: file, 1-based index among the file's non-empty documents, first line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -360,7 +360,7 @@ fn parse_document(value: &Value, at: &DocumentRef) -> Result<LoadedPolicy, LoadE
     let Some((loaded, spec)) = loaded else {
         return Err(invalid(errors));
     };
-    if let Err(spec_errors) = validate(&spec) {
+    if let Err(spec_errors) = validate_for(&spec, kind == TRUST_POLICY_KIND) {
         errors.extend(spec_errors);
     }
     match loaded {

@@ -4,6 +4,10 @@
 //! the most specific matching pattern wins (longest literal part before the first wildcard,
 //! [`ImagePattern::specificity`]); ties go to the policy name, then the pattern text, in
 //! ascending order. An image no policy matches gets the set's default action.
+//!
+//! The one exception to "namespaced first": when the most specific matching
+//! `ClusterTrustPolicy` says `namespacedPolicies: Tighten`, a matching `TrustPolicy` does not
+//! replace it; both take part ([`Selection::Both`]) and the image must be admitted by each.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -11,7 +15,9 @@ use std::sync::Arc;
 
 use crate::image::reference::ImageRef;
 
-use super::crd::{Action, ClusterTrustPolicy, Mode, TrustPolicy, TrustPolicySpec};
+use super::crd::{
+    Action, ClusterTrustPolicy, Mode, NamespacedPolicies, TrustPolicy, TrustPolicySpec,
+};
 use super::pattern::ImagePattern;
 use super::validate::FieldError;
 
@@ -214,8 +220,36 @@ pub enum Selection {
         /// The pattern that matched.
         pattern: String,
     },
+    /// A namespaced policy and a `namespacedPolicies: Tighten` cluster policy both match: the
+    /// image must be admitted by both.
+    Both {
+        /// The most specific matching `TrustPolicy` of the workload's namespace.
+        namespaced: Arc<LoadedPolicy>,
+        /// Its matching pattern.
+        namespaced_pattern: String,
+        /// The most specific matching `ClusterTrustPolicy` (it says `Tighten`).
+        cluster: Arc<LoadedPolicy>,
+        /// Its matching pattern.
+        cluster_pattern: String,
+    },
     /// No policy matches: the global default action.
     Default(Action),
+}
+
+impl Selection {
+    /// Every policy taking part in the decision: none, one, or the cluster policy then the
+    /// namespaced one.
+    pub fn policies(&self) -> Vec<&Arc<LoadedPolicy>> {
+        match self {
+            Selection::Policy { policy, .. } => vec![policy],
+            Selection::Both {
+                namespaced,
+                cluster,
+                ..
+            } => vec![cluster, namespaced],
+            Selection::Default(_) => Vec::new(),
+        }
+    }
 }
 
 /// All loaded policies: namespaced ones keyed by namespace then name, cluster ones by name.
@@ -310,18 +344,33 @@ impl PolicySet {
         self.len() == 0
     }
 
-    /// The policy deciding `image` for a workload in `namespace` (contract §1 precedence).
+    /// The policies deciding `image` for a workload in `namespace` (contract §1 precedence):
+    /// the most specific namespaced match, else the most specific cluster match, else the
+    /// default action; both matches when the cluster one says `namespacedPolicies: Tighten`.
     pub fn select(&self, namespace: &str, image: &ImageRef) -> Selection {
         let namespaced = self
             .namespaced
             .get(namespace)
             .and_then(|policies| best(policies.values(), image));
-        match namespaced.or_else(|| best(self.cluster.values(), image)) {
-            Some((policy, pattern)) => Selection::Policy {
-                policy: Arc::clone(policy),
-                pattern: pattern.as_str().to_owned(),
-            },
-            None => Selection::Default(self.default_action),
+        let cluster = best(self.cluster.values(), image);
+        let one = |(policy, pattern): (&Arc<LoadedPolicy>, &ImagePattern)| Selection::Policy {
+            policy: Arc::clone(policy),
+            pattern: pattern.as_str().to_owned(),
+        };
+        match (namespaced, cluster) {
+            (Some((ns, ns_pattern)), Some((cl, cl_pattern)))
+                if cl.spec.namespaced_policies() == NamespacedPolicies::Tighten =>
+            {
+                Selection::Both {
+                    namespaced: Arc::clone(ns),
+                    namespaced_pattern: ns_pattern.as_str().to_owned(),
+                    cluster: Arc::clone(cl),
+                    cluster_pattern: cl_pattern.as_str().to_owned(),
+                }
+            }
+            (Some(ns), _) => one(ns),
+            (None, Some(cl)) => one(cl),
+            (None, None) => Selection::Default(self.default_action),
         }
     }
 }

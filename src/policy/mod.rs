@@ -18,9 +18,9 @@ pub(crate) mod testdata;
 pub use cluster::{ClusterPolicyConfig, ClusterPolicySource};
 pub use crd::{
     API_VERSION, Action, CLUSTER_TRUST_POLICY_KIND, CRD_FILE, ClusterTrustPolicy,
-    ClusterTrustPolicySpec, CrdError, GROUP, Mode, NotarySpec, PolicyCondition, RegistrySpec,
-    SecretRef, Signer, TRUST_POLICY_KIND, TrustPolicy, TrustPolicySpec, TrustPolicyStatus,
-    TrustRoot, VERSION, crd_yaml, crds, write_crds,
+    ClusterTrustPolicySpec, CrdError, GROUP, Mode, NamespacedPolicies, NotarySpec, PolicyCondition,
+    RegistrySpec, SecretRef, Signer, TRUST_POLICY_KIND, TrustPolicy, TrustPolicySpec,
+    TrustPolicyStatus, TrustRoot, VERSION, crd_yaml, crds, write_crds,
 };
 pub use load::{
     DocumentRef, LoadError, load_policies, load_policy_set, parse_policies, policy_files_in,
@@ -28,4 +28,4 @@ pub use load::{
 pub use matcher::{LoadedPolicy, PolicyId, PolicySet, Selection};
 pub use pattern::{ImagePattern, PatternError, PatternProblem};
 pub use source::{DirPolicySource, PolicySource, StaticPolicySource};
-pub use validate::{FieldError, FieldErrors, validate};
+pub use validate::{FieldError, FieldErrors, validate, validate_for};

@@ -267,6 +267,7 @@ mod tests {
         Some(match set.select("default", &image) {
             Selection::Default(a) => format!("default {a:?}"),
             Selection::Policy { policy, .. } => policy.id.to_string(),
+            Selection::Both { cluster, .. } => format!("{} (tighten)", cluster.id),
         })
     }
 

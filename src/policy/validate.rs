@@ -53,7 +53,8 @@ impl fmt::Display for FieldErrors<'_> {
     }
 }
 
-/// Checks `spec` against every rule of the CRD schema and the parse checks CEL cannot do.
+/// Checks `spec` against every rule of the CRD schema that both kinds share and the parse
+/// checks CEL cannot do; [`validate_for`] adds the kind-specific rule.
 ///
 /// # Errors
 /// All problems found, in field order.
@@ -65,6 +66,27 @@ pub fn validate(spec: &TrustPolicySpec) -> Result<(), Vec<FieldError>> {
     check_trust_roots(spec, &mut errors);
     check_signers(spec, &mut errors);
     check_revoked_keys(spec, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// As [`validate`], plus the rule that depends on the resource kind: only a
+/// `ClusterTrustPolicy` may set `spec.namespacedPolicies` (`namespaced` is true for a
+/// `TrustPolicy`), as the CRD's CEL rule on `TrustPolicy` says.
+///
+/// # Errors
+/// All problems found, in field order.
+pub fn validate_for(spec: &TrustPolicySpec, namespaced: bool) -> Result<(), Vec<FieldError>> {
+    let mut errors = validate(spec).err().unwrap_or_default();
+    if namespaced && spec.namespaced_policies.is_some() {
+        errors.push(FieldError::new(
+            "spec.namespacedPolicies",
+            "can only be set on a ClusterTrustPolicy",
+        ));
+    }
     if errors.is_empty() {
         Ok(())
     } else {

@@ -69,7 +69,7 @@ fn printer_columns() {
             .into_iter()
             .map(|c| (c.name, c.type_, c.json_path))
             .collect();
-        let expected = [
+        let mut expected: Vec<(String, String, String)> = [
             ("Action", "string", ".spec.action"),
             ("Mode", "string", ".spec.mode"),
             ("Images", "string", ".spec.images"),
@@ -80,7 +80,19 @@ fn printer_columns() {
             ),
             ("Age", "date", ".metadata.creationTimestamp"),
         ]
-        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()));
+        .map(|(a, b, c)| (a.to_owned(), b.to_owned(), c.to_owned()))
+        .to_vec();
+        if crd.spec.names.kind == CLUSTER_TRUST_POLICY_KIND {
+            // `kubectl get ctp` shows whether namespaced policies can relax the policy.
+            expected.insert(
+                2,
+                (
+                    "Namespaced".into(),
+                    "string".into(),
+                    ".spec.namespacedPolicies".into(),
+                ),
+            );
+        }
         assert_eq!(columns, expected);
     }
 }
@@ -110,6 +122,22 @@ fn schema_carries_the_cel_rules_and_bounds() {
     let schema = open_api_schema(&TrustPolicy::crd());
     let mut rules = Vec::new();
     cel_rules(&schema, "", &mut rules);
+    // The one rule at the root: only a ClusterTrustPolicy may set namespacedPolicies.
+    let root = rules.remove(0);
+    assert_eq!(
+        root,
+        (
+            "".to_owned(),
+            "!has(self.spec.namespacedPolicies)".to_owned()
+        )
+    );
+    let mut cluster_rules = Vec::new();
+    cel_rules(
+        &open_api_schema(&ClusterTrustPolicy::crd()),
+        "",
+        &mut cluster_rules,
+    );
+    assert_eq!(cluster_rules, rules, "the same rules, without the root one");
     let locations: Vec<&str> = rules.iter().map(|(at, _)| at.as_str()).collect();
     assert_eq!(
         locations,
@@ -197,7 +225,19 @@ fn cel_rules_compile_within_scope_and_budget() {
     let compiled = compile_schema(&schema);
     let mut count = 0;
     walk(&compiled, &mut count);
-    assert_eq!(count, 7);
+    assert_eq!(count, 8);
+    let root = &schema["x-kubernetes-validations"][0]["rule"];
+    let warnings = analyze_rule(
+        root.as_str().expect("root rule"),
+        &compiled,
+        ScopeContext::CrdValidation,
+    );
+    assert!(
+        !warnings
+            .iter()
+            .any(|w| matches!(w.kind, WarningKind::CostExceeded | WarningKind::WrongScope)),
+        "{root}: {warnings:?}"
+    );
 
     let spec = &compiled.properties["spec"];
     let mut rules = Vec::new();
@@ -229,10 +269,15 @@ fn cel_rules_compile_within_scope_and_budget() {
 
 /// Messages of the CEL rules `spec` breaks (empty when it passes).
 fn cel_failures(spec: Value) -> Vec<String> {
-    let schema = open_api_schema(&TrustPolicy::crd());
+    cel_failures_of(&TrustPolicy::crd(), spec)
+}
+
+/// Messages of the CEL rules of `crd` that an object with `spec` breaks.
+fn cel_failures_of(crd: &CustomResourceDefinition, spec: Value) -> Vec<String> {
+    let schema = open_api_schema(crd);
     let object = json!({
         "apiVersion": API_VERSION,
-        "kind": TRUST_POLICY_KIND,
+        "kind": crd.spec.names.kind,
         "metadata": {"name": "p", "namespace": "ns"},
         "spec": spec,
     });
@@ -370,6 +415,42 @@ fn cel_rejects_nonsense() {
     }
     let allow_without_roots = json!({"images": ["**"], "action": "Allow", "trustRootThreshold": 1});
     assert_eq!(cel_failures(allow_without_roots).len(), 1);
+}
+
+#[test]
+fn cel_allows_namespaced_policies_on_cluster_trust_policies_only() {
+    for value in ["Tighten", "Override"] {
+        let spec = with(base_spec(), "/namespacedPolicies", json!(value));
+        assert_eq!(
+            cel_failures_of(&ClusterTrustPolicy::crd(), spec.clone()),
+            Vec::<String>::new(),
+            "{value}"
+        );
+        let failures = cel_failures(spec);
+        assert_eq!(failures.len(), 1, "{value}: {failures:?}");
+        assert!(
+            failures[0].contains("namespacedPolicies can only be set on a ClusterTrustPolicy"),
+            "{failures:?}"
+        );
+    }
+    let schema = open_api_schema(&ClusterTrustPolicy::crd());
+    assert_eq!(
+        schema["properties"]["spec"]["properties"]["namespacedPolicies"]["enum"],
+        json!(["Override", "Tighten"])
+    );
+    let tighten: ClusterTrustPolicySpec =
+        serde_json::from_value(with(base_spec(), "/namespacedPolicies", json!("Tighten")))
+            .expect("parses");
+    assert_eq!(tighten.namespaced_policies(), NamespacedPolicies::Tighten);
+    let absent: ClusterTrustPolicySpec = serde_json::from_value(base_spec()).expect("parses");
+    assert_eq!(absent.namespaced_policies(), NamespacedPolicies::Override);
+    assert_eq!(
+        serde_json::to_value(&absent.0)
+            .expect("to JSON")
+            .get("namespacedPolicies"),
+        None,
+        "the default is not written"
+    );
 }
 
 #[test]

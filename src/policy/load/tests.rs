@@ -273,3 +273,35 @@ fn policy_dir_reads_yaml_files_in_order() {
         "{err}"
     );
 }
+
+#[test]
+fn namespaced_policies_is_read_on_cluster_policies_and_refused_on_trust_policies() {
+    let cluster = format!(
+        "{}  namespacedPolicies: Tighten\n",
+        verify_doc("ClusterTrustPolicy", "{name: platform}", "[\"**\"]")
+    );
+    let loaded = parse(&cluster).expect("valid");
+    assert_eq!(
+        loaded[0].1.spec.namespaced_policies(),
+        crate::policy::NamespacedPolicies::Tighten
+    );
+    let namespaced = format!(
+        "{}  namespacedPolicies: Override\n",
+        verify_doc("TrustPolicy", "{name: p, namespace: shop}", "[\"**\"]")
+    );
+    let err = parse(&namespaced).expect_err("refused on a TrustPolicy");
+    assert_eq!(
+        err.to_string(),
+        "policies.yaml: document 1 (line 1): TrustPolicy shop/p: spec.namespacedPolicies: \
+         can only be set on a ClusterTrustPolicy"
+    );
+    let bad = format!(
+        "{}  namespacedPolicies: Loosen\n",
+        verify_doc("ClusterTrustPolicy", "{name: platform}", "[\"**\"]")
+    );
+    let err = parse(&bad).expect_err("not a value").to_string();
+    assert!(
+        err.contains("spec.namespacedPolicies") && err.contains("Loosen"),
+        "{err}"
+    );
+}

@@ -19,8 +19,24 @@ fn policy(namespace: Option<&str>, name: &str, images: &[&str]) -> LoadedPolicy 
 fn chosen(set: &PolicySet, namespace: &str, img: &str) -> String {
     match set.select(namespace, &image(img)) {
         Selection::Policy { policy, pattern } => format!("{} {pattern}", policy.id),
+        Selection::Both {
+            namespaced,
+            namespaced_pattern,
+            cluster,
+            cluster_pattern,
+        } => format!(
+            "{} {cluster_pattern} + {} {namespaced_pattern}",
+            cluster.id, namespaced.id
+        ),
         Selection::Default(action) => format!("default:{action}"),
     }
+}
+
+/// A cluster policy saying `namespacedPolicies: mode` (None: not set).
+fn cluster(name: &str, images: &[&str], mode: Option<NamespacedPolicies>) -> LoadedPolicy {
+    let mut spec = verify_spec(images);
+    spec.namespaced_policies = mode;
+    LoadedPolicy::new(PolicyId::cluster(name), spec).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 #[test]
@@ -180,4 +196,71 @@ fn from_objects() {
     let loaded = LoadedPolicy::from_cluster_trust_policy(&object).expect("valid");
     assert_eq!(loaded.id.to_string(), "baseline");
     assert_eq!(loaded.patterns().len(), 1);
+}
+
+#[test]
+fn tighten_makes_both_policies_take_part() {
+    let mut set = PolicySet::default();
+    set.insert(policy(Some("shop"), "allow-all", &["**"]));
+    set.insert(cluster(
+        "platform",
+        &["registry.example.com/**"],
+        Some(NamespacedPolicies::Tighten),
+    ));
+    set.insert(cluster("other", &["other.example.com/**"], None));
+    // Tighten: both, cluster first in `policies()`.
+    let img = "registry.example.com/shop/app:v1";
+    assert_eq!(
+        chosen(&set, "shop", img),
+        "platform registry.example.com/** + shop/allow-all **"
+    );
+    let both = set.select("shop", &image(img));
+    let ids: Vec<String> = both.policies().iter().map(|p| p.id.to_string()).collect();
+    assert_eq!(ids, ["platform", "shop/allow-all"]);
+    // The default (absent) is Override: the namespaced policy alone decides.
+    assert_eq!(
+        chosen(&set, "shop", "other.example.com/x:1"),
+        "shop/allow-all **"
+    );
+    // Images the Tighten policy does not match are the namespaced policy's alone.
+    assert_eq!(chosen(&set, "shop", "nginx"), "shop/allow-all **");
+    // Without a namespaced match, the cluster policy alone.
+    assert_eq!(chosen(&set, "ns", img), "platform registry.example.com/**");
+    assert_eq!(set.select("ns", &image(img)).policies().len(), 1);
+    assert!(set.select("ns", &image("nginx")).policies().is_empty());
+}
+
+#[test]
+fn tighten_is_read_from_the_most_specific_cluster_policy() {
+    let mut set = PolicySet::default();
+    set.insert(policy(Some("shop"), "allow-all", &["**"]));
+    set.insert(cluster(
+        "broad-tighten",
+        &["registry.example.com/**"],
+        Some(NamespacedPolicies::Tighten),
+    ));
+    set.insert(cluster(
+        "narrow-override",
+        &["registry.example.com/shop/**"],
+        Some(NamespacedPolicies::Override),
+    ));
+    // The more specific cluster policy decides among cluster policies, and it says Override.
+    assert_eq!(
+        chosen(&set, "shop", "registry.example.com/shop/app:v1"),
+        "shop/allow-all **"
+    );
+    // Elsewhere the Tighten one is the most specific.
+    assert_eq!(
+        chosen(&set, "shop", "registry.example.com/web/app:v1"),
+        "broad-tighten registry.example.com/** + shop/allow-all **"
+    );
+    // A namespaced policy cannot opt out by saying Override itself (only the cluster
+    // policy's field is read; validation rejects it on a TrustPolicy anyway).
+    let mut spec = verify_spec(&["registry.example.com/web/**"]);
+    spec.namespaced_policies = Some(NamespacedPolicies::Override);
+    set.insert(LoadedPolicy::new(PolicyId::namespaced("shop", "sneaky"), spec).unwrap());
+    assert_eq!(
+        chosen(&set, "shop", "registry.example.com/web/app:v1"),
+        "broad-tighten registry.example.com/** + shop/sneaky registry.example.com/web/**"
+    );
 }

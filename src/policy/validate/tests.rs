@@ -295,3 +295,32 @@ fn all_errors_are_reported_together() {
         "{line}"
     );
 }
+
+#[test]
+fn namespaced_policies_only_on_cluster_trust_policies() {
+    use crate::policy::crd::NamespacedPolicies;
+    for value in [NamespacedPolicies::Tighten, NamespacedPolicies::Override] {
+        let mut spec = verify_spec(&["nginx"]);
+        spec.namespaced_policies = Some(value);
+        assert_eq!(validate_for(&spec, false), Ok(()), "{value}");
+        let errs = validate_for(&spec, true).expect_err("refused on a TrustPolicy");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].path, "spec.namespacedPolicies");
+        assert!(
+            errs[0]
+                .message
+                .contains("only be set on a ClusterTrustPolicy"),
+            "{errs:?}"
+        );
+    }
+    // Absent is fine everywhere, and the other errors are still reported with it.
+    assert_eq!(validate_for(&verify_spec(&["nginx"]), true), Ok(()));
+    let mut spec = verify_spec(&[]);
+    spec.namespaced_policies = Some(NamespacedPolicies::Tighten);
+    let paths: Vec<String> = validate_for(&spec, true)
+        .expect_err("two problems")
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(paths, ["spec.images", "spec.namespacedPolicies"]);
+}
