@@ -265,6 +265,7 @@ impl ServingTls {
                     ca_pem.as_deref(),
                 )?));
                 metrics.tls_reloads.inc();
+                record_expiry(&metrics, &cert_pem);
                 tracing::info!(cert = %cert.display(), key = %key.display(), "serving certificate loaded");
                 let reloader = Reloader {
                     cert: cert.clone(),
@@ -285,6 +286,7 @@ impl ServingTls {
             }
             ServingCert::SelfSigned { sans, ca_out } => {
                 let generated = generate_self_signed(sans)?;
+                record_expiry(&metrics, generated.cert_pem.as_bytes());
                 let config = RustlsConfig::from_config(Arc::new(server_config_for_clients(
                     generated.cert_pem.as_bytes(),
                     generated.key_pem.as_bytes(),
@@ -310,6 +312,19 @@ impl ServingTls {
                 })
             }
         }
+    }
+}
+
+/// Sets `trustgate_serving_certificate_expiry_timestamp_seconds` from the leaf (first)
+/// certificate of `cert_pem`; a certificate that does not parse leaves the gauge as it was.
+fn record_expiry(metrics: &Metrics, cert_pem: &[u8]) {
+    if let Some(leaf) = crate::notary::keys::parse_cert_bundle(cert_pem)
+        .ok()
+        .and_then(|b| b.into_iter().next())
+    {
+        #[allow(clippy::cast_precision_loss)]
+        let at = leaf.not_after.unix_timestamp() as f64;
+        metrics.state.serving_certificate(at);
     }
 }
 
@@ -393,6 +408,7 @@ impl Reloader {
                 self.in_use = hash;
                 self.refused = None;
                 self.metrics.tls_reloads.inc();
+                record_expiry(&self.metrics, &cert_pem);
                 tracing::info!(cert = %self.cert.display(), "serving certificate reloaded");
             }
             Err(e) => self.refuse(hash, e.to_string()),

@@ -88,6 +88,17 @@ pub struct ServeArgs {
     /// only rejections, Warn and Audit failures get one.
     #[arg(long)]
     pub events_for_admitted: bool,
+    /// Label image decisions in /metrics with the workload's namespace (`true`, the default;
+    /// bounded: namespaces past the first few hundred count as `other`). Set it to `false` on
+    /// clusters with very many namespaces.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        env = "TRUSTGATE_METRICS_NAMESPACE_LABEL"
+    )]
+    pub metrics_namespace_label: bool,
     #[command(flatten)]
     pub registry: RegistryFlags,
     #[command(flatten)]
@@ -99,6 +110,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (options, creds) =
         CliCredentials::from_flags(&args.registry, &args.notary, Binding::Required)?;
     let metrics = Arc::new(Metrics::new());
+    metrics.set_namespace_label(args.metrics_namespace_label);
     let engine = Engine::new(
         EngineConfig {
             default_action: args.default_action.into(),

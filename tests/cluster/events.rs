@@ -106,6 +106,11 @@ async fn a_rejection_posts_an_event_on_the_workload_and_repeats_become_a_series(
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "shop", "name": "web"}),
         "CREATE: no uid"
     );
+    assert_eq!(
+        event["related"],
+        json!({"apiVersion": "trustgate.dev/v1alpha1", "kind": "TrustPolicy", "namespace": "shop", "name": "signed"}),
+        "related: the deciding policy"
+    );
     assert_eq!(event["reason"], "ImageRejected");
     assert_eq!(event["type"], "Warning");
     assert_eq!(event["action"], "Admission");
