@@ -68,6 +68,7 @@ impl Webhook {
     pub fn new(engine: Arc<Engine>, policies: Arc<dyn PolicySource>) -> Webhook {
         let metrics = Arc::clone(engine.metrics());
         let budget = engine.config().deadline;
+        metrics.state.admission_budget.set(budget.as_secs_f64());
         Webhook {
             engine,
             policies,
@@ -106,6 +107,7 @@ impl Webhook {
     /// The time allowed for a whole review's decisions (default: the engine's deadline).
     pub fn with_budget(mut self, budget: Duration) -> Webhook {
         self.budget = budget;
+        self.metrics.state.admission_budget.set(budget.as_secs_f64());
         self
     }
 

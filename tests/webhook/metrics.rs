@@ -79,6 +79,7 @@ async fn live_metrics_tell_the_default_action_from_a_policy_named_default() {
         (now + 360.0 * 86_400.0..now + 366.0 * 86_400.0).contains(&expiry),
         "{expiry}"
     );
+    assert_eq!(sample(&text, "trustgate_admission_budget_seconds"), 8.0);
     // Process metrics from /proc.
     if cfg!(target_os = "linux") {
         for family in [

@@ -108,6 +108,9 @@ pub struct StateMetrics {
     pub policies: Family<PolicyLabels, Gauge>,
     /// `trustgate_policy_last_reload_success_timestamp_seconds`.
     pub policy_last_reload: Gauge<f64, AtomicU64>,
+    /// `trustgate_admission_budget_seconds`: the time allowed to answer a review (`--budget`),
+    /// so latency alerts and panels can compare against it.
+    pub admission_budget: Gauge<f64, AtomicU64>,
     /// `trustgate_serving_certificate_expiry_timestamp_seconds` (`notAfter` of the leaf).
     pub serving_certificate_expiry: Gauge<f64, AtomicU64>,
     trust_expiry: TrustExpiry,
@@ -142,6 +145,12 @@ impl StateMetrics {
             "Unix time of the last successful policy load",
             policy_last_reload.clone(),
         );
+        let admission_budget = Gauge::<f64, AtomicU64>::default();
+        prefixed.register(
+            "admission_budget_seconds",
+            "Time allowed to answer an AdmissionReview (--budget)",
+            admission_budget.clone(),
+        );
         let serving_certificate_expiry = Gauge::<f64, AtomicU64>::default();
         prefixed.register(
             "serving_certificate_expiry_timestamp_seconds",
@@ -154,6 +163,7 @@ impl StateMetrics {
             build_info,
             policies,
             policy_last_reload,
+            admission_budget,
             serving_certificate_expiry,
             trust_expiry,
         }
