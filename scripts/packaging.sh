@@ -89,7 +89,7 @@ step "helm template + kubernetes-validate --strict -k $KUBE_VERSION"
 # Custom resources have no schema in kubernetes-validate: it only WARNs about exactly these kinds,
 # which the semantic checks below cover instead. Any other WARN, any ERROR and any resource that
 # neither passed nor was warned about fails.
-allowed_unknown='^WARN .* Couldn'"'"'t find schema for kind (Certificate|Issuer) with api version cert-manager\.io/v1 |^WARN .* Couldn'"'"'t find schema for kind ServiceMonitor with api version monitoring\.coreos\.com/v1 |^WARN .* Couldn'"'"'t find schema for kind (TrustPolicy|ClusterTrustPolicy) with api version trustgate\.dev/v1alpha1 '
+allowed_unknown='^WARN .* Couldn'"'"'t find schema for kind (Certificate|Issuer) with api version cert-manager\.io/v1 |^WARN .* Couldn'"'"'t find schema for kind (ServiceMonitor|PrometheusRule) with api version monitoring\.coreos\.com/v1 |^WARN .* Couldn'"'"'t find schema for kind (TrustPolicy|ClusterTrustPolicy) with api version trustgate\.dev/v1alpha1 '
 validate() { # FILE
     local file=$1 out rc=0 docs passed warned bad
     out="$("$KV" --strict -k "$KUBE_VERSION" "$file" 2>&1)" || rc=$?
@@ -202,7 +202,7 @@ for s in scenarios:
     for d in docs:
         md = d.get("metadata", {})
         if d["kind"] in ("Deployment", "Service", "ServiceAccount", "Secret", "PodDisruptionBudget",
-                         "Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy"):
+                         "Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "PrometheusRule"):
             check(md.get("namespace") == ns, s, f"{d['kind']}/{md.get('name')} not in namespace {ns}")
     kinds = set(by)
     check(BASE_KINDS <= kinds, s, f"missing kinds {sorted(BASE_KINDS - kinds)}")

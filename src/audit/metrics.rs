@@ -110,6 +110,7 @@ struct Labels {
     request_results: Bounded,
     policies: Bounded,
     namespaces: Bounded,
+    signers: Bounded,
     decision_results: Bounded,
     reasons: Bounded,
     roles: Bounded,
@@ -129,6 +130,7 @@ impl Labels {
             request_results: Bounded::new(&REQUEST_RESULTS, 0),
             policies: Bounded::new(&[""], LIMITS.metric_label_values),
             namespaces: Bounded::new(&[""], LIMITS.metric_label_values),
+            signers: Bounded::new(&["targets", "targets/releases"], LIMITS.metric_label_values),
             decision_results: Bounded::new(&DECISION_RESULTS, 0),
             reasons: Bounded::new(&[], words),
             roles: Bounded::new(&ROLES, 0),
@@ -187,6 +189,15 @@ pub struct DecisionLabels {
     pub reason: String,
 }
 
+/// Labels of the signer count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignerLabels {
+    /// The signing role that counted (`targets`, `targets/releases`, `targets/alice`, ...).
+    pub signer: String,
+    /// The deciding policy, as in `trustgate_image_decisions_total`.
+    pub policy: String,
+}
+
 /// Labels of Notary fetches.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FetchLabels {
@@ -229,6 +240,9 @@ pub struct Metrics {
     pub admission_duration: Histogram,
     /// `trustgate_image_decisions_total{policy,policy_kind,namespace,result,reason}`.
     pub image_decisions: Family<DecisionLabels, Counter>,
+    /// `trustgate_image_signers_total{signer,policy}`: signer roles that counted towards
+    /// admitted, verified images.
+    pub image_signers: Family<SignerLabels, Counter>,
     /// `trustgate_notary_fetches_total{role,outcome}`.
     pub notary_fetches: Family<FetchLabels, Counter>,
     /// `trustgate_notary_fetch_duration_seconds{role,outcome}`.
@@ -283,6 +297,12 @@ impl Metrics {
             "image_decisions",
             "Per-image decisions, by deciding policy and its kind, namespace, result and reason class",
             image_decisions.clone(),
+        );
+        let image_signers = Family::<SignerLabels, Counter>::default();
+        registry.register(
+            "image_signers",
+            "Signer roles whose signatures counted for verified images, by signer and policy",
+            image_signers.clone(),
         );
         let notary_fetches = Family::<FetchLabels, Counter>::default();
         registry.register(
@@ -355,6 +375,7 @@ impl Metrics {
             admission_requests,
             admission_duration,
             image_decisions,
+            image_signers,
             notary_fetches,
             notary_fetch_duration,
             registry_resolutions,
@@ -412,9 +433,20 @@ impl Metrics {
         } else {
             String::new()
         };
+        let policy = self.labels.policies.label(policy);
+        if d.verified {
+            for signer in &d.signers {
+                self.image_signers
+                    .get_or_create(&SignerLabels {
+                        signer: self.labels.signers.label(signer),
+                        policy: policy.clone(),
+                    })
+                    .inc();
+            }
+        }
         self.image_decisions
             .get_or_create(&DecisionLabels {
-                policy: self.labels.policies.label(policy),
+                policy,
                 policy_kind: policy_kind.to_string(),
                 namespace,
                 result: self.labels.decision_results.label(d.result()),
