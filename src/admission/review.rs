@@ -107,7 +107,10 @@ impl Webhook {
     /// The time allowed for a whole review's decisions (default: the engine's deadline).
     pub fn with_budget(mut self, budget: Duration) -> Webhook {
         self.budget = budget;
-        self.metrics.state.admission_budget.set(budget.as_secs_f64());
+        self.metrics
+            .state
+            .admission_budget
+            .set(budget.as_secs_f64());
         self
     }
 
