@@ -5,6 +5,7 @@
 mod check;
 mod credentials;
 mod inspect;
+mod manifests;
 mod resolve;
 mod serve;
 
@@ -125,8 +126,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
         /// Image references.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "files")]
         images: Vec<String>,
+        /// Decide the images of the workloads in a manifest file (multi-document YAML or JSON,
+        /// Lists; `-` reads stdin) instead of IMAGE arguments; repeatable. One result per image
+        /// occurrence, with `object` and `location`.
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// With -f: a further kind carrying a pod template (`group/Kind=spec.template.spec`),
+        /// as `serve --extra-kind`; repeatable.
+        #[arg(long = "extra-kind", value_name = "GROUP/KIND=PATH")]
+        extra_kinds: Vec<trustgate::admission::ExtraKind>,
     },
     /// Run the admission webhook: HTTPS `POST /validate` on --listen, `/healthz`, `/readyz`
     /// and `/metrics` on --admin-listen, policies from --policy-dir.
@@ -218,8 +228,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             notary,
             output,
             images,
+            files,
+            extra_kinds,
         } => {
             let args = check::CheckArgs {
+                files,
+                extra_kinds,
                 policies,
                 policy_dirs,
                 namespace,
