@@ -2,6 +2,7 @@
 //! every image is admitted, 1 when at least one is rejected or unresolvable, 2 for usage or
 //! configuration errors.
 
+mod audit;
 mod check;
 mod credentials;
 mod inspect;
@@ -141,6 +142,9 @@ pub enum Command {
     /// Run the admission webhook: HTTPS `POST /validate` on --listen, `/healthz`, `/readyz`
     /// and `/metrics` on --admin-listen, policies from --policy-dir.
     Serve(serve::ServeArgs),
+    /// Decide the images of the cluster's running Pods against its policies (or --policy-dir);
+    /// exit status 1 when any image would be rejected.
+    Audit(audit::AuditArgs),
     /// Print the CRDs (TrustPolicy, ClusterTrustPolicy) that `crds/` holds.
     Crdgen,
     /// Show a repository's verified trust data: root key IDs and public keys to pin, role
@@ -245,6 +249,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             check::run(args, &registry, &notary).await
         }
         Command::Serve(args) => serve::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Crdgen => {
             print!("{}", trustgate::policy::crd_yaml()?);
             Ok(ExitCode::SUCCESS)
