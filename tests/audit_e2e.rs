@@ -9,10 +9,17 @@
 mod common;
 
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
+use trustgate::audit::metrics::Metrics;
+use trustgate::audit::running::PeriodicAudit;
+use trustgate::audit::{EventSink, ReviewContext};
+use trustgate::clock::SystemClock;
+use trustgate::decision::{Anonymous, Decision, Engine, EngineConfig};
+use trustgate::policy::StaticPolicySource;
 
 fn pod(name: &str, image: &str, phase: &str) -> Value {
     json!({
@@ -89,10 +96,11 @@ async fn audit_reports_signed_and_unsigned_running_pods() {
     )
     .unwrap();
 
+    let policy_dir_arg = policy_dir.clone();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_trustgate"))
             .args(["audit", "--policy-dir"])
-            .arg(&policy_dir)
+            .arg(&policy_dir_arg)
             .args(["--output", "json"])
             .env("KUBECONFIG", &kubeconfig)
             .env_remove("NOTARY_AUTH")
@@ -128,4 +136,52 @@ async fn audit_reports_signed_and_unsigned_running_pods() {
         "{unsigned:#}"
     );
     assert_eq!(unsigned["location"], "spec.containers[0] (name: app)");
+
+    // serve's periodic audit over the same cluster: the running-images gauge, and an Event on
+    // the Pod whose image would now be rejected (none on the other).
+    let config = kube::Config::new(api.parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let policies =
+        trustgate::policy::load::load_policy_set(&[], &[dir.path().join("policies")]).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let events = Arc::new(Recording::default());
+    let audit = PeriodicAudit {
+        client,
+        engine: Engine::new(EngineConfig::default(), Arc::new(SystemClock)),
+        policies: Arc::new(StaticPolicySource::new(policies)),
+        credentials: Arc::new(Anonymous),
+        events: events.clone(),
+        metrics: Arc::clone(&metrics),
+        interval: std::time::Duration::from_secs(600),
+    };
+    audit.once().await;
+    let text = metrics.encode();
+    for series in [
+        r#"trustgate_running_images{verdict="admitted",namespace="shop"} 1"#,
+        r#"trustgate_running_images{verdict="rejected",namespace="shop"} 1"#,
+    ] {
+        assert!(text.contains(series), "{series} in {text}");
+    }
+    assert!(
+        !text.contains("trustgate_image_decisions_total{"),
+        "audit decisions are not admission decisions"
+    );
+    let recorded = events.0.lock().unwrap().clone();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    let (object, verdicts) = &recorded[0];
+    assert_eq!(object, "Pod shop/web-unsigned");
+    assert_eq!(verdicts, &["REJECTED".to_string()]);
+}
+
+/// Records `(object, verdicts)` of every `record` call.
+#[derive(Default)]
+struct Recording(Mutex<Vec<(String, Vec<String>)>>);
+
+impl EventSink for Recording {
+    fn record(&self, ctx: &ReviewContext, decisions: &[Decision]) {
+        self.0.lock().unwrap().push((
+            ctx.object(),
+            decisions.iter().map(|d| d.verdict().to_string()).collect(),
+        ));
+    }
 }

@@ -19,7 +19,7 @@ mod process;
 mod state;
 
 pub use process::{ProcessCollector, ProcessStats};
-pub use state::{StateMetrics, TRUST_ROLES, TrustExpirySource};
+pub use state::{RunningLabels, StateMetrics, TRUST_ROLES, TrustExpirySource};
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -425,14 +425,19 @@ impl Metrics {
         self.namespace_label.store(on, Ordering::Relaxed);
     }
 
-    /// Records one per-image decision for a workload in `namespace`.
-    pub fn image_decision(&self, namespace: &str, d: &Decision) {
-        let (policy, policy_kind) = policy_labels(d);
-        let namespace = if self.namespace_label.load(Ordering::Relaxed) {
+    /// The `namespace` label value for `namespace`: bounded, or empty when turned off.
+    pub fn namespace_label(&self, namespace: &str) -> String {
+        if self.namespace_label.load(Ordering::Relaxed) {
             self.labels.namespaces.label(namespace)
         } else {
             String::new()
-        };
+        }
+    }
+
+    /// Records one per-image decision for a workload in `namespace`.
+    pub fn image_decision(&self, namespace: &str, d: &Decision) {
+        let (policy, policy_kind) = policy_labels(d);
+        let namespace = self.namespace_label(namespace);
         let policy = self.labels.policies.label(policy);
         if d.verified {
             for signer in &d.signers {

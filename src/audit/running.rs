@@ -162,3 +162,116 @@ pub async fn decide_pods(
     }
     out
 }
+
+/// Sets `trustgate_running_images{verdict,namespace}` from one audit's results (the previous
+/// audit's series are removed first) and the last-run timestamp.
+pub fn export(metrics: &crate::audit::metrics::Metrics, found: &[RunningImage]) {
+    use crate::audit::metrics::RunningLabels;
+    let gauge = &metrics.state.running_images;
+    gauge.clear();
+    for r in found {
+        gauge
+            .get_or_create(&RunningLabels {
+                verdict: r.decision.result().to_string(),
+                namespace: metrics.namespace_label(&r.namespace),
+            })
+            .inc();
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    metrics.state.audit_last_run.set(now);
+}
+
+/// The review context under which a running Pod's rejections are posted as Events (the Pod is
+/// the regarded object; operation `AUDIT`).
+pub fn pod_context(pod: &PodObject) -> crate::audit::ReviewContext {
+    crate::audit::ReviewContext {
+        uid: String::new(),
+        user: "trustgate-audit".into(),
+        namespace: pod.namespace.clone(),
+        group: String::new(),
+        version: "v1".into(),
+        kind: "Pod".into(),
+        name: pod.name.clone(),
+        object_uid: pod
+            .object
+            .pointer("/metadata/uid")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string),
+        operation: "AUDIT".into(),
+        sub_resource: None,
+        dry_run: false,
+    }
+}
+
+/// Settings of the periodic audit.
+pub struct PeriodicAudit {
+    /// The cluster.
+    pub client: Client,
+    /// An engine of its own (its decisions are not admission decisions: they do not count in
+    /// `trustgate_image_decisions_total`).
+    pub engine: Engine,
+    /// The policies in force (the webhook's source).
+    pub policies: std::sync::Arc<dyn crate::policy::PolicySource>,
+    /// Registry and Notary credentials.
+    pub credentials: std::sync::Arc<dyn CredentialSource>,
+    /// Where Events about Pods now rejected go.
+    pub events: std::sync::Arc<dyn crate::audit::EventSink>,
+    /// The process metrics (`trustgate_running_images`).
+    pub metrics: std::sync::Arc<crate::audit::metrics::Metrics>,
+    /// Time between audits.
+    pub interval: std::time::Duration,
+}
+
+impl PeriodicAudit {
+    /// Audits every `interval` (the first time after one interval, once policies are loaded)
+    /// until the task is dropped.
+    pub async fn run(self) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            self.once().await;
+        }
+    }
+
+    /// One audit: list, decide, export, post Events for rejected images.
+    pub async fn once(&self) {
+        let Some(policies) = self.policies.current() else {
+            tracing::info!("periodic audit skipped: policies are not loaded yet");
+            return;
+        };
+        let pods = match list_pods(&self.client, None).await {
+            Ok(pods) => pods,
+            Err(e) => {
+                tracing::warn!(error = %e, "periodic audit: cannot list pods");
+                return;
+            }
+        };
+        let found = decide_pods(&self.engine, &pods, &policies, self.credentials.as_ref()).await;
+        export(&self.metrics, &found);
+        let mut rejected = 0usize;
+        for pod in &pods {
+            let decisions: Vec<Decision> = found
+                .iter()
+                .filter(|r| {
+                    r.namespace == pod.namespace && r.pod == pod.name && !r.decision.allowed
+                })
+                .map(|r| r.decision.clone())
+                .collect();
+            if !decisions.is_empty() {
+                rejected += decisions.len();
+                self.events.record(&pod_context(pod), &decisions);
+            }
+        }
+        tracing::info!(
+            pods = pods.len(),
+            images = found.len(),
+            rejected,
+            "periodic audit of running pods"
+        );
+    }
+}

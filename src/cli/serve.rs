@@ -18,6 +18,7 @@ use trustgate::admission::{ExtraKind, KindTable, ServerConfig, Webhook, start};
 use trustgate::audit::LogEventSink;
 use trustgate::audit::kube_events::{EventConfig, KubeEventSink};
 use trustgate::audit::metrics::Metrics;
+use trustgate::audit::running::PeriodicAudit;
 use trustgate::clock::SystemClock;
 use trustgate::cluster::{SecretConfig, SecretCredentials};
 use trustgate::decision::{Engine, EngineConfig};
@@ -99,6 +100,12 @@ pub struct ServeArgs {
         env = "TRUSTGATE_METRICS_NAMESPACE_LABEL"
     )]
     pub metrics_namespace_label: bool,
+    /// Cluster mode: every this often (e.g. `10m`), decide the images of every running Pod
+    /// against the current policies, export `trustgate_running_images{verdict,namespace}` and
+    /// post an Event on each Pod whose images would now be rejected (needs `list pods`).
+    /// Off by default.
+    #[arg(long, value_parser = humantime_secs, value_name = "DURATION", env = "TRUSTGATE_AUDIT_INTERVAL")]
+    pub audit_interval: Option<Duration>,
     #[command(flatten)]
     pub registry: RegistryFlags,
     #[command(flatten)]
@@ -127,6 +134,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let kinds = KindTable::builtin().with_extra(args.extra_kinds.iter().cloned());
     let (webhook, origin) = match &args.policy_dir {
+        Some(_) if args.audit_interval.is_some() => {
+            anyhow::bail!("--audit-interval needs cluster mode (no --policy-dir)");
+        }
         Some(policy_dir) => {
             let policies = DirPolicySource::start(
                 policy_dir.clone(),
@@ -205,27 +215,44 @@ async fn cluster_webhook(
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let policies = ClusterPolicySource::start(
+    let policies = Arc::new(ClusterPolicySource::start(
         client.clone(),
         ClusterPolicyConfig {
             default_action: args.default_action.into(),
             ..ClusterPolicyConfig::default()
         },
         Arc::clone(metrics),
-    );
+    ));
+    let creds = Arc::new(creds);
     let credentials = SecretCredentials::new(client.clone(), &namespace, SecretConfig::default())
-        .with_fallback(Arc::new(creds));
-    let events = KubeEventSink::start(
-        client,
+        .with_fallback(creds.clone());
+    let events = Arc::new(KubeEventSink::start(
+        client.clone(),
         EventConfig {
             events_for_admitted: args.events_for_admitted,
             ..EventConfig::default()
         },
         Arc::clone(metrics),
-    );
-    let webhook = Webhook::new(Arc::new(engine), Arc::new(policies))
+    ));
+    if let Some(interval) = args.audit_interval {
+        let audit = PeriodicAudit {
+            client,
+            engine: Engine::new(engine.config().clone(), Arc::new(SystemClock)),
+            policies: policies.clone(),
+            credentials: creds,
+            events: events.clone(),
+            metrics: Arc::clone(metrics),
+            interval,
+        };
+        tracing::info!(
+            interval_s = interval.as_secs_f64(),
+            "periodic audit of running pods enabled"
+        );
+        tokio::spawn(audit.run());
+    }
+    let webhook = Webhook::new(Arc::new(engine), policies)
         .with_request_credentials(Arc::new(credentials))
-        .with_events(Arc::new(events));
+        .with_events(events);
     Ok((webhook, format!("cluster (own namespace {namespace})")))
 }
 

@@ -41,6 +41,15 @@ pub struct PolicyLabels {
     pub ready: String,
 }
 
+/// Labels of `trustgate_running_images`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunningLabels {
+    /// `admitted`, `rejected`, `warned` or `audited`: what the webhook would decide now.
+    pub verdict: String,
+    /// The Pod's namespace (bounded as the decisions' label).
+    pub namespace: String,
+}
+
 /// Label of `trustgate_trust_data_expiry_timestamp_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RoleLabels {
@@ -108,6 +117,11 @@ pub struct StateMetrics {
     pub policies: Family<PolicyLabels, Gauge>,
     /// `trustgate_policy_last_reload_success_timestamp_seconds`.
     pub policy_last_reload: Gauge<f64, AtomicU64>,
+    /// `trustgate_running_images{verdict,namespace}`: image occurrences of running Pods by
+    /// what the webhook would decide now (the periodic audit, `serve --audit-interval`).
+    pub running_images: Family<RunningLabels, Gauge>,
+    /// `trustgate_audit_last_run_timestamp_seconds`: when the periodic audit last completed.
+    pub audit_last_run: Gauge<f64, AtomicU64>,
     /// `trustgate_admission_budget_seconds`: the time allowed to answer a review (`--budget`),
     /// so latency alerts and panels can compare against it.
     pub admission_budget: Gauge<f64, AtomicU64>,
@@ -145,6 +159,18 @@ impl StateMetrics {
             "Unix time of the last successful policy load",
             policy_last_reload.clone(),
         );
+        let running_images = Family::<RunningLabels, Gauge>::default();
+        prefixed.register(
+            "running_images",
+            "Image occurrences of running Pods by what the webhook would decide now (periodic audit)",
+            running_images.clone(),
+        );
+        let audit_last_run = Gauge::<f64, AtomicU64>::default();
+        prefixed.register(
+            "audit_last_run_timestamp_seconds",
+            "Unix time the periodic audit of running Pods last completed",
+            audit_last_run.clone(),
+        );
         let admission_budget = Gauge::<f64, AtomicU64>::default();
         prefixed.register(
             "admission_budget_seconds",
@@ -163,6 +189,8 @@ impl StateMetrics {
             build_info,
             policies,
             policy_last_reload,
+            running_images,
+            audit_last_run,
             admission_budget,
             serving_certificate_expiry,
             trust_expiry,
