@@ -104,7 +104,7 @@ pub struct ServeArgs {
     /// against the current policies, export `trustgate_running_images{verdict,namespace}` and
     /// post an Event on each Pod whose images would now be rejected (needs `list pods`).
     /// Off by default.
-    #[arg(long, value_parser = humantime_secs, value_name = "DURATION", env = "TRUSTGATE_AUDIT_INTERVAL")]
+    #[arg(long, value_parser = audit_interval, value_name = "DURATION", env = "TRUSTGATE_AUDIT_INTERVAL")]
     pub audit_interval: Option<Duration>,
     #[command(flatten)]
     pub registry: RegistryFlags,
@@ -254,6 +254,40 @@ async fn cluster_webhook(
         .with_request_credentials(Arc::new(credentials))
         .with_events(events);
     Ok((webhook, format!("cluster (own namespace {namespace})")))
+}
+
+/// `--audit-interval`: a number with `s`, `m` or `h` (seconds without a unit), 10 s to 24 h.
+fn audit_interval(s: &str) -> Result<Duration, String> {
+    let (number, unit) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1.0),
+        Some((i, 'm')) => (&s[..i], 60.0),
+        Some((i, 'h')) => (&s[..i], 3600.0),
+        _ => (s, 1.0),
+    };
+    let secs = number
+        .parse::<f64>()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 600, 10m, 1h)"))?
+        * unit;
+    if !(10.0..=86_400.0).contains(&secs) {
+        return Err(format!("{s:?} must be between 10s and 24h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_intervals() {
+        assert_eq!(audit_interval("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(audit_interval("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(audit_interval("90"), Ok(Duration::from_secs(90)));
+        assert!(audit_interval("5s").is_err());
+        assert!(audit_interval("25h").is_err());
+        assert!(audit_interval("soon").is_err());
+        assert!(audit_interval("").is_err());
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT with the signal's name.
