@@ -347,6 +347,8 @@ for s in scenarios:
     want_granted |= {("trustgate.dev", r + "/status", v) for r in ("trustpolicies", "clustertrustpolicies") for v in ("patch", "update")}
     want_granted |= {("events.k8s.io", "events", v) for v in ("create", "patch")}
     want_granted |= {("", r, "get") for r in ("secrets", "serviceaccounts")}
+    if values.get("audit", {}).get("interval"):
+        want_granted |= {("", "pods", "list")}  # the periodic audit of running Pods
     check(granted == want_granted, s, f"RBAC grants differ: extra {sorted(granted - want_granted)}, missing {sorted(want_granted - granted)}")
     crbs = {b["roleRef"]["name"] for b in by.get("ClusterRoleBinding", [])}
     rbs = {b["metadata"]["namespace"] for b in by.get("RoleBinding", [])}

@@ -274,6 +274,19 @@ fn audit_interval(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Resolves on SIGTERM or SIGINT with the signal's name.
+async fn shutdown_signal() -> anyhow::Result<&'static str> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = term.recv() => Ok("SIGTERM"),
+        r = tokio::signal::ctrl_c() => {
+            r.context("installing the SIGINT handler")?;
+            Ok("SIGINT")
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,18 +300,5 @@ mod tests {
         assert!(audit_interval("25h").is_err());
         assert!(audit_interval("soon").is_err());
         assert!(audit_interval("").is_err());
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT with the signal's name.
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = term.recv() => Ok("SIGTERM"),
-        r = tokio::signal::ctrl_c() => {
-            r.context("installing the SIGINT handler")?;
-            Ok("SIGINT")
-        }
     }
 }
