@@ -5,7 +5,8 @@
 //! * **What:** `type` and `reason` from [`event_kind`] (`Warning ImageRejected`, `Warning
 //!   ImageWarned`, `Normal ImageAudited`); admitted images give `Normal ImageVerified` (`Normal
 //!   ImageAllowed` for `action: Allow`, `ImageAdmitted` for the default action) only with
-//!   `events_for_admitted` (`--events-for-admitted`; off by default to limit volume). `regarding`
+//!   `events_for_admitted` (`--events-for-admitted`; off by default to limit volume). The
+//!   periodic audit of running Pods posts `Warning RunningImageRejected` (action `Audit`). `regarding`
 //!   is the object of the review (`apiVersion`, kind, namespace, name, and uid when the request
 //!   carries one; a CREATE has none). `related` is the deciding TrustPolicy or
 //!   ClusterTrustPolicy (absent for the default action). `note`: the decision's one-line reason, then the image,
@@ -43,6 +44,10 @@ use super::metrics::Metrics;
 pub const MAX_NOTE: usize = 1024;
 /// `action` of every Event.
 pub const EVENT_ACTION: &str = "Admission";
+
+/// The `operation` of a [`ReviewContext`] from the periodic audit of running Pods: its
+/// rejections are posted as `RunningImageRejected` with action `Audit`.
+pub const AUDIT_OPERATION: &str = "AUDIT";
 
 /// Settings of a [`KubeEventSink`].
 #[derive(Debug, Clone)]
@@ -200,6 +205,11 @@ impl KubeEventSink {
             Some(kind) => kind,
             None if self.config.events_for_admitted => ("Normal", admitted_reason(d)),
             None => return None,
+        };
+        let reason = if ctx.operation == AUDIT_OPERATION && reason == "ImageRejected" {
+            "RunningImageRejected"
+        } else {
+            reason
         };
         let namespace = if ctx.namespace.is_empty() {
             "default".to_string()
@@ -359,7 +369,14 @@ impl Poster {
                 ..ObjectMeta::default()
             },
             event_time: Some(now),
-            action: Some(EVENT_ACTION.to_string()),
+            action: Some(
+                if event.reason == "RunningImageRejected" {
+                    "Audit"
+                } else {
+                    EVENT_ACTION
+                }
+                .to_string(),
+            ),
             reason: Some(event.reason.to_string()),
             note: Some(event.note.clone()),
             type_: Some(event.type_.to_string()),

@@ -185,7 +185,7 @@ pub fn export(metrics: &crate::audit::metrics::Metrics, found: &[RunningImage]) 
 }
 
 /// The review context under which a running Pod's rejections are posted as Events (the Pod is
-/// the regarded object; operation `AUDIT`).
+/// the regarded object; operation `AUDIT`, so the Event's reason is `RunningImageRejected`).
 pub fn pod_context(pod: &PodObject) -> crate::audit::ReviewContext {
     crate::audit::ReviewContext {
         uid: String::new(),
@@ -200,7 +200,7 @@ pub fn pod_context(pod: &PodObject) -> crate::audit::ReviewContext {
             .pointer("/metadata/uid")
             .and_then(serde_json::Value::as_str)
             .map(str::to_string),
-        operation: "AUDIT".into(),
+        operation: crate::audit::kube_events::AUDIT_OPERATION.into(),
         sub_resource: None,
         dry_run: false,
     }
