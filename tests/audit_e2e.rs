@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::routing::get;
 use serde_json::{Value, json};
+use trustgate::admission::FixedCredentials;
 use trustgate::audit::metrics::Metrics;
 use trustgate::audit::running::PeriodicAudit;
 use trustgate::audit::{EventSink, ReviewContext};
@@ -149,7 +150,7 @@ async fn audit_reports_signed_and_unsigned_running_pods() {
         client,
         engine: Engine::new(EngineConfig::default(), Arc::new(SystemClock)),
         policies: Arc::new(StaticPolicySource::new(policies)),
-        credentials: Arc::new(Anonymous),
+        credentials: Arc::new(FixedCredentials(Arc::new(Anonymous))),
         events: events.clone(),
         metrics: Arc::clone(&metrics),
         interval: std::time::Duration::from_secs(600),

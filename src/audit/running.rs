@@ -10,8 +10,9 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde::Serialize;
 
-use crate::admission::extract::images_in;
-use crate::decision::{CredentialSource, Decision, Engine};
+use crate::admission::extract::{images_in, pull_identity};
+use crate::admission::{CredentialRequest, RequestCredentials};
+use crate::decision::{Decision, Engine};
 use crate::policy::cluster::{assess_object, policy_id};
 use crate::policy::{Action, ClusterTrustPolicy, PolicySet, TrustPolicy};
 
@@ -133,12 +134,14 @@ pub async fn cluster_policies(
     Ok(set)
 }
 
-/// Decides every image of every Pod (each image once per Pod; every occurrence reported).
+/// Decides every image of every Pod (each image once per Pod; every occurrence reported), with
+/// the credentials the webhook would use for the Pod (its pull secrets and service account,
+/// the policies' Secrets, in cluster mode).
 pub async fn decide_pods(
     engine: &Engine,
     pods: &[PodObject],
     policies: &PolicySet,
-    creds: &dyn CredentialSource,
+    credentials: &dyn RequestCredentials,
 ) -> Vec<RunningImage> {
     let spec = ["spec".to_string()];
     let mut out = Vec::new();
@@ -147,11 +150,34 @@ pub async fn decide_pods(
             Ok(Some(uses)) => uses,
             Ok(None) | Err(_) => continue,
         };
-        let images: Vec<String> = uses.iter().map(|u| u.image.clone()).collect();
-        let decisions = engine
-            .decide_all(&pod.namespace, &images, policies, creds)
+        let mut images: Vec<String> = Vec::new();
+        for u in &uses {
+            if !images.contains(&u.image) {
+                images.push(u.image.clone());
+            }
+        }
+        let pull = pull_identity(&pod.object, &spec);
+        let creds = credentials
+            .for_request(CredentialRequest {
+                namespace: &pod.namespace,
+                images: &images,
+                image_pull_secrets: &pull.image_pull_secrets,
+                service_account: pull.service_account.as_deref(),
+                policies,
+            })
             .await;
-        for (u, d) in uses.into_iter().zip(decisions) {
+        let decided = engine
+            .decide_all(&pod.namespace, &images, policies, creds.as_ref())
+            .await;
+        for u in uses {
+            let Some(d) = images
+                .iter()
+                .position(|i| *i == u.image)
+                .and_then(|i| decided.get(i))
+                .cloned()
+            else {
+                continue;
+            };
             out.push(RunningImage {
                 namespace: pod.namespace.clone(),
                 pod: pod.name.clone(),
@@ -215,8 +241,8 @@ pub struct PeriodicAudit {
     pub engine: Engine,
     /// The policies in force (the webhook's source).
     pub policies: std::sync::Arc<dyn crate::policy::PolicySource>,
-    /// Registry and Notary credentials.
-    pub credentials: std::sync::Arc<dyn CredentialSource>,
+    /// Registry and Notary credentials per Pod, as the webhook gets them.
+    pub credentials: std::sync::Arc<dyn RequestCredentials>,
     /// Where Events about Pods now rejected go.
     pub events: std::sync::Arc<dyn crate::audit::EventSink>,
     /// The process metrics (`trustgate_running_images`).

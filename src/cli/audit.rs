@@ -1,7 +1,7 @@
 //! `trustgate audit`: decides the images of the cluster's running Pods (every namespace, or
 //! `--namespace`) against the cluster's policies, or `--policy-dir` for a what-if, and prints a
 //! report: a table, or `--output json` with `namespace`, `pod`, `image`, `allowed`, `reason`,
-//! `policy` per image occurrence. Exit status 1 when any image would be rejected. The cluster
+//! `policy` per image occurrence (registry and Notary credentials as for `check`). Exit status 1 when any image would be rejected. The cluster
 //! comes from KUBECONFIG (or ~/.kube/config) or the in-cluster config, as every kube tool.
 
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
+use trustgate::admission::FixedCredentials;
 use trustgate::audit::running::{cluster_policies, decide_pods, list_pods};
 use trustgate::clock::SystemClock;
 use trustgate::decision::{Engine, EngineConfig};
@@ -70,6 +71,7 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
         Arc::new(SystemClock),
     );
     let pods = list_pods(&client, args.namespace.as_deref()).await?;
+    let creds = FixedCredentials(Arc::new(creds));
     let found = decide_pods(&engine, &pods, &policies, &creds).await;
     match args.output {
         Output::Text => {

@@ -224,8 +224,10 @@ async fn cluster_webhook(
         Arc::clone(metrics),
     ));
     let creds = Arc::new(creds);
-    let credentials = SecretCredentials::new(client.clone(), &namespace, SecretConfig::default())
-        .with_fallback(creds.clone());
+    let credentials = Arc::new(
+        SecretCredentials::new(client.clone(), &namespace, SecretConfig::default())
+            .with_fallback(creds),
+    );
     let events = Arc::new(KubeEventSink::start(
         client.clone(),
         EventConfig {
@@ -239,7 +241,7 @@ async fn cluster_webhook(
             client,
             engine: Engine::new(engine.config().clone(), Arc::new(SystemClock)),
             policies: policies.clone(),
-            credentials: creds,
+            credentials: credentials.clone(),
             events: events.clone(),
             metrics: Arc::clone(metrics),
             interval,
@@ -251,7 +253,7 @@ async fn cluster_webhook(
         tokio::spawn(audit.run());
     }
     let webhook = Webhook::new(Arc::new(engine), policies)
-        .with_request_credentials(Arc::new(credentials))
+        .with_request_credentials(credentials)
         .with_events(events);
     Ok((webhook, format!("cluster (own namespace {namespace})")))
 }
