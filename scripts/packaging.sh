@@ -89,7 +89,7 @@ step "helm template + kubernetes-validate --strict -k $KUBE_VERSION"
 # Custom resources have no schema in kubernetes-validate: it only WARNs about exactly these kinds,
 # which the semantic checks below cover instead. Any other WARN, any ERROR and any resource that
 # neither passed nor was warned about fails.
-allowed_unknown='^WARN .* Couldn'"'"'t find schema for kind (Certificate|Issuer) with api version cert-manager\.io/v1 |^WARN .* Couldn'"'"'t find schema for kind ServiceMonitor with api version monitoring\.coreos\.com/v1 |^WARN .* Couldn'"'"'t find schema for kind (TrustPolicy|ClusterTrustPolicy) with api version trustgate\.dev/v1alpha1 '
+allowed_unknown='^WARN .* Couldn'"'"'t find schema for kind (Certificate|Issuer) with api version cert-manager\.io/v1 |^WARN .* Couldn'"'"'t find schema for kind (ServiceMonitor|PrometheusRule) with api version monitoring\.coreos\.com/v1 |^WARN .* Couldn'"'"'t find schema for kind (TrustPolicy|ClusterTrustPolicy) with api version trustgate\.dev/v1alpha1 '
 validate() { # FILE
     local file=$1 out rc=0 docs passed warned bad
     out="$("$KV" --strict -k "$KUBE_VERSION" "$file" 2>&1)" || rc=$?
@@ -237,7 +237,7 @@ for s in scenarios:
     for d in docs:
         md = d.get("metadata", {})
         if d["kind"] in ("Deployment", "Service", "ServiceAccount", "Secret", "PodDisruptionBudget",
-                         "Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy"):
+                         "Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "PrometheusRule"):
             check(md.get("namespace") == ns, s, f"{d['kind']}/{md.get('name')} not in namespace {ns}")
     kinds = set(by)
     check(BASE_KINDS <= kinds, s, f"missing kinds {sorted(BASE_KINDS - kinds)}")
@@ -410,6 +410,8 @@ for s in scenarios:
     want_granted |= {("trustgate.dev", r + "/status", v) for r in ("trustpolicies", "clustertrustpolicies") for v in ("patch", "update")}
     want_granted |= {("events.k8s.io", "events", v) for v in ("create", "patch")}
     want_granted |= {("", r, "get") for r in ("secrets", "serviceaccounts")}
+    if values.get("audit", {}).get("interval"):
+        want_granted |= {("", "pods", "list")}  # the periodic audit of running Pods
     check(granted == want_granted, s, f"RBAC grants differ: extra {sorted(granted - want_granted)}, missing {sorted(want_granted - granted)}")
     hook_crb = [b for b in by.get("ClusterRoleBinding", []) if b["roleRef"]["name"] == fullname + "-hooks"]
     check(len(hook_crb) == 1 and hook_crb[0]["subjects"] == [{"kind": "ServiceAccount", "name": fullname + "-hooks", "namespace": ns}],
@@ -969,7 +971,7 @@ done
 [[ $ready == 1 ]] || smoke_fail "/readyz did not answer 200 within 10 s"
 curl -fsS "http://127.0.0.1:$aport/healthz" >/dev/null || smoke_fail "/healthz"
 curl -fsS "http://127.0.0.1:$aport/metrics" | grep -q '^trustgate_' || smoke_fail "/metrics has no trustgate_ series"
-curl -fsS "http://127.0.0.1:$aport/metrics" | grep -qE '^trustgate_tls_certificate_expiry_timestamp_seconds [1-9][0-9]{9}' \
+curl -fsS "http://127.0.0.1:$aport/metrics" | grep -qE '^trustgate_serving_certificate_expiry_timestamp_seconds [1-9][0-9]{9}' \
     || smoke_fail "/metrics lacks the serving certificate's expiry"
 # The API server connects to <svc>.<ns>.svc and checks the certificate against the caBundle.
 post() { # FILE -> response

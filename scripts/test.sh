@@ -41,6 +41,10 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -D warnings"
 cargo clippy --locked --all-targets -- -D warnings
 
+step "alert rules and dashboard: promtool check/test rules, rendered PrometheusRule (installs the Debian prometheus package if missing)"
+bash scripts/prometheus.sh
+export TRUSTGATE_REQUIRE_PROMETHEUS=1   # tests/dashboard.rs: a real Prometheus scraping trustgate
+
 step "cargo test"
 cargo test --locked --lib --bins --tests
 cargo test --locked --doc

@@ -268,6 +268,36 @@ pub struct TrustEntry {
     pub valid_until: OffsetDateTime,
     /// Distinguishes successive loads of one key (decisions remember it).
     pub serial: u64,
+    /// Earliest expiry per role class (`root`, `timestamp`, `snapshot`, `targets`,
+    /// `delegation`), for `trustgate_trust_data_expiry_timestamp_seconds`.
+    pub expiries: Vec<(&'static str, OffsetDateTime)>,
+}
+
+/// The expiries of `loaded` per role class (delegations: the earliest valid one).
+fn role_expiries(loaded: &crate::notary::updater::Loaded) -> Vec<(&'static str, OffsetDateTime)> {
+    let data = &loaded.data;
+    let mut out = vec![
+        ("root", data.root().expires),
+        ("timestamp", loaded.timestamp_expires),
+        ("snapshot", loaded.snapshot_expires),
+    ];
+    if let Some(at) = data
+        .role(crate::notary::schema::TARGETS)
+        .and_then(|r| r.expires)
+    {
+        out.push(("targets", at));
+    }
+    if let Some(at) = data
+        .roles()
+        .iter()
+        .filter(|r| r.name != crate::notary::schema::TARGETS)
+        .filter(|r| r.status == crate::notary::view::RoleStatus::Valid)
+        .filter_map(|r| r.expires)
+        .min()
+    {
+        out.push(("delegation", at));
+    }
+    out
 }
 
 /// Verified trust data per repository, source and trust options, over an `Updater` that
@@ -293,6 +323,30 @@ impl TrustCache {
             negative_ttl: config.negative_ttl,
             serial: AtomicU64::new(0),
         }
+    }
+
+    /// The earliest expiry per role class over the cached, verified entries, as the metrics
+    /// ask for it at every scrape.
+    pub fn expiry_source(&self) -> crate::audit::metrics::TrustExpirySource {
+        let entries = self.entries.clone();
+        Arc::new(move || {
+            let mut earliest: Vec<(&'static str, OffsetDateTime)> = Vec::new();
+            for (_, timed) in entries.iter() {
+                let Ok(entry) = &timed.value else { continue };
+                for &(role, at) in &entry.expiries {
+                    match earliest.iter_mut().find(|(r, _)| *r == role) {
+                        Some((_, e)) if *e <= at => {}
+                        Some((_, e)) => *e = at,
+                        None => earliest.push((role, at)),
+                    }
+                }
+            }
+            #[allow(clippy::cast_precision_loss)]
+            earliest
+                .into_iter()
+                .map(|(role, at)| (role, at.unix_timestamp() as f64))
+                .collect()
+        })
     }
 
     /// The updater (its version memory spans every load).
@@ -345,6 +399,7 @@ impl TrustCache {
                 Timed {
                     ttl: self.ttl.min(left),
                     value: Ok(Arc::new(TrustEntry {
+                        expiries: role_expiries(&loaded),
                         data: loaded.data,
                         valid_until: loaded.valid_until,
                         serial: self.serial.fetch_add(1, Ordering::Relaxed) + 1,
@@ -529,11 +584,11 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         let text = metrics.encode();
         assert!(
-            text.contains(r#"cache="digest",result="miss"} 1"#),
+            text.contains(r#"cache="digest",outcome="miss"} 1"#),
             "{text}"
         );
         assert!(
-            text.contains(r#"cache="digest",result="hit"} 999"#),
+            text.contains(r#"cache="digest",outcome="hit"} 999"#),
             "{text}"
         );
 

@@ -22,6 +22,8 @@ pub struct Limits {
     /// Most distinct values of a metric label that comes from input or configuration (policy
     /// names); further values are counted as `other`.
     pub metric_label_values: usize,
+    /// Largest manifest file (or stdin) `trustgate check -f` reads.
+    pub manifest_file_bytes: u64,
 
     // ---- image references and registries ----
     /// Longest image reference string accepted (name, tag and digest together).
@@ -65,6 +67,7 @@ pub const LIMITS: Limits = Limits {
     images_per_object: 512,
     json_depth: 64,
     metric_label_values: 512,
+    manifest_file_bytes: 32 * 1024 * 1024,
 
     reference_bytes: 1024,
     manifest_bytes: 4 * 1024 * 1024,

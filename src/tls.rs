@@ -342,10 +342,12 @@ pub fn not_after_unix(cert_pem: &[u8]) -> Option<i64> {
     i64::try_from(secs).ok()
 }
 
-/// Publishes the expiry of the serving certificate in use.
+/// Sets `trustgate_serving_certificate_expiry_timestamp_seconds` from the leaf (first)
+/// certificate of `cert_pem`; a certificate that does not parse leaves the gauge as it was.
 fn record_expiry(metrics: &Metrics, cert_pem: &[u8]) {
     if let Some(at) = not_after_unix(cert_pem) {
-        metrics.tls_certificate_expiry.set(at);
+        #[allow(clippy::cast_precision_loss)]
+        metrics.state.serving_certificate(at as f64);
     }
 }
 
@@ -446,6 +448,12 @@ impl Reloader {
 mod tests {
     use super::*;
 
+    /// The serving-certificate expiry gauge, in whole seconds.
+    #[allow(clippy::cast_possible_truncation)]
+    fn expiry(metrics: &Metrics) -> i64 {
+        metrics.state.serving_certificate_expiry.get() as i64
+    }
+
     #[test]
     fn self_signed_pair_builds_a_server_config() {
         install_crypto_provider();
@@ -470,7 +478,7 @@ mod tests {
         std::fs::write(&crt, cert.pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
         let metrics = Arc::new(Metrics::new());
-        assert_eq!(metrics.tls_certificate_expiry.get(), 0);
+        assert_eq!(expiry(&metrics), 0);
         let source = ServingCert::Files {
             cert: crt,
             key: k,
@@ -479,7 +487,7 @@ mod tests {
         let _tls = ServingTls::start(&source, Arc::clone(&metrics))
             .await
             .unwrap();
-        assert_eq!(metrics.tls_certificate_expiry.get(), 1_893_456_000);
+        assert_eq!(expiry(&metrics), 1_893_456_000);
 
         let metrics = Arc::new(Metrics::new());
         let source = ServingCert::SelfSigned {
@@ -496,7 +504,7 @@ mod tests {
                 .as_secs(),
         )
         .unwrap();
-        assert!(metrics.tls_certificate_expiry.get() > now);
+        assert!(expiry(&metrics) > now);
     }
 
     #[test]
@@ -552,7 +560,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &tls.config.get_inner()));
         assert_eq!(metrics.tls_reloads.get(), 2);
         assert_eq!(
-            Some(metrics.tls_certificate_expiry.get()),
+            Some(expiry(&metrics)),
             not_after_unix(b.cert_pem.as_bytes())
         );
     }

@@ -1541,3 +1541,158 @@ fn several_images_are_decided_concurrently() {
     }
     drop(hole);
 }
+
+/// `check -f`: a manifest with a Deployment (signed init container, unsigned container), a
+/// ConfigMap and a CronJob (signed) gives one result per image occurrence, with `object` and
+/// `location`, and exits 1; the same manifest on stdin (`-f -`) gives the same results.
+#[test]
+fn check_f_decides_every_image_occurrence_of_a_manifest() {
+    let Some(st) = common::stack() else { return };
+    let m = main_repo(&st);
+    let files = Files::new();
+    let p = files.policy("p.yaml", "shop", "signed", &m.spec());
+    let (signed, unsigned) = (m.image(":v1"), m.image(":v2"));
+    let manifest = format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: shop}}
+spec:
+  template:
+    spec:
+      initContainers: [{{name: setup, image: "{signed}"}}]
+      containers: [{{name: app, image: "{unsigned}"}}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings, namespace: shop}}
+data: {{image: "{unsigned}"}}
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {{name: nightly}}
+spec:
+  schedule: "0 1 * * *"
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          containers: [{{name: job, image: "{signed}"}}]
+"#
+    );
+    let path = files.write("manifest.yaml", &manifest);
+    let mut args = vec![
+        "check",
+        "--policy",
+        p.to_str().unwrap(),
+        "--namespace",
+        "shop",
+    ];
+    args.extend(["--output", "json", "-f", path.to_str().unwrap()]);
+    let run = trustgate(&args, &[]);
+    run.expect_code(1);
+    let results = run.results();
+    assert_eq!(results.len(), 3, "{}", run.stdout);
+    let summary: Vec<(String, String, String, bool)> = results
+        .iter()
+        .map(|r| {
+            let o = &r["object"];
+            (
+                format!(
+                    "{} {}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["namespace"].as_str().unwrap(),
+                    o["name"].as_str().unwrap()
+                ),
+                r["location"].as_str().unwrap().to_string(),
+                r["image"].as_str().unwrap().to_string(),
+                r["allowed"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(summary[0].0, "Deployment shop/web");
+    assert!(
+        summary[0]
+            .1
+            .starts_with("spec.template.spec.initContainers[0]"),
+        "{summary:?}"
+    );
+    assert_eq!(
+        (summary[0].2.as_str(), summary[0].3),
+        (signed.as_str(), true)
+    );
+    assert!(
+        summary[1].1.starts_with("spec.template.spec.containers[0]"),
+        "{summary:?}"
+    );
+    assert_eq!(
+        (summary[1].2.as_str(), summary[1].3),
+        (unsigned.as_str(), false)
+    );
+    assert_eq!(
+        summary[2].0, "CronJob shop/nightly",
+        "no namespace: --namespace"
+    );
+    assert!(
+        summary[2]
+            .1
+            .starts_with("spec.jobTemplate.spec.template.spec.containers[0]")
+    );
+    assert!(summary[2].3);
+    assert_eq!(results[1]["policy"], "shop/signed");
+
+    // The same manifest from stdin, text output: one line per occurrence.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustgate"));
+    cmd.args([
+        "check",
+        "--policy",
+        p.to_str().unwrap(),
+        "--namespace",
+        "shop",
+        "-f",
+        "-",
+    ])
+    .env_remove("NOTARY_AUTH")
+    .env("RUST_LOG", "warn")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[0].starts_with("ADMITTED Deployment shop/web spec.template.spec.initContainers[0]"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("REJECTED Deployment shop/web spec.template.spec.containers[0]"),
+        "{text}"
+    );
+    assert!(
+        lines[2].starts_with("ADMITTED CronJob shop/nightly"),
+        "{text}"
+    );
+
+    // Unreadable input: exit 2.
+    let run = trustgate(
+        &[
+            "check",
+            "--policy",
+            p.to_str().unwrap(),
+            "-f",
+            "/nonexistent/m.yaml",
+        ],
+        &[],
+    );
+    run.expect_code(2);
+}

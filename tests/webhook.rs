@@ -9,6 +9,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+#[path = "webhook/metrics.rs"]
+mod metrics;
 #[path = "webhook/real_stack.rs"]
 mod real_stack;
 #[path = "webhook/support.rs"]
@@ -297,10 +299,9 @@ async fn admin_endpoints_report_health_readiness_and_metrics() {
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
     assert!(before.ends_with("# EOF\n"));
-    let denied = r#"trustgate_admission_requests_total{kind="Deployment",operation="CREATE",result="denied"}"#;
-    let rejected =
-        r#"trustgate_image_decisions_total{policy="deny",result="rejected",reason="action_deny"}"#;
-    let admitted = r#"trustgate_image_decisions_total{policy="allow",result="admitted",reason="action_allow"}"#;
+    let denied = r#"trustgate_admission_requests_total{kind="Deployment",operation="CREATE",result="rejected"}"#;
+    let rejected = r#"trustgate_image_decisions_total{policy="deny",policy_kind="ClusterTrustPolicy",namespace="shop",result="rejected",reason="action_deny"}"#;
+    let admitted = r#"trustgate_image_decisions_total{policy="allow",policy_kind="ClusterTrustPolicy",namespace="shop",result="admitted",reason="action_allow"}"#;
     assert_eq!(sample(&before, denied), 0.0);
     for _ in 0..3 {
         srv.review(&fixture("deployment.json")).await;

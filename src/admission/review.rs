@@ -24,7 +24,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use crate::audit::context::ReviewContext;
 use crate::audit::events::{EventSink, LogEventSink};
-use crate::audit::log::{decision_line, policy_label};
+use crate::audit::log::decision_line;
 use crate::audit::metrics::Metrics;
 use crate::decision::{Anonymous, CredentialSource, Decision, Engine, ReasonClass};
 use crate::image::reference::ImageRef;
@@ -68,6 +68,7 @@ impl Webhook {
     pub fn new(engine: Arc<Engine>, policies: Arc<dyn PolicySource>) -> Webhook {
         let metrics = Arc::clone(engine.metrics());
         let budget = engine.config().deadline;
+        metrics.state.admission_budget.set(budget.as_secs_f64());
         Webhook {
             engine,
             policies,
@@ -106,6 +107,10 @@ impl Webhook {
     /// The time allowed for a whole review's decisions (default: the engine's deadline).
     pub fn with_budget(mut self, budget: Duration) -> Webhook {
         self.budget = budget;
+        self.metrics
+            .state
+            .admission_budget
+            .set(budget.as_secs_f64());
         self
     }
 
@@ -143,7 +148,7 @@ impl Webhook {
         let base = AdmissionResponse::from(req);
         let skip = |why: String| {
             tracing::debug!(uid = %ctx.uid, object = %ctx.object(), "{why}");
-            (not_checked(AdmissionResponse::from(req), &why), "allowed")
+            (not_checked(AdmissionResponse::from(req), &why), "admitted")
         };
         if !matches!(req.operation, Operation::Create | Operation::Update) {
             return skip(format!("operation {} is not checked", ctx.operation));
@@ -162,7 +167,7 @@ impl Webhook {
             );
             return (
                 not_checked(base, &format!("kind {} is not checked", ctx.kind)),
-                "allowed",
+                "admitted",
             );
         };
         let Some(object) = &req.object else {
@@ -171,7 +176,7 @@ impl Webhook {
                     base,
                     "trustgate: the request carries no object (fail closed)",
                 ),
-                "denied",
+                "rejected",
             );
         };
         let mut uses = match images_in(&object.data, path) {
@@ -188,7 +193,7 @@ impl Webhook {
                     "trustgate: cannot read the images of {}: {e} (fail closed)",
                     ctx.object()
                 );
-                return (refuse(base, &message), "denied");
+                return (refuse(base, &message), "rejected");
             }
         };
         if req.operation == Operation::Update {
@@ -215,7 +220,7 @@ impl Webhook {
             tracing::warn!(uid = %ctx.uid, object = %ctx.object(), "{why}: denied");
             return (
                 refuse(base, &format!("trustgate: {why} (fail closed)")),
-                "denied",
+                "rejected",
             );
         };
 
@@ -247,8 +252,7 @@ impl Webhook {
                     .map(|image| undecided(image, self.budget))
                     .collect();
                 for d in &undecided {
-                    self.metrics
-                        .image_decision(policy_label(d), d.result(), d.class());
+                    self.metrics.image_decision(&ctx.namespace, d);
                 }
                 undecided
             }
@@ -267,11 +271,11 @@ impl Webhook {
         self.events.record(ctx, &decisions);
         let rsp = respond(base, &checked);
         let result = if !rsp.allowed {
-            "denied"
+            "rejected"
         } else if rsp.warnings.is_some() {
             "warned"
         } else {
-            "allowed"
+            "admitted"
         };
         (rsp, result)
     }

@@ -5,9 +5,11 @@
 //! * **What:** `type` and `reason` from [`event_kind`] (`Warning ImageRejected`, `Warning
 //!   ImageWarned`, `Normal ImageAudited`); admitted images give `Normal ImageVerified` (`Normal
 //!   ImageAllowed` for `action: Allow`, `ImageAdmitted` for the default action) only with
-//!   `events_for_admitted` (`--events-for-admitted`; off by default to limit volume). `regarding`
+//!   `events_for_admitted` (`--events-for-admitted`; off by default to limit volume). The
+//!   periodic audit of running Pods posts `Warning RunningImageRejected` (action `Audit`). `regarding`
 //!   is the object of the review (`apiVersion`, kind, namespace, name, and uid when the request
-//!   carries one; a CREATE has none). `note`: the decision's one-line reason, then the image,
+//!   carries one; a CREATE has none). `related` is the deciding TrustPolicy or
+//!   ClusterTrustPolicy (absent for the default action). `note`: the decision's one-line reason, then the image,
 //!   digest, policy and signers, cut to 1 KiB. Cluster-scoped objects get their Events in
 //!   `default`. Dry-run reviews record nothing.
 //! * **Never blocking the webhook:** `record` only rate-limits and queues; a background task
@@ -42,6 +44,10 @@ use super::metrics::Metrics;
 pub const MAX_NOTE: usize = 1024;
 /// `action` of every Event.
 pub const EVENT_ACTION: &str = "Admission";
+
+/// The `operation` of a [`ReviewContext`] from the periodic audit of running Pods: its
+/// rejections are posted as `RunningImageRejected` with action `Audit`.
+pub const AUDIT_OPERATION: &str = "AUDIT";
 
 /// Settings of a [`KubeEventSink`].
 #[derive(Debug, Clone)]
@@ -89,6 +95,7 @@ impl Default for EventConfig {
 struct Pending {
     namespace: String,
     regarding: ObjectReference,
+    related: Option<ObjectReference>,
     type_: &'static str,
     reason: &'static str,
     note: String,
@@ -199,6 +206,11 @@ impl KubeEventSink {
             None if self.config.events_for_admitted => ("Normal", admitted_reason(d)),
             None => return None,
         };
+        let reason = if ctx.operation == AUDIT_OPERATION && reason == "ImageRejected" {
+            "RunningImageRejected"
+        } else {
+            reason
+        };
         let namespace = if ctx.namespace.is_empty() {
             "default".to_string()
         } else {
@@ -214,6 +226,7 @@ impl KubeEventSink {
                 uid: ctx.object_uid.clone(),
                 ..ObjectReference::default()
             },
+            related: d.policy.as_deref().map(policy_reference),
             type_,
             reason,
             note: note(d),
@@ -356,11 +369,19 @@ impl Poster {
                 ..ObjectMeta::default()
             },
             event_time: Some(now),
-            action: Some(EVENT_ACTION.to_string()),
+            action: Some(
+                if event.reason == "RunningImageRejected" {
+                    "Audit"
+                } else {
+                    EVENT_ACTION
+                }
+                .to_string(),
+            ),
             reason: Some(event.reason.to_string()),
             note: Some(event.note.clone()),
             type_: Some(event.type_.to_string()),
             regarding: Some(event.regarding.clone()),
+            related: event.related.clone(),
             reporting_controller: Some(self.config.reporting_controller.clone()),
             reporting_instance: Some(self.config.reporting_instance.clone()),
             ..Event::default()
@@ -369,6 +390,26 @@ impl Poster {
         self.series
             .insert(key, Arc::new(Mutex::new(Series { name, count: 1 })));
         Ok(())
+    }
+}
+
+/// The object reference of a deciding policy as decisions name it: `namespace/name` is a
+/// TrustPolicy, `name` a ClusterTrustPolicy.
+pub fn policy_reference(policy: &str) -> ObjectReference {
+    let (kind, namespace, name) = match policy.split_once('/') {
+        Some((ns, name)) => (
+            crate::policy::crd::TRUST_POLICY_KIND,
+            Some(ns.to_string()),
+            name,
+        ),
+        None => (crate::policy::crd::CLUSTER_TRUST_POLICY_KIND, None, policy),
+    };
+    ObjectReference {
+        api_version: Some("trustgate.dev/v1alpha1".to_string()),
+        kind: Some(kind.to_string()),
+        namespace,
+        name: Some(name.to_string()),
+        ..ObjectReference::default()
     }
 }
 
@@ -413,6 +454,19 @@ mod tests {
         assert!(!b.take(2, every));
         b.at -= every;
         assert!(b.take(2, every));
+    }
+
+    #[test]
+    fn related_names_the_deciding_policy() {
+        let r = policy_reference("shop/shop-images");
+        assert_eq!(r.kind.as_deref(), Some("TrustPolicy"));
+        assert_eq!(r.namespace.as_deref(), Some("shop"));
+        assert_eq!(r.name.as_deref(), Some("shop-images"));
+        assert_eq!(r.api_version.as_deref(), Some("trustgate.dev/v1alpha1"));
+        let r = policy_reference("default");
+        assert_eq!(r.kind.as_deref(), Some("ClusterTrustPolicy"));
+        assert_eq!(r.namespace, None);
+        assert_eq!(r.name.as_deref(), Some("default"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The audit log: one structured line per image decision, on the `trustgate::audit` tracing
 //! target. With `--log-format json` each line is one JSON object whose `fields` carry `uid`,
 //! `user`, `namespace`, `kind`, `name`, `operation`, `image`, `reference`, `digest`, `policy`,
-//! `verdict`, `allowed`, `reason`, `reason_class`, `signers`, `latency_ms` and `dry_run`
+//! `policy_kind` (as the metrics label it), `verdict`, `allowed`, `reason`, `reason_class`, `signers`, `latency_ms` and `dry_run`
 //! (plus `location`: where the image is used in the object).
 
 use std::time::Duration;
@@ -36,6 +36,7 @@ pub fn decision_line(ctx: &ReviewContext, d: &Decision, location: &str, latency:
         reference = d.reference.as_deref().unwrap_or(""),
         digest = d.digest.as_deref().unwrap_or(""),
         policy = policy_label(d),
+        policy_kind = super::metrics::policy_labels(d).1,
         verdict = d.verdict(),
         allowed = d.allowed,
         reason = %d.reason,

@@ -6,9 +6,24 @@
 //! policies (object kinds, policy names) are kept only up to `LIMITS.metric_label_values`
 //! distinct values per label; anything else is counted as `other`. A forged AdmissionReview
 //! therefore cannot grow `/metrics`.
+//!
+//! Results use one vocabulary: `admitted`, `rejected`, `warned`, `audited` (and `error`,
+//! `patched` for whole requests); cache lookups have an `outcome` of `hit` or `miss`. Image
+//! decisions name the deciding policy with `policy` and `policy_kind` (`TrustPolicy`,
+//! `ClusterTrustPolicy`, `default` for the global default action with `policy=""`, `none` when
+//! no policy could be chosen), and the namespace the decision was for (bounded; turned off with
+//! [`Metrics::set_namespace_label`]). `state` holds the gauges (build info, policies, expiries)
+//! and `process` the standard `process_*` families.
+
+mod process;
+mod state;
+
+pub use process::{ProcessCollector, ProcessStats};
+pub use state::{RunningLabels, StateMetrics, TRUST_ROLES, TrustExpirySource};
 
 use std::collections::HashSet;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -18,6 +33,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::decision::{Decision, ReasonClass};
 use crate::limits::LIMITS;
 
 /// The label value of anything outside a label's bounded set.
@@ -36,7 +52,7 @@ const BUILTIN_KINDS: [&str; 9] = [
     "unknown",
 ];
 const OPERATIONS: [&str; 5] = ["CREATE", "UPDATE", "DELETE", "CONNECT", "unknown"];
-const REQUEST_RESULTS: [&str; 5] = ["allowed", "denied", "warned", "error", "patched"];
+const REQUEST_RESULTS: [&str; 5] = ["admitted", "rejected", "warned", "error", "patched"];
 const DECISION_RESULTS: [&str; 4] = ["admitted", "rejected", "warned", "audited"];
 const ROLES: [&str; 5] = ["root", "timestamp", "snapshot", "targets", "delegation"];
 const CACHES: [&str; 3] = ["digest", "trust", "decision"];
@@ -94,6 +110,8 @@ struct Labels {
     operations: Bounded,
     request_results: Bounded,
     policies: Bounded,
+    namespaces: Bounded,
+    signers: Bounded,
     decision_results: Bounded,
     reasons: Bounded,
     roles: Bounded,
@@ -111,7 +129,9 @@ impl Labels {
             kinds: Bounded::new(&BUILTIN_KINDS, 0),
             operations: Bounded::new(&OPERATIONS, 0),
             request_results: Bounded::new(&REQUEST_RESULTS, 0),
-            policies: Bounded::new(&["default"], LIMITS.metric_label_values),
+            policies: Bounded::new(&[""], LIMITS.metric_label_values),
+            namespaces: Bounded::new(&[""], LIMITS.metric_label_values),
+            signers: Bounded::new(&["targets", "targets/releases"], LIMITS.metric_label_values),
             decision_results: Bounded::new(&DECISION_RESULTS, 0),
             reasons: Bounded::new(&[], words),
             roles: Bounded::new(&ROLES, 0),
@@ -119,6 +139,19 @@ impl Labels {
             caches: Bounded::new(&CACHES, 0),
             drops: Bounded::new(&[], words),
         }
+    }
+}
+
+/// The `policy` and `policy_kind` labels of a decision. The global default action has
+/// `policy=""`, which no policy name can take (a namespaced policy's label has a `/`, a
+/// cluster policy's is a non-empty object name), so a ClusterTrustPolicy named `default` and
+/// the default action never share a series.
+pub fn policy_labels(d: &Decision) -> (&str, &'static str) {
+    match d.policy.as_deref() {
+        Some(p) if p.contains('/') => (p, "TrustPolicy"),
+        Some(p) => (p, "ClusterTrustPolicy"),
+        None if d.reason_class == ReasonClass::DefaultAction => ("", "default"),
+        None => ("", "none"),
     }
 }
 
@@ -138,19 +171,32 @@ pub struct RequestLabels {
     pub kind: String,
     /// `CREATE` or `UPDATE`.
     pub operation: String,
-    /// `allowed`, `denied`, `warned` or `error`.
+    /// `admitted`, `rejected`, `warned`, `error` (or `patched`).
     pub result: String,
 }
 
 /// Labels of per-image decisions.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
-    /// Deciding policy (`ns/name`, `name`, or `default`).
+    /// Deciding policy (`ns/name`, `name`, or empty for the default action).
     pub policy: String,
+    /// `TrustPolicy`, `ClusterTrustPolicy`, `default` (the global default action) or `none`.
+    pub policy_kind: String,
+    /// Namespace of the workload (empty when the namespace label is turned off).
+    pub namespace: String,
     /// `admitted`, `rejected`, `warned`, `audited`.
     pub result: String,
     /// A short reason class (`verified`, `unsigned`, `digest_mismatch`, `untrusted_root`, ...).
     pub reason: String,
+}
+
+/// Labels of the signer count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignerLabels {
+    /// The signing role that counted (`targets`, `targets/releases`, `targets/alice`, ...).
+    pub signer: String,
+    /// The deciding policy, as in `trustgate_image_decisions_total`.
+    pub policy: String,
 }
 
 /// Labels of Notary fetches.
@@ -175,7 +221,7 @@ pub struct CacheLabels {
     /// `digest`, `trust`, `decision`, ...
     pub cache: String,
     /// `hit` or `miss`.
-    pub result: String,
+    pub outcome: String,
 }
 
 /// Labels of dropped events.
@@ -193,8 +239,11 @@ pub struct Metrics {
     pub admission_requests: Family<RequestLabels, Counter>,
     /// `trustgate_admission_duration_seconds`.
     pub admission_duration: Histogram,
-    /// `trustgate_image_decisions_total{policy,result,reason}`.
+    /// `trustgate_image_decisions_total{policy,policy_kind,namespace,result,reason}`.
     pub image_decisions: Family<DecisionLabels, Counter>,
+    /// `trustgate_image_signers_total{signer,policy}`: signer roles that counted towards
+    /// admitted, verified images.
+    pub image_signers: Family<SignerLabels, Counter>,
     /// `trustgate_notary_fetches_total{role,outcome}`.
     pub notary_fetches: Family<FetchLabels, Counter>,
     /// `trustgate_notary_fetch_duration_seconds{role,outcome}`.
@@ -203,7 +252,7 @@ pub struct Metrics {
     pub registry_resolutions: Family<RegistryLabels, Counter>,
     /// `trustgate_registry_resolution_duration_seconds{outcome}`.
     pub registry_duration: Family<RegistryLabels, Histogram>,
-    /// `trustgate_cache_requests_total{cache,result}`.
+    /// `trustgate_cache_requests_total{cache,outcome}`.
     pub cache_requests: Family<CacheLabels, Counter>,
     /// `trustgate_events_dropped_total{reason}`.
     pub events_dropped: Family<DropLabels, Counter>,
@@ -215,10 +264,10 @@ pub struct Metrics {
     pub tls_reloads: Counter,
     /// `trustgate_tls_reload_errors_total`: new certificate/key pairs that were refused.
     pub tls_reload_errors: Counter,
+    /// Build info, policies, last reload and expiry gauges.
+    pub state: StateMetrics,
     labels: Labels,
-    /// `trustgate_tls_certificate_expiry_timestamp_seconds`: notAfter (Unix time) of the serving
-    /// certificate in use (0 until one is loaded).
-    pub tls_certificate_expiry: Gauge,
+    namespace_label: AtomicBool,
 }
 
 impl Default for Metrics {
@@ -247,8 +296,14 @@ impl Metrics {
         let image_decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
             "image_decisions",
-            "Per-image decisions, by deciding policy, result and reason class",
+            "Per-image decisions, by deciding policy and its kind, namespace, result and reason class",
             image_decisions.clone(),
+        );
+        let image_signers = Family::<SignerLabels, Counter>::default();
+        registry.register(
+            "image_signers",
+            "Signer roles whose signatures counted for verified images, by signer and policy",
+            image_signers.clone(),
         );
         let notary_fetches = Family::<FetchLabels, Counter>::default();
         registry.register(
@@ -314,17 +369,14 @@ impl Metrics {
             "Certificate/key pairs refused on reload (the previous certificate stays in use)",
             tls_reload_errors.clone(),
         );
-        let tls_certificate_expiry = Gauge::default();
-        registry.register(
-            "tls_certificate_expiry_timestamp_seconds",
-            "Expiry (notAfter, Unix time) of the serving certificate in use",
-            tls_certificate_expiry.clone(),
-        );
+        let state = StateMetrics::register(registry);
+        root.register_collector(Box::new(ProcessCollector));
         Metrics {
             registry: root,
             admission_requests,
             admission_duration,
             image_decisions,
+            image_signers,
             notary_fetches,
             notary_fetch_duration,
             registry_resolutions,
@@ -335,8 +387,9 @@ impl Metrics {
             policy_reload_errors,
             tls_reloads,
             tls_reload_errors,
+            state,
             labels: Labels::new(),
-            tls_certificate_expiry,
+            namespace_label: AtomicBool::new(true),
         }
     }
 
@@ -367,13 +420,43 @@ impl Metrics {
         self.admission_duration.observe(elapsed.as_secs_f64());
     }
 
-    /// Records one per-image decision.
-    pub fn image_decision(&self, policy: &str, result: &str, reason: &str) {
+    /// Labels decisions with their namespace (the default) or not (`false`: `namespace=""`,
+    /// which Prometheus stores as no label), for clusters with very many namespaces.
+    pub fn set_namespace_label(&self, on: bool) {
+        self.namespace_label.store(on, Ordering::Relaxed);
+    }
+
+    /// The `namespace` label value for `namespace`: bounded, or empty when turned off.
+    pub fn namespace_label(&self, namespace: &str) -> String {
+        if self.namespace_label.load(Ordering::Relaxed) {
+            self.labels.namespaces.label(namespace)
+        } else {
+            String::new()
+        }
+    }
+
+    /// Records one per-image decision for a workload in `namespace`.
+    pub fn image_decision(&self, namespace: &str, d: &Decision) {
+        let (policy, policy_kind) = policy_labels(d);
+        let namespace = self.namespace_label(namespace);
+        let policy = self.labels.policies.label(policy);
+        if d.verified {
+            for signer in &d.signers {
+                self.image_signers
+                    .get_or_create(&SignerLabels {
+                        signer: self.labels.signers.label(signer),
+                        policy: policy.clone(),
+                    })
+                    .inc();
+            }
+        }
         self.image_decisions
             .get_or_create(&DecisionLabels {
-                policy: self.labels.policies.label(policy),
-                result: self.labels.decision_results.label(result),
-                reason: self.labels.reasons.label(reason),
+                policy,
+                policy_kind: policy_kind.to_string(),
+                namespace,
+                result: self.labels.decision_results.label(d.result()),
+                reason: self.labels.reasons.label(d.class()),
             })
             .inc();
     }
@@ -406,7 +489,7 @@ impl Metrics {
         self.cache_requests
             .get_or_create(&CacheLabels {
                 cache: self.labels.caches.label(cache),
-                result: if hit { "hit" } else { "miss" }.to_string(),
+                outcome: if hit { "hit" } else { "miss" }.to_string(),
             })
             .inc();
     }
@@ -423,9 +506,11 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn families_are_prefixed_and_counted() {
+        // (cache lookups carry `outcome`, not `result`: one result vocabulary)
         let m = Metrics::new();
         m.notary_fetch("timestamp", "ok", Duration::from_millis(3));
         m.cache("trust", true);
@@ -436,7 +521,7 @@ mod tests {
             text.contains(r#"trustgate_notary_fetches_total{role="timestamp",outcome="ok"} 1"#),
             "{text}"
         );
-        assert!(text.contains(r#"trustgate_cache_requests_total{cache="trust",result="hit"} 1"#));
+        assert!(text.contains(r#"trustgate_cache_requests_total{cache="trust",outcome="hit"} 1"#));
         assert!(
             text.contains(r#"trustgate_registry_resolutions_total{outcome="tag_not_found"} 1"#)
         );
@@ -451,22 +536,123 @@ mod tests {
             m.admission_request(
                 &format!("Forged{i}"),
                 &format!("OP{i}"),
-                "allowed",
+                "admitted",
                 Duration::ZERO,
             );
             m.notary_fetch(&format!("targets/d{i}"), "ok", Duration::ZERO);
         }
-        m.admission_request("Pod", "CREATE", "allowed", Duration::ZERO);
+        m.admission_request("Pod", "CREATE", "admitted", Duration::ZERO);
         let text = m.encode();
         assert!(
-            text.contains(r#"trustgate_admission_requests_total{kind="other",operation="other",result="allowed"} 1000"#),
+            text.contains(r#"trustgate_admission_requests_total{kind="other",operation="other",result="admitted"} 1000"#),
             "{text}"
         );
         assert!(text.contains(r#"kind="Pod",operation="CREATE""#), "{text}");
         assert!(text.len() < 20_000, "{} bytes", text.len());
         m.allow_kind("Rollout");
-        m.admission_request("Rollout", "CREATE", "allowed", Duration::ZERO);
+        m.admission_request("Rollout", "CREATE", "admitted", Duration::ZERO);
         assert!(m.encode().contains(r#"kind="Rollout""#));
+    }
+
+    fn decided(policy: Option<&str>, class: ReasonClass) -> Decision {
+        Decision {
+            image: "nginx".into(),
+            reference: Some("docker.io/library/nginx:latest".into()),
+            digest: None,
+            policy: policy.map(str::to_string),
+            action: crate::policy::Action::Verify,
+            mode: crate::policy::Mode::Enforce,
+            allowed: class == ReasonClass::Verified,
+            verified: class == ReasonClass::Verified,
+            reason_class: class,
+            reason: "why".into(),
+            signers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn default_action_and_a_cluster_policy_named_default_differ() {
+        let m = Metrics::new();
+        m.image_decision("shop", &decided(None, ReasonClass::DefaultAction));
+        m.image_decision("shop", &decided(Some("default"), ReasonClass::Verified));
+        m.image_decision(
+            "shop",
+            &decided(Some("default/default"), ReasonClass::Verified),
+        );
+        m.image_decision("shop", &decided(None, ReasonClass::BadReference));
+        let text = m.encode();
+        for series in [
+            r#"{policy="",policy_kind="default",namespace="shop",result="rejected",reason="default_action"} 1"#,
+            r#"{policy="default",policy_kind="ClusterTrustPolicy",namespace="shop",result="admitted",reason="verified"} 1"#,
+            r#"{policy="default/default",policy_kind="TrustPolicy",namespace="shop",result="admitted",reason="verified"} 1"#,
+            r#"{policy="",policy_kind="none",namespace="shop",result="rejected",reason="bad_reference"} 1"#,
+        ] {
+            assert!(
+                text.contains(&format!("trustgate_image_decisions_total{series}")),
+                "{series} in {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn namespace_label_is_bounded_and_can_be_turned_off() {
+        let m = Metrics::new();
+        let cap = LIMITS.metric_label_values;
+        for i in 0..=cap {
+            m.image_decision(
+                &format!("ns{i}"),
+                &decided(Some("p"), ReasonClass::Verified),
+            );
+        }
+        let text = m.encode();
+        assert!(text.contains(&format!(r#"namespace="ns{}""#, cap - 1)));
+        assert!(
+            !text.contains(&format!(r#"namespace="ns{cap}""#)),
+            "one past the limit"
+        );
+        assert!(text.contains(r#"namespace="other""#));
+        let m = Metrics::new();
+        m.set_namespace_label(false);
+        m.image_decision("shop", &decided(Some("p"), ReasonClass::Verified));
+        let text = m.encode();
+        assert!(
+            text.contains(r#"policy="p",policy_kind="ClusterTrustPolicy",namespace="","#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn state_and_process_families_are_exported() {
+        use crate::policy::matcher::{LoadedPolicy, PolicyId, PolicySet};
+        let m = Metrics::new();
+        let mut set = PolicySet::default();
+        let spec: crate::policy::TrustPolicySpec = serde_json::from_value(serde_json::json!({
+            "images": ["docker.io/shop/*"], "action": "Allow"
+        }))
+        .unwrap();
+        set.insert(LoadedPolicy::new(PolicyId::cluster("a"), spec.clone()).unwrap());
+        set.insert(
+            LoadedPolicy::invalid(PolicyId::namespaced("shop", "b"), spec, "bad keys").unwrap(),
+        );
+        m.state.policies_loaded(&set);
+        m.state.serving_certificate(1_900_000_000.0);
+        m.state
+            .set_trust_expiry_source(Arc::new(|| vec![("timestamp", 1_800_000_000.0)]));
+        let text = m.encode();
+        for line in [
+            r#"trustgate_build_info{version=""#,
+            r#"trustgate_policies{kind="ClusterTrustPolicy",action="Allow",mode="Enforce",ready="true"} 1"#,
+            r#"trustgate_policies{kind="TrustPolicy",action="Allow",mode="Enforce",ready="false"} 1"#,
+            "trustgate_serving_certificate_expiry_timestamp_seconds 1900000000",
+            r#"trustgate_trust_data_expiry_timestamp_seconds{role="timestamp"} 1800000000"#,
+            "trustgate_policy_last_reload_success_timestamp_seconds ",
+            "process_resident_memory_bytes ",
+            "process_open_fds ",
+            "process_cpu_seconds_total ",
+            "process_start_time_seconds ",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 
     #[test]
@@ -474,7 +660,10 @@ mod tests {
         let m = Metrics::new();
         let cap = LIMITS.metric_label_values;
         for i in 0..=cap {
-            m.image_decision(&format!("ns/p{i}"), "admitted", "verified");
+            m.image_decision(
+                "ns",
+                &decided(Some(&format!("ns/p{i}")), ReasonClass::Verified),
+            );
         }
         let text = m.encode();
         assert!(

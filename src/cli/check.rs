@@ -22,6 +22,10 @@ pub struct CheckArgs {
     pub default_action: Action,
     pub deadline: std::time::Duration,
     pub images: Vec<String>,
+    /// `-f FILE` manifests (`-`: stdin) whose workloads' images are decided.
+    pub files: Vec<PathBuf>,
+    /// Further pod-template kinds for `-f` (as `serve --extra-kind`).
+    pub extra_kinds: Vec<trustgate::admission::ExtraKind>,
 }
 
 pub async fn run(
@@ -46,6 +50,12 @@ pub async fn run(
         },
         Arc::new(SystemClock),
     );
+    if !args.files.is_empty() {
+        if !args.images.is_empty() {
+            anyhow::bail!("give image references or -f manifests, not both");
+        }
+        return super::manifests::check(&engine, &args, &policies, &creds).await;
+    }
     let decisions = engine
         .decide_all(&args.namespace, &args.images, &policies, &creds)
         .await;
@@ -72,7 +82,7 @@ pub async fn run(
 }
 
 /// The contract's JSON result object (plus `verified` and `verdict`).
-fn result_json(d: &Decision) -> serde_json::Value {
+pub(super) fn result_json(d: &Decision) -> serde_json::Value {
     json!({
         "image": d.image,
         "reference": d.reference,

@@ -2,9 +2,11 @@
 //! every image is admitted, 1 when at least one is rejected or unresolvable, 2 for usage or
 //! configuration errors.
 
+mod audit;
 mod check;
 mod credentials;
 mod inspect;
+mod manifests;
 mod resolve;
 mod serve;
 mod webhook;
@@ -126,12 +128,24 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
         /// Image references.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "files")]
         images: Vec<String>,
+        /// Decide the images of the workloads in a manifest file (multi-document YAML or JSON,
+        /// Lists; `-` reads stdin) instead of IMAGE arguments; repeatable. One result per image
+        /// occurrence, with `object` and `location`.
+        #[arg(short = 'f', long = "filename", value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// With -f: a further kind carrying a pod template (`group/Kind=spec.template.spec`),
+        /// as `serve --extra-kind`; repeatable.
+        #[arg(long = "extra-kind", value_name = "GROUP/KIND=PATH")]
+        extra_kinds: Vec<trustgate::admission::ExtraKind>,
     },
     /// Run the admission webhook: HTTPS `POST /validate` on --listen, `/healthz`, `/readyz`
     /// and `/metrics` on --admin-listen, policies from --policy-dir.
     Serve(Box<serve::ServeArgs>),
+    /// Decide the images of the cluster's running Pods against its policies (or --policy-dir);
+    /// exit status 1 when any image would be rejected.
+    Audit(audit::AuditArgs),
     /// Print the CRDs (TrustPolicy, ClusterTrustPolicy) that `crds/` holds.
     Crdgen,
     /// Register, unregister or probe the webhook (the Helm chart's hooks and `helm test`).
@@ -222,8 +236,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             notary,
             output,
             images,
+            files,
+            extra_kinds,
         } => {
             let args = check::CheckArgs {
+                files,
+                extra_kinds,
                 policies,
                 policy_dirs,
                 namespace,
@@ -236,6 +254,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => serve::run(*args).await,
         Command::Webhook(cmd) => webhook::run(cmd).await,
+        Command::Audit(args) => audit::run(args).await,
         Command::Crdgen => {
             print!("{}", trustgate::policy::crd_yaml()?);
             Ok(ExitCode::SUCCESS)

@@ -18,6 +18,7 @@ use trustgate::admission::{ExtraKind, KindTable, ServerConfig, Webhook, start};
 use trustgate::audit::LogEventSink;
 use trustgate::audit::kube_events::{EventConfig, KubeEventSink};
 use trustgate::audit::metrics::Metrics;
+use trustgate::audit::running::PeriodicAudit;
 use trustgate::clock::SystemClock;
 use trustgate::cluster::{SecretConfig, SecretCredentials};
 use trustgate::decision::{Engine, EngineConfig};
@@ -88,6 +89,23 @@ pub struct ServeArgs {
     /// only rejections, Warn and Audit failures get one.
     #[arg(long)]
     pub events_for_admitted: bool,
+    /// Label image decisions in /metrics with the workload's namespace (`true`, the default;
+    /// bounded: namespaces past the first few hundred count as `other`). Set it to `false` on
+    /// clusters with very many namespaces.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        env = "TRUSTGATE_METRICS_NAMESPACE_LABEL"
+    )]
+    pub metrics_namespace_label: bool,
+    /// Cluster mode: every this often (e.g. `10m`), decide the images of every running Pod
+    /// against the current policies, export `trustgate_running_images{verdict,namespace}` and
+    /// post an Event on each Pod whose images would now be rejected (needs `list pods`).
+    /// Off by default.
+    #[arg(long, value_parser = audit_interval, value_name = "DURATION", env = "TRUSTGATE_AUDIT_INTERVAL")]
+    pub audit_interval: Option<Duration>,
     #[command(flatten)]
     pub registry: RegistryFlags,
     #[command(flatten)]
@@ -99,6 +117,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let (options, creds) =
         CliCredentials::from_flags(&args.registry, &args.notary, Binding::Required)?;
     let metrics = Arc::new(Metrics::new());
+    metrics.set_namespace_label(args.metrics_namespace_label);
     let engine = Engine::new(
         EngineConfig {
             default_action: args.default_action.into(),
@@ -115,6 +134,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let kinds = KindTable::builtin().with_extra(args.extra_kinds.iter().cloned());
     let (webhook, origin) = match &args.policy_dir {
+        Some(_) if args.audit_interval.is_some() => {
+            anyhow::bail!("--audit-interval needs cluster mode (no --policy-dir)");
+        }
         Some(policy_dir) => {
             let policies = DirPolicySource::start(
                 policy_dir.clone(),
@@ -193,28 +215,65 @@ async fn cluster_webhook(
         .clone()
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| client.default_namespace().to_string());
-    let policies = ClusterPolicySource::start(
+    let policies = Arc::new(ClusterPolicySource::start(
         client.clone(),
         ClusterPolicyConfig {
             default_action: args.default_action.into(),
             ..ClusterPolicyConfig::default()
         },
         Arc::clone(metrics),
+    ));
+    let creds = Arc::new(creds);
+    let credentials = Arc::new(
+        SecretCredentials::new(client.clone(), &namespace, SecretConfig::default())
+            .with_fallback(creds),
     );
-    let credentials = SecretCredentials::new(client.clone(), &namespace, SecretConfig::default())
-        .with_fallback(Arc::new(creds));
-    let events = KubeEventSink::start(
-        client,
+    let events = Arc::new(KubeEventSink::start(
+        client.clone(),
         EventConfig {
             events_for_admitted: args.events_for_admitted,
             ..EventConfig::default()
         },
         Arc::clone(metrics),
-    );
-    let webhook = Webhook::new(Arc::new(engine), Arc::new(policies))
-        .with_request_credentials(Arc::new(credentials))
-        .with_events(Arc::new(events));
+    ));
+    if let Some(interval) = args.audit_interval {
+        let audit = PeriodicAudit {
+            client,
+            engine: Engine::new(engine.config().clone(), Arc::new(SystemClock)),
+            policies: policies.clone(),
+            credentials: credentials.clone(),
+            events: events.clone(),
+            metrics: Arc::clone(metrics),
+            interval,
+        };
+        tracing::info!(
+            interval_s = interval.as_secs_f64(),
+            "periodic audit of running pods enabled"
+        );
+        tokio::spawn(audit.run());
+    }
+    let webhook = Webhook::new(Arc::new(engine), policies)
+        .with_request_credentials(credentials)
+        .with_events(events);
     Ok((webhook, format!("cluster (own namespace {namespace})")))
+}
+
+/// `--audit-interval`: a number with `s`, `m` or `h` (seconds without a unit), 10 s to 24 h.
+fn audit_interval(s: &str) -> Result<Duration, String> {
+    let (number, unit) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1.0),
+        Some((i, 'm')) => (&s[..i], 60.0),
+        Some((i, 'h')) => (&s[..i], 3600.0),
+        _ => (s, 1.0),
+    };
+    let secs = number
+        .parse::<f64>()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 600, 10m, 1h)"))?
+        * unit;
+    if !(10.0..=86_400.0).contains(&secs) {
+        return Err(format!("{s:?} must be between 10s and 24h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Resolves on SIGTERM or SIGINT with the signal's name.
@@ -227,5 +286,21 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
             r.context("installing the SIGINT handler")?;
             Ok("SIGINT")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_intervals() {
+        assert_eq!(audit_interval("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(audit_interval("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(audit_interval("90"), Ok(Duration::from_secs(90)));
+        assert!(audit_interval("5s").is_err());
+        assert!(audit_interval("25h").is_err());
+        assert!(audit_interval("soon").is_err());
+        assert!(audit_interval("").is_err());
     }
 }

@@ -3,7 +3,7 @@
 //! one code path for every verdict. Each image is decided under a deadline; running out of time,
 //! or any failure to fetch or verify, rejects the image (fail closed) with a one-line reason
 //! and a [`ReasonClass`]. Digests, trust data and decisions are cached as `crate::cache`
-//! describes; every decision counts in `trustgate_image_decisions_total{policy,result,reason}`.
+//! describes; every decision counts in `trustgate_image_decisions_total{policy,policy_kind,namespace,result,reason}`.
 //! Where two policies take part (a `namespacedPolicies: Tighten` cluster policy and a
 //! namespaced one), each decides on its own, concurrently, and `combine` makes the one
 //! decision shown for the image.
@@ -165,10 +165,12 @@ impl Engine {
     pub fn new(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
         let metrics = Arc::new(Metrics::new());
         let cache = &config.cache;
+        let trust = TrustCache::new(clock, cache);
+        metrics.state.set_trust_expiry_source(trust.expiry_source());
         Engine {
             resolver: Resolver::new(cache.client_max_entries).with_metrics(metrics.clone()),
             digests: DigestCache::new(cache),
-            trust: TrustCache::new(clock, cache),
+            trust,
             decisions: DecisionCache::new(cache),
             policies: moka::sync::Cache::new(cache.policy_max_entries),
             sources: moka::sync::Cache::builder()
@@ -184,6 +186,9 @@ impl Engine {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
         self.resolver = self.resolver.with_metrics(metrics.clone());
         self.sources.invalidate_all();
+        metrics
+            .state
+            .set_trust_expiry_source(self.trust.expiry_source());
         self.metrics = metrics;
         self
     }
@@ -223,11 +228,7 @@ impl Engine {
         let d = self
             .decide_uncounted(namespace, image, policies, creds)
             .await;
-        self.metrics.image_decision(
-            d.policy.as_deref().unwrap_or("default"),
-            d.result(),
-            d.class(),
-        );
+        self.metrics.image_decision(namespace, &d);
         d
     }
 

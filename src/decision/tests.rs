@@ -254,13 +254,13 @@ async fn a_burst_of_decisions_fetches_everything_once() {
 
     let text = engine.metrics().encode();
     for want in [
-        r#"trustgate_image_decisions_total{policy="shop/p",result="admitted",reason="verified"} 2000"#,
+        r#"trustgate_image_decisions_total{policy="shop/p",policy_kind="TrustPolicy",namespace="shop",result="admitted",reason="verified"} 2000"#,
         r#"trustgate_notary_fetches_total{role="root",outcome="ok"} 1"#,
         r#"trustgate_notary_fetches_total{role="delegation",outcome="ok"} 1"#,
         r#"trustgate_registry_resolutions_total{outcome="ok"} 1"#,
-        r#"cache="digest",result="miss"} 1"#,
-        r#"cache="digest",result="hit"} 999"#,
-        r#"cache="trust",result="miss"} 1"#,
+        r#"cache="digest",outcome="miss"} 1"#,
+        r#"cache="digest",outcome="hit"} 999"#,
+        r#"cache="trust",outcome="miss"} 1"#,
     ] {
         assert!(text.contains(want), "{want} in\n{text}");
     }
@@ -278,7 +278,7 @@ async fn a_burst_of_decisions_fetches_everything_once() {
         engine
             .metrics()
             .encode()
-            .contains(r#"cache="decision",result="hit"}"#)
+            .contains(r#"cache="decision",outcome="hit"}"#)
     );
     assert_eq!(
         server.counts().values().sum::<usize>(),
@@ -430,12 +430,12 @@ async fn reason_classes_and_decision_metrics() {
 
     let text = engine.metrics().encode();
     for want in [
-        r#"{policy="shop/p",result="rejected",reason="registry_error"} 1"#,
-        r#"{policy="shop/p",result="rejected",reason="unsigned"} 1"#,
-        r#"{policy="default",result="rejected",reason="bad_reference"} 1"#,
-        r#"{policy="default",result="rejected",reason="default_action"} 1"#,
-        r#"{policy="shop/p",result="admitted",reason="action_allow"} 1"#,
-        r#"{policy="shop/p",result="rejected",reason="policy_invalid"} 1"#,
+        r#"{policy="shop/p",policy_kind="TrustPolicy",namespace="shop",result="rejected",reason="registry_error"} 1"#,
+        r#"{policy="shop/p",policy_kind="TrustPolicy",namespace="shop",result="rejected",reason="unsigned"} 1"#,
+        r#"{policy="",policy_kind="none",namespace="shop",result="rejected",reason="bad_reference"} 1"#,
+        r#"{policy="",policy_kind="default",namespace="shop",result="rejected",reason="default_action"} 1"#,
+        r#"{policy="shop/p",policy_kind="TrustPolicy",namespace="shop",result="admitted",reason="action_allow"} 1"#,
+        r#"{policy="shop/p",policy_kind="TrustPolicy",namespace="shop",result="rejected",reason="policy_invalid"} 1"#,
         r#"trustgate_registry_resolutions_total{outcome="tag_not_found"} 1"#,
     ] {
         assert!(text.contains(want), "{want} in\n{text}");

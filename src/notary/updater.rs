@@ -60,6 +60,10 @@ pub struct Loaded {
     /// The earliest expiry among root, timestamp, snapshot, targets, the valid delegations and
     /// the root certificates: the data must be loaded again before relying on it after this.
     pub valid_until: OffsetDateTime,
+    /// Expiry of the verified `timestamp.json` (for the trust-expiry gauge).
+    pub timestamp_expires: OffsetDateTime,
+    /// Expiry of the verified `snapshot.json` (for the trust-expiry gauge).
+    pub snapshot_expires: OffsetDateTime,
 }
 
 /// Loads and verifies trust data, remembering versions across loads.
@@ -345,6 +349,8 @@ impl Updater {
         Ok(Loaded {
             data: TrustData::new(gun.to_owned(), RootInfo::from_trusted(&root), roles),
             valid_until,
+            timestamp_expires: timestamp.file.body.common.expires,
+            snapshot_expires: snap.common.expires,
         })
     }
 

@@ -410,6 +410,7 @@ impl Shared {
         }
         self.report(&invalid);
         let count = set.len();
+        self.metrics.state.policies_loaded(&set);
         let first = {
             let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
             let first = current.is_none();

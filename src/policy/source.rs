@@ -174,6 +174,7 @@ impl Shared {
             Ok(set) => {
                 let set = set.with_default_action(self.default_action);
                 let count = set.len();
+                self.metrics.state.policies_loaded(&set);
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(set));
                 let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
                 let first = seen.loaded.is_none();

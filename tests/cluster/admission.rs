@@ -269,7 +269,7 @@ async fn the_api_server_calls_trustgate_serve_in_cluster_mode() {
     let (_, metrics) = serve.get("/metrics");
     assert!(
         metrics.contains(&format!(
-            "trustgate_image_decisions_total{{policy=\"{NS}/{policy}\",result=\"rejected\",reason=\"unsigned\"}} 2"
+            "trustgate_image_decisions_total{{policy=\"{NS}/{policy}\",policy_kind=\"TrustPolicy\",namespace=\"{NS}\",result=\"rejected\",reason=\"unsigned\"}} 2"
         )),
         "{metrics}"
     );

@@ -92,6 +92,30 @@ fn is_post(s: &Seen) -> bool {
     s.method == "POST" && s.path == EVENTS
 }
 
+/// The periodic audit of running Pods posts its rejections as `RunningImageRejected` (action
+/// `Audit`) on the Pod, with the deciding policy as `related`.
+#[tokio::test]
+async fn running_pod_rejections_are_their_own_reason() {
+    let (client, api) = events_api(None);
+    let metrics = Arc::new(Metrics::new());
+    let sink = KubeEventSink::start(client, config(5), Arc::clone(&metrics));
+    let d = rejected("reg.example/shop/app:1");
+    let audit = ReviewContext {
+        group: String::new(),
+        kind: "Pod".into(),
+        operation: trustgate::audit::kube_events::AUDIT_OPERATION.into(),
+        ..ctx("web-0", Some("pod-uid"), false)
+    };
+    sink.record(&audit, std::slice::from_ref(&d));
+    let posted = api.wait_for(1, is_post).await;
+    let event = &posted[0].body;
+    assert_eq!(event["reason"], "RunningImageRejected");
+    assert_eq!(event["action"], "Audit");
+    assert_eq!(event["regarding"]["kind"], "Pod");
+    assert_eq!(event["regarding"]["uid"], "pod-uid");
+    assert_eq!(event["related"]["name"], "signed");
+}
+
 #[tokio::test]
 async fn a_rejection_posts_an_event_on_the_workload_and_repeats_become_a_series() {
     let (client, api) = events_api(None);
@@ -105,6 +129,11 @@ async fn a_rejection_posts_an_event_on_the_workload_and_repeats_become_a_series(
         event["regarding"],
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "shop", "name": "web"}),
         "CREATE: no uid"
+    );
+    assert_eq!(
+        event["related"],
+        json!({"apiVersion": "trustgate.dev/v1alpha1", "kind": "TrustPolicy", "namespace": "shop", "name": "signed"}),
+        "related: the deciding policy"
     );
     assert_eq!(event["reason"], "ImageRejected");
     assert_eq!(event["type"], "Warning");

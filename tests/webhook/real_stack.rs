@@ -90,4 +90,26 @@ async fn signed_images_are_admitted_unsigned_denied_and_templates_checked() {
         rsp["auditAnnotations"]["summary"],
         "2 images: 1 rejected, 1 admitted"
     );
+
+    // The verified trust data is cached: its earliest expiry per role class is exported, in
+    // the future, and the signer that counted is seen.
+    let (_, _, metrics) = srv.admin("/metrics").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    for role in ["root", "timestamp", "snapshot", "targets"] {
+        let at = crate::support::sample(
+            &metrics,
+            &format!(r#"trustgate_trust_data_expiry_timestamp_seconds{{role="{role}"}}"#),
+        );
+        assert!(at > now, "{role}: {at} in {metrics}");
+    }
+    assert!(
+        crate::support::sample(
+            &metrics,
+            r#"trustgate_image_signers_total{signer="targets",policy="shop/signed-only"}"#
+        ) >= 2.0,
+        "{metrics}"
+    );
 }

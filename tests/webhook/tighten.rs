@@ -119,8 +119,8 @@ async fn tenant_allow_all_does_not_lift_a_tighten_cluster_policy() {
     );
     let metrics = srv.metrics.encode();
     for want in [
-        r#"trustgate_image_decisions_total{policy="platform-deny",result="rejected",reason="action_deny"} 1"#,
-        r#"trustgate_image_decisions_total{policy="platform-verify",result="warned","#,
+        r#"trustgate_image_decisions_total{policy="platform-deny",policy_kind="ClusterTrustPolicy",namespace="shop",result="rejected",reason="action_deny"} 1"#,
+        r#"trustgate_image_decisions_total{policy="platform-verify",policy_kind="ClusterTrustPolicy",namespace="shop",result="warned","#,
     ] {
         assert!(metrics.contains(want), "{want} in\n{metrics}");
     }

@@ -180,7 +180,7 @@ async fn budget_running_out_fails_closed() {
     assert_eq!(
         support::sample(
             &metrics,
-            r#"trustgate_image_decisions_total{policy="slow",result="rejected",reason="timeout"}"#
+            r#"trustgate_image_decisions_total{policy="slow",policy_kind="ClusterTrustPolicy",namespace="shop",result="rejected",reason="timeout"}"#
         ),
         1.0,
         "{metrics}"

@@ -330,9 +330,12 @@ async fn concurrent_loads_fetch_each_file_once() {
     assert_eq!(counts.len(), 6, "{counts:?}");
     assert!(counts.values().all(|n| *n == 1), "{counts:?}");
     let text = metrics.encode();
-    assert!(text.contains(r#"cache="trust",result="miss"} 1"#), "{text}");
     assert!(
-        text.contains(r#"cache="trust",result="hit"} 999"#),
+        text.contains(r#"cache="trust",outcome="miss"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"cache="trust",outcome="hit"} 999"#),
         "{text}"
     );
 }

@@ -1,0 +1,323 @@
+//! The Grafana dashboard against real data: the `trustgate serve` binary (policies from a
+//! directory) decides pods whose images were pushed to the real registry and signed with the
+//! real notary CLI (verified, rejected, default-action and cached decisions), a real Prometheus
+//! (the Debian `prometheus` binary, on 127.0.0.1 with a temporary config and data directory)
+//! scrapes its `/metrics` every second, and every query of every panel of
+//! `charts/trustgate/files/grafana-dashboard.json` is evaluated through Prometheus' HTTP API:
+//! each must return data.
+//!
+//! Needs the stack of `e2e/stack.sh` (skipped otherwise, fatal with `TRUSTGATE_REQUIRE_STACK=1`)
+//! and a `prometheus` binary on PATH (skipped otherwise, fatal with
+//! `TRUSTGATE_REQUIRE_PROMETHEUS=1`, which `scripts/test.sh` sets after `scripts/prometheus.sh`
+//! installed it).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use common::Stack;
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn prometheus_binary() -> Option<String> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("prometheus"))
+            .find(|p| p.is_file())
+    });
+    match found {
+        Some(p) => Some(p.display().to_string()),
+        None if std::env::var_os("TRUSTGATE_REQUIRE_PROMETHEUS").is_some() => {
+            panic!("TRUSTGATE_REQUIRE_PROMETHEUS is set but no prometheus binary is on PATH")
+        }
+        None => {
+            eprintln!(
+                "SKIP: no prometheus binary (apt-get install prometheus, or scripts/prometheus.sh)"
+            );
+            None
+        }
+    }
+}
+
+fn policy(st: &Stack, name: &str, gun: &str, root_id: &str) -> String {
+    let ca = std::fs::read_to_string(&st.ca).unwrap();
+    let ca_block: String = ca.lines().map(|l| format!("      {l}\n")).collect();
+    format!(
+        r#"apiVersion: trustgate.dev/v1alpha1
+kind: TrustPolicy
+metadata: {{name: {name}, namespace: shop}}
+spec:
+  images: ["{gun}"]
+  notary:
+    url: {notary}
+    caBundle: |
+{ca_block}  registry: {{plainHTTP: true}}
+  trustRoots:
+  - keyID: "{root_id}"
+---
+"#,
+        notary = st.notary_url,
+    )
+}
+
+fn pod(images: &[&str]) -> Value {
+    let containers: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| serde_json::json!({"name": format!("c{i}"), "image": image}))
+        .collect();
+    serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "5b1f1d1c-0000-4000-8000-000000000001",
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "shop",
+            "operation": "CREATE",
+            "userInfo": {"username": "dashboard-test"},
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "web", "namespace": "shop"},
+                "spec": {"containers": containers}
+            }
+        }
+    })
+}
+
+/// Waits until `url` answers 200 (or panics after `limit`).
+async fn wait_ok(client: &reqwest::Client, url: &str, limit: Duration, what: &str) {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        assert!(start.elapsed() < limit, "{what} did not come up at {url}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn query(client: &reqwest::Client, prom: &str, expr: &str) -> Value {
+    let url =
+        url::Url::parse_with_params(&format!("{prom}/api/v1/query"), [("query", expr)]).unwrap();
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The panel queries of the dashboard, with Grafana's variables replaced as Grafana would for
+/// "All" over this test's data.
+fn panel_queries(dashboard: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let Some(targets) = panel["targets"].as_array() else {
+            continue;
+        };
+        for t in targets {
+            let expr = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$__rate_interval", "1m")
+                .replace("$__range", "1h")
+                .replace("$job", "trustgate")
+                .replace("$namespace", ".*");
+            out.push((
+                format!("{} [{}]", panel["title"].as_str().unwrap(), t["refId"]),
+                expr,
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
+    let Some(st) = common::stack() else { return };
+    let Some(prometheus) = prometheus_binary() else {
+        return;
+    };
+    trustgate::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+
+    // Two repositories, each with a signed tag (v1) and an unsigned one (v2).
+    let notary = st.notary_client(&st.notary_url);
+    let mut guns = Vec::new();
+    let mut policies = String::new();
+    for (i, name) in ["first", "second"].into_iter().enumerate() {
+        let repo = common::unique_repo(&format!("dashboard/{name}"));
+        let gun = format!("{}/{repo}", st.registry_http);
+        let signed = common::push_http(&st, &format!("dashboard-signed-{repo}"), &repo, "v1");
+        common::push_http(&st, &format!("dashboard-unsigned-{repo}"), &repo, "v2");
+        notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
+        let root_id = notary.root_key_id(&gun);
+        policies += &policy(&st, &format!("p{i}"), &gun, &root_id);
+        guns.push(gun);
+    }
+    let policy_dir = dir.path().join("policies");
+    std::fs::create_dir(&policy_dir).unwrap();
+    std::fs::write(policy_dir.join("policies.yaml"), policies).unwrap();
+
+    // trustgate serve.
+    let (listen, admin) = (free_port(), free_port());
+    let ca_out = dir.path().join("ca.pem");
+    let _serve = Running(
+        Command::new(env!("CARGO_BIN_EXE_trustgate"))
+            .args(["serve", "--policy-dir"])
+            .arg(&policy_dir)
+            .args(["--listen", &format!("127.0.0.1:{listen}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin}")])
+            .arg("--ca-out")
+            .arg(&ca_out)
+            .env_remove("NOTARY_AUTH")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let plain = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    wait_ok(
+        &plain,
+        &format!("http://127.0.0.1:{admin}/readyz"),
+        Duration::from_secs(60),
+        "trustgate serve",
+    )
+    .await;
+
+    // Prometheus, scraping it every second.
+    let prom_port = free_port();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             scrape_configs:\n  - job_name: trustgate\n    static_configs:\n      - targets: ['127.0.0.1:{admin}']\n"
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("prometheus-data");
+    let _prometheus = Running(
+        Command::new(&prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    wait_ok(
+        &plain,
+        &format!("{prom}/-/ready"),
+        Duration::from_secs(60),
+        "prometheus",
+    )
+    .await;
+    let start = Instant::now();
+    loop {
+        let up = query(&plain, &prom, r#"up{job="trustgate"} == 1"#).await;
+        if !up["data"]["result"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "never scraped: {up}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // A short load: the first repository, then the second (so fetch counters move while
+    // Prometheus watches), each review with a signed, an unsigned and an unmatched image.
+    let ca = std::fs::read(&ca_out).unwrap();
+    let https = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{listen}/validate");
+    let mut rejected = 0;
+    for round in 0..12 {
+        let gun = &guns[usize::from(round >= 4)];
+        let review = pod(&[
+            &format!("{gun}:v1"),
+            &format!("{gun}:v2"),
+            "unmatched.example.com/tools/setup:1.0",
+        ]);
+        let rsp: Value = https
+            .post(&url)
+            .json(&review)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rsp["response"]["allowed"], false, "{rsp:#}");
+        rejected += 1;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert_eq!(rejected, 12);
+    // Let Prometheus scrape the last changes.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("charts/trustgate/files/grafana-dashboard.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let queries = panel_queries(&dashboard);
+    assert!(queries.len() >= 20, "{} queries", queries.len());
+    let mut empty = Vec::new();
+    for (what, expr) in &queries {
+        let answer = query(&plain, &prom, expr).await;
+        assert_eq!(answer["status"], "success", "{what}: {expr}: {answer}");
+        let result = answer["data"]["result"].as_array().unwrap();
+        // Data: at least one sample, and not only NaN (an empty rate or quantile).
+        let has_number = result.iter().any(|r| {
+            r["value"][1]
+                .as_str()
+                .is_some_and(|v| v.parse::<f64>().is_ok_and(|f| f.is_finite()))
+        });
+        if !has_number {
+            empty.push(format!("{what}: {expr} -> {answer}"));
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "panels without data:\n{}",
+        empty.join("\n")
+    );
+}
