@@ -16,6 +16,9 @@ pub struct Limits {
     /// Most image occurrences decided in one object (containers, initContainers,
     /// ephemeralContainers and image volumes together); more is a rejection, never a partial check.
     pub images_per_object: usize,
+    /// Largest value `/mutate` writes to the `trustgate.dev/pinned-images` annotation (the API
+    /// server allows 256 KiB for all annotations together); further lines are summarised.
+    pub pinned_annotation_bytes: usize,
     /// Deepest JSON nesting accepted in any JSON input (reviews, Notary metadata, registry
     /// answers, policy files).
     pub json_depth: usize,
@@ -57,6 +60,7 @@ pub struct Limits {
 pub const LIMITS: Limits = Limits {
     review_bytes: 3 * 1024 * 1024,
     images_per_object: 512,
+    pinned_annotation_bytes: 32 * 1024,
     json_depth: 64,
 
     reference_bytes: 1024,

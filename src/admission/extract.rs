@@ -496,7 +496,10 @@ mod tests {
 
     #[test]
     fn image_volumes_are_images_with_locations_and_pointers() {
-        for (root, prefix) in [("spec", "spec"), ("spec.template.spec", "spec.template.spec")] {
+        for (root, prefix) in [
+            ("spec", "spec"),
+            ("spec.template.spec", "spec.template.spec"),
+        ] {
             let mut obj = json!({
                 "containers": [{"name": "app", "image": "app:1"}],
                 "volumes": [

@@ -102,6 +102,8 @@ pub struct Metrics {
     pub tls_reloads: Counter,
     /// `trustgate_tls_reload_errors_total`: new certificate/key pairs that were refused.
     pub tls_reload_errors: Counter,
+    /// `trustgate_images_pinned_total`: image locations `/mutate` rewrote to `tag@digest`.
+    pub images_pinned: Counter,
 }
 
 impl Default for Metrics {
@@ -197,6 +199,12 @@ impl Metrics {
             "Certificate/key pairs refused on reload (the previous certificate stays in use)",
             tls_reload_errors.clone(),
         );
+        let images_pinned = Counter::default();
+        registry.register(
+            "images_pinned",
+            "Image locations rewritten by /mutate to the verified tag@digest",
+            images_pinned.clone(),
+        );
         Metrics {
             registry: root,
             admission_requests,
@@ -212,6 +220,7 @@ impl Metrics {
             policy_reload_errors,
             tls_reloads,
             tls_reload_errors,
+            images_pinned,
         }
     }
 

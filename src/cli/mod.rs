@@ -113,11 +113,17 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// Also print each verified reference in its pinned form, `name:tag@sha256:...` of the
+        /// verified digest, as `serve`'s `/mutate` writes it (text: a `PINNED` line; JSON:
+        /// `pinned`, null when not pinned).
+        #[arg(long)]
+        pin: bool,
         /// Image references.
         #[arg(required = true)]
         images: Vec<String>,
     },
-    /// Run the admission webhook: HTTPS `POST /validate` on --listen, `/healthz`, `/readyz`
+    /// Run the admission webhook: HTTPS `POST /validate` (and `POST /mutate`, which pins
+    /// verified tags to tag@digest) on --listen, `/healthz`, `/readyz`
     /// and `/metrics` on --admin-listen, policies from --policy-dir.
     Serve(serve::ServeArgs),
     /// Print the CRDs (TrustPolicy, ClusterTrustPolicy) that `crds/` holds.
@@ -206,9 +212,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             registry,
             notary,
             output,
+            pin,
             images,
         } => {
             let args = check::CheckArgs {
+                pin,
                 policies,
                 policy_dirs,
                 namespace,

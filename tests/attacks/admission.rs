@@ -163,5 +163,8 @@ async fn image_volume_with_unsigned_image_is_rejected() {
         message.contains("spec.volumes[0] (name: payload) is an image volume without a reference"),
         "{message}"
     );
-    server.shutdown(std::time::Duration::from_secs(1)).await.unwrap();
+    server
+        .shutdown(std::time::Duration::from_secs(1))
+        .await
+        .unwrap();
 }
