@@ -333,7 +333,7 @@ async fn run(
                 .unwrap();
             assert_eq!(rsp.status(), 200);
             let answer: serde_json::Value = rsp.json().await.unwrap();
-            if target == &mutate_url {
+            if *target == mutate_url {
                 assert_eq!(
                     answer["response"].get("patch").is_some(),
                     case.pins,

@@ -799,25 +799,27 @@ done
 curl -fsS "http://127.0.0.1:$aport/healthz" >/dev/null || smoke_fail "/healthz"
 curl -fsS "http://127.0.0.1:$aport/metrics" | grep -q '^trustgate_' || smoke_fail "/metrics has no trustgate_ series"
 # The API server connects to <svc>.<ns>.svc and checks the certificate against the caBundle.
-post() { # FILE -> response
+post() { # FILE [PATH] -> response
     curl -fsS --cacert "$TMP/smoke/tls/ca.crt" --resolve "$REL-trustgate.$NS.svc:$wport:127.0.0.1" \
         -H 'Content-Type: application/json' --data-binary "@$TMP/smoke/$1" \
-        "https://$REL-trustgate.$NS.svc:$wport/validate"
+        "https://$REL-trustgate.$NS.svc:$wport${2:-/validate}"
 }
 post allow.json >"$TMP/smoke/allow.out" || smoke_fail "POST /validate over TLS with the chart's caBundle"
 post deny.json >"$TMP/smoke/deny.out" || smoke_fail "POST /validate (deny)"
 post rollout.json >"$TMP/smoke/rollout.out" || smoke_fail "POST /validate (extra kind)"
+post deny.json /mutate >"$TMP/smoke/deny-mutate.out" || smoke_fail "POST /mutate (deny)"
 kill "$smoke_pid" 2>/dev/null || true
 wait "$smoke_pid" 2>/dev/null || true
 "$PY" - "$TMP/smoke" <<'PY' || { tail -20 "$TMP/smoke/log" >&2; fail "smoke test: webhook answers"; }
 import json, sys
 d = sys.argv[1]
-for name, uid, allowed in (("allow", "allow-1", True), ("deny", "deny-1", False), ("rollout", "rollout-1", False)):
+for name, uid, allowed in (("allow", "allow-1", True), ("deny", "deny-1", False), ("rollout", "rollout-1", False),
+                           ("deny-mutate", "deny-1", False)):
     r = json.load(open(f"{d}/{name}.out"))["response"]
     assert r["uid"] == uid and r["allowed"] is allowed, f"{name}: {r}"
     print(f"{name}: allowed={r['allowed']} {r.get('status', {}).get('message', '')[:90]}")
 PY
-echo "smoke ok: flags accepted, TLS verified for $REL-trustgate.$NS.svc, probes, metrics, allow/deny, extra kind"
+echo "smoke ok: flags accepted, TLS verified for $REL-trustgate.$NS.svc, probes, metrics, allow/deny, extra kind, /mutate"
 fi
 
 printf '\npackaging checks passed in %ss\n' "$(( $(date +%s) - t0 ))"

@@ -95,16 +95,23 @@ pub fn note_pins(mut decisions: Vec<Decision>) -> Vec<Decision> {
 /// The rewrites for the PodSpec at `path` in `object`, given the review's decisions (images
 /// without a decision, e.g. those an UPDATE did not add, are left alone).
 pub fn plan(object: &Value, path: &[String], decisions: &[Decision]) -> Vec<Pin> {
+    let pinned: Vec<(&str, String)> = decisions
+        .iter()
+        .filter_map(|d| Some((d.image.as_str(), d.pinned()?)))
+        .collect();
+    if pinned.is_empty() {
+        return Vec::new();
+    }
     let Ok(Some(sites)) = image_sites(object, path) else {
         return Vec::new();
     };
     sites
         .into_iter()
         .filter_map(|site| {
-            let pinned = decisions
+            let pinned = pinned
                 .iter()
-                .find(|d| d.image == site.image)
-                .and_then(Decision::pinned)?;
+                .find(|(image, _)| *image == site.image)
+                .map(|(_, p)| p.clone())?;
             Some(Pin {
                 location: site.location,
                 pointer: site.pointer,
@@ -199,12 +206,12 @@ pub fn pin(
     }
     let merge = ctx.operation == "UPDATE";
     let ops = patch(&pins, object.metadata.annotations.as_ref(), merge);
-    let patch: json_patch::Patch = match serde_json::from_value(Value::Array(ops)) {
-        Ok(patch) => patch,
+    let bytes = match serde_json::to_vec(&ops) {
+        Ok(bytes) => bytes,
         Err(e) => {
             return refuse(
                 rsp,
-                &format!("trustgate: cannot build the pinning patch: {e} (fail closed)"),
+                &format!("trustgate: cannot encode the pinning patch: {e} (fail closed)"),
             );
         }
     };
@@ -216,9 +223,12 @@ pub fn pin(
             if pins.len() == 1 { "" } else { "s" }
         ),
     );
+    // `with_patch` is the only way to set the (private) patch type; the bytes are ours, built
+    // from `ops` above, so no JSON-pointer parsing happens per review.
     let fallback = rsp.clone();
-    match rsp.with_patch(patch) {
-        Ok(rsp) => {
+    match rsp.with_patch(json_patch::Patch(Vec::new())) {
+        Ok(mut rsp) => {
+            rsp.patch = Some(bytes);
             metrics
                 .images_pinned
                 .inc_by(u64::try_from(pins.len()).unwrap_or(u64::MAX));
@@ -229,6 +239,26 @@ pub fn pin(
             &format!("trustgate: cannot encode the pinning patch: {e} (fail closed)"),
         ),
     }
+}
+
+/// The JSON body of an AdmissionReview answer, with a response's `patch` as the base64 string
+/// the API server's Go types expect for `[]byte` (kube serialises `Vec<u8>` as an array of
+/// numbers, four times larger, which the API server also reads but more slowly).
+pub fn encode_review(
+    mut review: kube::core::admission::AdmissionReview<DynamicObject>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    use base64::Engine as _;
+    let Some(patch) = review.response.as_mut().and_then(|r| r.patch.take()) else {
+        return serde_json::to_vec(&review);
+    };
+    let mut value = serde_json::to_value(&review)?;
+    if let Some(response) = value.get_mut("response").and_then(Value::as_object_mut) {
+        response.insert(
+            "patch".into(),
+            Value::String(base64::engine::general_purpose::STANDARD.encode(patch)),
+        );
+    }
+    serde_json::to_vec(&value)
 }
 
 #[cfg(test)]
@@ -411,5 +441,53 @@ mod tests {
         assert!(pins_kind(&pod, false));
         assert!(!pins_kind(&deployment, false));
         assert!(pins_kind(&deployment, true));
+    }
+
+    #[test]
+    fn the_patch_goes_out_as_base64_with_its_type() {
+        use base64::Engine as _;
+        let review: kube::core::admission::AdmissionReview<DynamicObject> =
+            serde_json::from_value(json!({
+                "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "request": {"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "resource": {"group": "", "version": "v1", "resource": "pods"},
+                    "operation": "CREATE", "userInfo": {},
+                    "object": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                               "spec": {"containers": [{"name": "app", "image": "reg.example.com/a:v1"}]}}}
+            }))
+            .unwrap();
+        let req: kube::core::admission::AdmissionRequest<DynamicObject> =
+            review.try_into().unwrap();
+        let object = req.object.clone().unwrap();
+        let ctx = ReviewContext {
+            kind: "Pod".into(),
+            operation: "CREATE".into(),
+            ..ReviewContext::default()
+        };
+        let metrics = Metrics::new();
+        let rsp = pin(
+            AdmissionResponse::from(&req),
+            &object,
+            &path("spec"),
+            &[verified("reg.example.com/a:v1")],
+            &ctx,
+            &metrics,
+        );
+        assert_eq!(metrics.images_pinned.get(), 1);
+        let body: Value =
+            serde_json::from_slice(&encode_review(rsp.into_review()).unwrap()).unwrap();
+        let rsp = &body["response"];
+        assert_eq!(rsp["patchType"], "JSONPatch");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(rsp["patch"].as_str().unwrap())
+            .unwrap();
+        let ops: Vec<Value> = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(ops[0]["path"], "/spec/containers/0/image");
+        assert_eq!(ops[0]["value"], format!("reg.example.com/a:v1@{D}"));
+        assert_eq!(ops[1]["path"], "/metadata/annotations");
+        assert_eq!(
+            rsp["auditAnnotations"]["pinned"],
+            "1 image location pinned to verified digests"
+        );
     }
 }

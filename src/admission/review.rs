@@ -14,6 +14,10 @@
 //! 4. Every decision gets an audit log line and a metric sample; the decisions go to the
 //!    [`EventSink`] (with `dry_run` set for dry runs, which must produce no Events); the response
 //!    is built by [`response::respond`](super::response::respond).
+//! 5. `/mutate` ([`Webhook::mutate`]) runs the same flow; its reasons name the pinned reference
+//!    and an admitted response gets the pinning patch ([`super::mutate`]). Pod templates are
+//!    pinned only with `with_pin_templates(true)`; otherwise `/mutate` admits them unchecked and
+//!    leaves them to `/validate`.
 
 use std::collections::HashSet;
 use std::sync::Arc;

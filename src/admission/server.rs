@@ -291,13 +291,12 @@ async fn answer(webhook: Arc<Webhook>, body: Result<Bytes, BytesRejection>, pin:
         Ok(request) => request,
         Err(e) => return bad(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let answer = if pin {
-        webhook.mutate(&request).await
+    let encoded = if pin {
+        super::mutate::encode_review(webhook.mutate(&request).await.into_review())
     } else {
-        webhook.review(&request).await
-    }
-    .into_review();
-    match serde_json::to_vec(&answer) {
+        serde_json::to_vec(&webhook.review(&request).await.into_review())
+    };
+    match encoded {
         Ok(bytes) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
