@@ -14,7 +14,17 @@
 //! `cargo test --all-targets` runs it) it does one 0.5 s closed-loop smoke run with 4
 //! connections. Client and server share the process and its cores, so the figures are a
 //! lower bound for the server alone.
+//!
+//! Then warm `/mutate` against warm `/validate`, closed loop, same reviews: with `--features
+//! bench-support` a Pod whose two containers use a tag signed in a synthetic repository (served
+//! by an in-process fake registry + Notary, `support/backend.rs`), so `/mutate` verifies from the
+//! caches and pins both locations (a JSONPatch per review); without the feature, the Allow/Deny
+//! reviews above (the same path, no patch).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[cfg(feature = "bench-support")]
+#[path = "support/backend.rs"]
+mod backend;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,9 +130,91 @@ fn percentile(sorted: &[u32], q: f64) -> f64 {
     f64::from(sorted[rank - 1]) / 1000.0
 }
 
-async fn start_server() -> (trustgate::admission::RunningServer, tempfile::TempDir) {
+/// The reviews of the `/validate` vs `/mutate` comparison, and whether `/mutate` pins them.
+struct PinCase {
+    /// Extra policy YAML (appended to [`POLICIES`]).
+    policies: String,
+    /// The reviews sent.
+    bodies: Arc<[String; 2]>,
+    /// What they are.
+    label: String,
+    /// Whether `/mutate` answers them with a patch.
+    pins: bool,
+}
+
+/// Without a Verify backend: the Allow/Deny reviews (nothing is pinned).
+#[cfg(not(feature = "bench-support"))]
+async fn pin_case() -> PinCase {
+    PinCase {
+        policies: String::new(),
+        bodies: Arc::new(review_bodies()),
+        label: "Allow/Deny reviews (nothing pinned; --features bench-support pins)".into(),
+        pins: false,
+    }
+}
+
+/// A fake registry + Notary with a signed `v1`, a Verify policy for it, and a Pod using the
+/// tag in an initContainer and a container.
+#[cfg(feature = "bench-support")]
+async fn pin_case() -> PinCase {
+    use sha2::{Digest as _, Sha256};
+    use trustgate::notary::testing::Repo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let gun = format!("127.0.0.1:{port}/shop/app");
+    let digest: [u8; 32] = Sha256::digest(b"manifest").into();
+    let mut repo = Repo::new(&gun);
+    repo.add_target("targets", "v1", digest);
+    let root_id = repo.roles["root"].keys[0].id.clone();
+    let served = Arc::new(backend::Served {
+        files: repo.publish().files,
+        digest: format!("sha256:{}", hex::encode(digest)),
+        requests: std::sync::atomic::AtomicUsize::new(0),
+    });
+    tokio::spawn(backend::accept(listener, served));
+    let policies = format!(
+        r#"---
+apiVersion: trustgate.dev/v1alpha1
+kind: ClusterTrustPolicy
+metadata: {{name: signed}}
+spec:
+  images: ["127.0.0.1:{port}/shop/**"]
+  notary: {{url: "http://127.0.0.1:{port}"}}
+  registry: {{plainHTTP: true}}
+  trustRoots: [{{keyID: "{root_id}"}}]
+"#
+    );
+    let signed = format!("{gun}:v1");
+    let pod = fixture("pod.json")
+        .replace("denied.example.com/tools/setup:1.0", &signed)
+        .replace("allowed.example.com/shop/web:1.0", &signed);
+    PinCase {
+        policies,
+        bodies: Arc::new([pod.clone(), pod]),
+        label: "a Pod with one signed tag in 2 places (Verify, warm caches; /mutate pins both)"
+            .into(),
+        pins: true,
+    }
+}
+
+/// The load phases' reviews: an admitted Pod (2 images) and a denied Deployment (2 images).
+fn review_bodies() -> [String; 2] {
+    let allowed = fixture("pod.json").replace(
+        "denied.example.com/tools/setup:1.0",
+        "allowed.example.com/tools/setup:1.0",
+    );
+    [allowed, fixture("deployment.json")]
+}
+
+async fn start_server(
+    extra_policies: &str,
+) -> (trustgate::admission::RunningServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policies.yaml"), POLICIES).unwrap();
+    std::fs::write(
+        dir.path().join("policies.yaml"),
+        format!("{POLICIES}{extra_policies}"),
+    )
+    .unwrap();
     let metrics = Arc::new(Metrics::new());
     let engine = Engine::new(
         EngineConfig {
@@ -175,10 +267,11 @@ fn main() {
     };
     let (server_rt, client_rt) = (runtime(SERVER_THREADS), runtime(CLIENT_THREADS));
     let rss_start = status_kib("VmRSS");
-    let (server, _dir) = server_rt.block_on(start_server());
+    let case = server_rt.block_on(pin_case());
+    let (server, _dir) = server_rt.block_on(start_server(&case.policies));
     std::thread::sleep(Duration::from_millis(200));
     let rss_idle = status_kib("VmRSS");
-    let answered = client_rt.block_on(run(&server, connections, duration, http2, rate));
+    let answered = client_rt.block_on(run(&server, connections, duration, http2, rate, &case));
     server_rt
         .block_on(server.shutdown(Duration::from_secs(5)))
         .unwrap();
@@ -197,15 +290,13 @@ async fn run(
     duration: Duration,
     http2: bool,
     rate: Option<f64>,
+    case: &PinCase,
 ) -> f64 {
     let url = format!("https://localhost:{}/validate", server.addr.port());
+    let mutate_url = format!("https://localhost:{}/mutate", server.addr.port());
     let ca = reqwest::Certificate::from_pem(server.ca_pem.clone().unwrap().as_bytes()).unwrap();
     // Two review shapes: an admitted Pod (2 images) and a denied Deployment (2 images).
-    let allowed = fixture("pod.json").replace(
-        "denied.example.com/tools/setup:1.0",
-        "allowed.example.com/tools/setup:1.0",
-    );
-    let bodies: Arc<[String; 2]> = Arc::new([allowed, fixture("deployment.json")]);
+    let bodies: Arc<[String; 2]> = Arc::new(review_bodies());
 
     let mut clients = Vec::with_capacity(connections);
     for _ in 0..connections {
@@ -231,11 +322,33 @@ async fn run(
         rsp.bytes().await.unwrap();
         clients.push(client);
     }
+    // Warm the caches for the comparison, and check what /mutate answers.
+    for body in case.bodies.iter() {
+        for target in [&url, &mutate_url] {
+            let rsp = clients[0]
+                .post(target.as_str())
+                .body(body.clone())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(rsp.status(), 200);
+            let answer: serde_json::Value = rsp.json().await.unwrap();
+            if *target == mutate_url {
+                assert_eq!(
+                    answer["response"].get("patch").is_some(),
+                    case.pins,
+                    "{answer:#}"
+                );
+            }
+        }
+    }
     let closed = phase(&clients, &url, &bodies, duration, None).await;
     let open = match rate {
         Some(r) => Some(phase(&clients, &url, &bodies, duration, Some(r)).await),
         None => None,
     };
+    let validate_warm = phase(&clients, &url, &case.bodies, duration, None).await;
+    let mutate_warm = phase(&clients, &mutate_url, &case.bodies, duration, None).await;
     let text = reqwest::get(format!("http://{}/metrics", server.admin_addr))
         .await
         .unwrap()
@@ -261,7 +374,18 @@ async fn run(
             rate.unwrap_or_default()
         ));
     }
-    let errors = closed.errors + open.as_ref().map_or(0, |p| p.errors);
+    println!("  /validate vs /mutate on {}:", case.label);
+    validate_warm.print("/validate, closed loop");
+    mutate_warm.print("/mutate, closed loop");
+    let per_sec = |p: &Phase| p.latencies.len() as f64 / p.elapsed.as_secs_f64();
+    println!(
+        "    /mutate throughput is {:.1}% of /validate's",
+        100.0 * per_sec(&mutate_warm) / per_sec(&validate_warm).max(1e-9)
+    );
+    let errors = closed.errors
+        + open.as_ref().map_or(0, |p| p.errors)
+        + validate_warm.errors
+        + mutate_warm.errors;
     assert_eq!(errors, 0, "requests failed");
     answered
 }

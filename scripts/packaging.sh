@@ -185,7 +185,7 @@ echo "rejected: unknown field webhooks[0].timeoutSecond ($(grep -c ^ERROR "$TMP/
 # ---------------------------------------------------------------------------------------------
 step "semantic checks of the rendered manifests"
 "$PY" - "$TMP/render" "$REL" "$NS" "${scenarios[@]}" <<'PY' || fail "semantic checks of the rendered manifests"
-import base64, os, re, subprocess, sys, tempfile, yaml
+import base64, json, os, re, subprocess, sys, tempfile, yaml
 
 render_dir, rel, ns, scenarios = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
 fullname = f"{rel}-trustgate"
@@ -295,6 +295,51 @@ for s in scenarios:
     check(rules == want_rules, s, f"rules {rules} != {want_rules}")
     annotations = vwc.get("metadata", {}).get("annotations") or {}
 
+    # --- mutating webhook (`/mutate`, pinning): the validating webhook's settings, path /mutate,
+    # reinvocationPolicy IfNeeded, Pods only unless mutation.pinTemplates. The configurations are
+    # read as rendered objects or as JSON in a ConfigMap (`validating.json`/`mutating.json`).
+    def webhook_configs(by, kind, key):
+        found = list(by.get(kind, []))
+        for cm in by.get("ConfigMap", []):
+            text = (cm.get("data") or {}).get(key)
+            if text:
+                found.append(json.loads(text))
+        return found
+    mut_values = values.get("mutation", {})
+    mwcs = webhook_configs(by, "MutatingWebhookConfiguration", "mutating.json")
+    vwcs = webhook_configs(by, "ValidatingWebhookConfiguration", "validating.json")
+    if mut_values.get("enabled", True):
+        if check(len(mwcs) == 1 and len(vwcs) == 1, s, f"{len(mwcs)} mutating, {len(vwcs)} validating configurations"):
+            mwc, v = mwcs[0], vwcs[0]
+            check(mwc["metadata"]["name"] == v["metadata"]["name"], s, "mutating configuration not named as the validating one")
+            check((mwc["metadata"].get("annotations") or {}) == (v["metadata"].get("annotations") or {}), s,
+                  "mutating configuration annotations differ (cert-manager CA injection)")
+            mw, vw = mwc["webhooks"], v["webhooks"]
+            if check(len(mw) == 1, s, "expected one mutating webhook"):
+                mw, vw = mw[0], vw[0]
+                check(mw.get("reinvocationPolicy") == "IfNeeded", s, "reinvocationPolicy != IfNeeded")
+                check(mw.get("sideEffects") == "NoneOnDryRun", s, "mutating sideEffects != NoneOnDryRun")
+                check(mw.get("clientConfig", {}).get("service", {}).get("path") == "/mutate", s, "mutating path != /mutate")
+                for field in ("admissionReviewVersions", "failurePolicy", "matchPolicy", "timeoutSeconds",
+                              "namespaceSelector", "objectSelector", "matchConditions"):
+                    check(mw.get(field) == vw.get(field), s, f"mutating {field} {mw.get(field)} != validating {vw.get(field)}")
+                mcc, vcc = dict(mw.get("clientConfig", {})), dict(vw.get("clientConfig", {}))
+                check(mcc.get("caBundle") == vcc.get("caBundle"), s, "mutating caBundle != validating caBundle")
+                check({**mcc["service"], "path": ""} == {**vcc["service"], "path": ""}, s, "mutating service != validating service")
+                mrules = {}
+                for r in mw.get("rules", []):
+                    check(r.get("operations") == ["CREATE", "UPDATE"] and r.get("scope") == "Namespaced", s,
+                          f"mutating rule {r}")
+                    for g in r["apiGroups"]:
+                        for ver in r["apiVersions"]:
+                            mrules.setdefault((g, ver), set()).update(r["resources"])
+                if mut_values.get("pinTemplates"):
+                    check(mrules == want_rules, s, f"pinTemplates: mutating rules {mrules} != {want_rules}")
+                else:
+                    check(mrules == {("", "v1"): {"pods", "pods/ephemeralcontainers"}}, s, f"mutating rules {mrules}")
+    else:
+        check(not mwcs, s, "MutatingWebhookConfiguration rendered with mutation.enabled=false")
+
     # --- deployment
     dep = one(by, "Deployment", s)
     spec = dep.get("spec", {})
@@ -320,6 +365,8 @@ for s in scenarios:
     check(b is not None and 0 < b < timeout, s, f"--budget {budget} not below timeoutSeconds {timeout}")
     if not wh_values.get("budget"):
         check(b == max(timeout - 2, 1), s, f"--budget {b} != timeoutSeconds - 2")
+    pin_templates = mut_values.get("enabled", True) and mut_values.get("pinTemplates", False)
+    check(("--pin-templates" in args) == bool(pin_templates), s, f"--pin-templates in args != {pin_templates}")
     want_extra = [f"{k['apiGroup']}/{k['kind']}={k['podSpecPath']}" for k in values.get("extraKinds", [])]
     check(arg(args, "--extra-kind") == want_extra, s, f"--extra-kind {arg(args, '--extra-kind')} != {want_extra}")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
@@ -974,25 +1021,27 @@ curl -fsS "http://127.0.0.1:$aport/metrics" | grep -q '^trustgate_' || smoke_fai
 curl -fsS "http://127.0.0.1:$aport/metrics" | grep -qE '^trustgate_serving_certificate_expiry_timestamp_seconds [1-9][0-9]{9}' \
     || smoke_fail "/metrics lacks the serving certificate's expiry"
 # The API server connects to <svc>.<ns>.svc and checks the certificate against the caBundle.
-post() { # FILE -> response
+post() { # FILE [PATH] -> response
     curl -fsS --cacert "$TMP/smoke/tls/ca.crt" --resolve "$REL-trustgate.$NS.svc:$wport:127.0.0.1" \
         -H 'Content-Type: application/json' --data-binary "@$TMP/smoke/$1" \
-        "https://$REL-trustgate.$NS.svc:$wport/validate"
+        "https://$REL-trustgate.$NS.svc:$wport${2:-/validate}"
 }
 post allow.json >"$TMP/smoke/allow.out" || smoke_fail "POST /validate over TLS with the chart's caBundle"
 post deny.json >"$TMP/smoke/deny.out" || smoke_fail "POST /validate (deny)"
 post rollout.json >"$TMP/smoke/rollout.out" || smoke_fail "POST /validate (extra kind)"
+post deny.json /mutate >"$TMP/smoke/deny-mutate.out" || smoke_fail "POST /mutate (deny)"
 kill "$smoke_pid" 2>/dev/null || true
 wait "$smoke_pid" 2>/dev/null || true
 "$PY" - "$TMP/smoke" <<'PY' || { tail -20 "$TMP/smoke/log" >&2; fail "smoke test: webhook answers"; }
 import json, sys
 d = sys.argv[1]
-for name, uid, allowed in (("allow", "allow-1", True), ("deny", "deny-1", False), ("rollout", "rollout-1", False)):
+for name, uid, allowed in (("allow", "allow-1", True), ("deny", "deny-1", False), ("rollout", "rollout-1", False),
+                           ("deny-mutate", "deny-1", False)):
     r = json.load(open(f"{d}/{name}.out"))["response"]
     assert r["uid"] == uid and r["allowed"] is allowed, f"{name}: {r}"
     print(f"{name}: allowed={r['allowed']} {r.get('status', {}).get('message', '')[:90]}")
 PY
-echo "smoke ok: flags accepted, TLS verified for $REL-trustgate.$NS.svc, probes, metrics, allow/deny, extra kind"
+echo "smoke ok: flags accepted, TLS verified for $REL-trustgate.$NS.svc, probes, metrics, allow/deny, extra kind, /mutate"
 fi
 
 printf '\npackaging checks passed in %ss\n' "$(( $(date +%s) - t0 ))"

@@ -16,6 +16,21 @@ pub struct Limits {
     /// Most image occurrences decided in one object (containers, initContainers,
     /// ephemeralContainers and image volumes together); more is a rejection, never a partial check.
     pub images_per_object: usize,
+    /// Rejected images listed in one denial message (then `and N more`).
+    pub denial_images_listed: usize,
+    /// Characters of one image's reason in a denial message.
+    pub denial_reason_chars: usize,
+    /// Characters of one API warning (the API server truncates longer ones).
+    pub warning_chars: usize,
+    /// Warnings in one admission response (then one line saying how many more).
+    pub warnings_per_response: usize,
+    /// Characters of one audit annotation value.
+    pub audit_annotation_chars: usize,
+    /// Images with their own `image-<i>` audit annotation (then `images-omitted`).
+    pub audit_annotated_images: usize,
+    /// Largest value `/mutate` writes to the `trustgate.dev/pinned-images` annotation (the API
+    /// server allows 256 KiB for all annotations together); further lines are summarised.
+    pub pinned_annotation_bytes: usize,
     /// Deepest JSON nesting accepted in any JSON input (reviews, Notary metadata, registry
     /// answers, policy files).
     pub json_depth: usize,
@@ -65,6 +80,13 @@ pub struct Limits {
 pub const LIMITS: Limits = Limits {
     review_bytes: 3 * 1024 * 1024,
     images_per_object: 512,
+    denial_images_listed: 10,
+    denial_reason_chars: 400,
+    warning_chars: 256,
+    warnings_per_response: 20,
+    audit_annotation_chars: 512,
+    audit_annotated_images: 32,
+    pinned_annotation_bytes: 32 * 1024,
     json_depth: 64,
     metric_label_values: 512,
     manifest_file_bytes: 32 * 1024 * 1024,

@@ -1696,3 +1696,48 @@ spec:
     );
     run.expect_code(2);
 }
+
+/// `check --pin`: a verified tag in its pinned form, `tag@<verified digest>` (JSON `pinned`, a
+/// text `PINNED` line), as `serve`'s `/mutate` writes it; a verified digest reference as written;
+/// an unsigned tag `null`. Without `--pin` there is no `pinned` field.
+#[test]
+fn check_pin_prints_the_pinned_reference() {
+    let Some(st) = common::stack() else { return };
+    let m = main_repo(&st);
+    let files = Files::new();
+    let p = files.policy("p.yaml", "shop", "signed", &m.spec());
+    let v1 = m.image(":v1");
+    let by_digest = m.image(&format!("@{}", m.a));
+    let unsigned = m.image(":v2");
+    let run = check_with(
+        &[&p],
+        "shop",
+        &["--pin"],
+        &[],
+        &[&v1, &by_digest, &unsigned],
+    );
+    run.expect_code(1);
+    let r = run.results();
+    assert_eq!(r[0]["pinned"], format!("{v1}@{}", m.a).as_str());
+    assert_eq!(r[1]["pinned"], by_digest.as_str());
+    assert_eq!(r[2]["pinned"], Value::Null);
+    assert!(check(&p, &[&v1]).one().get("pinned").is_none());
+
+    let text = trustgate(
+        &[
+            "check",
+            "--policy",
+            p.to_str().unwrap(),
+            "--namespace",
+            "shop",
+            "--pin",
+            &v1,
+        ],
+        &[],
+    );
+    text.expect_code(0);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", text.stdout);
+    assert!(lines[0].starts_with("ADMITTED "), "{}", text.stdout);
+    assert_eq!(lines[1], format!("PINNED   {v1}@{}", m.a));
+}

@@ -5,7 +5,8 @@
 //!   watches TrustPolicy/ClusterTrustPolicy objects, keeps invalid ones as rejecting entries,
 //!   writes their status, follows edits and deletions (this file); and the API server's own
 //!   admission call to `trustgate serve` in cluster mode (`cluster/admission.rs`, which also
-//!   needs the Notary + registry stack of `bash e2e/stack.sh up`).
+//!   needs the Notary + registry stack of `bash e2e/stack.sh up`), and its call to `/mutate`
+//!   whose pinned reference is stored (`cluster/mutate.rs`, the same two stacks).
 //! * Against kube's mock client (the tier has no core/v1 or events.k8s.io): Secrets and
 //!   ServiceAccounts as credentials (`cluster/credentials.rs`, and for both policies of a
 //!   `namespacedPolicies: Tighten` decision, `cluster/tighten.rs`) and Events
@@ -21,6 +22,8 @@ mod credentials;
 mod events;
 #[path = "cluster/mock.rs"]
 mod mock;
+#[path = "cluster/mutate.rs"]
+mod mutate;
 #[path = "cluster/tier.rs"]
 mod tier;
 #[path = "cluster/tighten.rs"]

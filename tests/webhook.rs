@@ -2,7 +2,8 @@
 //! 127.0.0.1:0): every pod-carrying kind from `tests/data/admission/*.json`, UPDATE and
 //! dry-run handling, warnings, audit annotations, malformed and oversized bodies, the admin
 //! endpoints and readiness. TLS reload, self-signed mode, budgets and graceful shutdown are in
-//! `webhook/tls.rs`; the real Notary + registry stack in `webhook/real_stack.rs`.
+//! `webhook/tls.rs`; the real Notary + registry stack in `webhook/real_stack.rs`; `/mutate`'s
+//! pinning in `webhook/mutate.rs`.
 //!
 //! Most tests need no Notary: their policies are `action: Allow` / `action: Deny`, or Verify
 //! in mode Warn against a closed port (so it fails and warns).
@@ -11,6 +12,8 @@
 mod common;
 #[path = "webhook/metrics.rs"]
 mod metrics;
+#[path = "webhook/mutate.rs"]
+mod mutate;
 #[path = "webhook/real_stack.rs"]
 mod real_stack;
 #[path = "webhook/support.rs"]

@@ -1,15 +1,20 @@
 //! Which objects carry a PodSpec, where, and the images in it. [`KindTable`] maps an object's
 //! (group, kind) to the dotted path of its PodSpec: Pods and every built-in pod-template kind,
 //! plus kinds added with `--extra-kind 'group/Kind=spec.template.spec'` ([`ExtraKind`]).
-//! [`images_in`] lists the images of a PodSpec's `containers`, `initContainers` and
-//! `ephemeralContainers`, each with its location (`spec.template.spec.initContainers[0] (name:
-//! setup)`). [`pull_identity`] reads the PodSpec's `imagePullSecrets` and service account, whose
-//! Secrets give registry credentials in cluster mode.
+//! [`images_in`] lists every image the kubelet would pull for a PodSpec: `containers`,
+//! `initContainers`, `ephemeralContainers` and image volumes (`volumes[].image.reference`), each
+//! with its location (`spec.template.spec.initContainers[0] (name: setup)`, `spec.volumes[2]
+//! (name: payload)`); [`image_sites`] adds the JSON pointer of each, for `/mutate`'s patches.
+//! At most `LIMITS.images_per_object` occurrences are decided; more refuses the object.
+//! [`pull_identity`] reads the PodSpec's `imagePullSecrets` and service account, whose Secrets
+//! give registry credentials in cluster mode.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde_json::Value;
+
+use crate::limits::LIMITS;
 
 /// An image used by a container, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +139,8 @@ impl KindTable {
     }
 }
 
-/// A PodSpec that is not shaped as the API defines it.
+/// A PodSpec that is not shaped as the API defines it, or one with more images than trustgate
+/// decides in one object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExtractError {
     /// A field on the path to the PodSpec, or the PodSpec itself, is not an object.
@@ -155,16 +161,83 @@ pub enum ExtractError {
         /// The container's path.
         path: String,
     },
+    /// `volumes` is not a list, or a volume is not an object.
+    #[error("{path} is not a list of volumes")]
+    NotAVolumeList {
+        /// The dotted path.
+        path: String,
+    },
+    /// An image volume whose `reference` is missing, empty or not a string: the kubelet's
+    /// pull cannot be decided, so the object is refused (fail closed).
+    #[error("{location} is an image volume without a reference")]
+    ImageVolumeWithoutReference {
+        /// Where: `spec.volumes[2] (name: payload)`.
+        location: String,
+    },
+    /// More image occurrences than `LIMITS.images_per_object`.
+    #[error(
+        "the object uses more than {limit} images (containers and image volumes; limit images_per_object)"
+    )]
+    TooManyImages {
+        /// The limit in force.
+        limit: usize,
+    },
 }
 
-/// The container lists of a PodSpec, in the order their images are reported.
+/// The container lists of a PodSpec, in the order their images are reported (image volumes,
+/// `volumes[].image.reference`, come after them).
 pub const CONTAINER_LISTS: [&str; 3] = ["initContainers", "containers", "ephemeralContainers"];
+
+/// One place in an object where the kubelet is told to pull an image: a container's `image`
+/// or an image volume's `image.reference`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSite {
+    /// The image as written.
+    pub image: String,
+    /// Where, for people: `spec.containers[0] (name: app)`, `spec.volumes[2] (name: payload)`.
+    pub location: String,
+    /// Where, as a JSON pointer from the object's root (RFC 6901): `/spec/containers/0/image`,
+    /// `/spec/volumes/2/image/reference`.
+    pub pointer: String,
+}
+
+/// `field` escaped as one JSON pointer segment.
+fn pointer_segment(field: &str) -> String {
+    field.replace('~', "~0").replace('/', "~1")
+}
+
+/// `at`, followed by ` (name: x)` when `item` has a string `name`.
+fn named(at: String, item: &serde_json::Map<String, Value>) -> String {
+    match item.get("name").and_then(Value::as_str) {
+        Some(name) => format!("{at} (name: {name})"),
+        None => at,
+    }
+}
 
 /// The images of the PodSpec at `path` in `object` (the object's fields other than
 /// `apiVersion`/`kind`/`metadata`, as `DynamicObject::data` holds them). `Ok(None)` when the
 /// path does not exist (e.g. an Argo Rollout using `workloadRef`); containers without an
-/// image (pod templates may leave it to a mutating webhook) are skipped.
+/// image (pod templates may leave it to a mutating webhook) are skipped; an image volume
+/// without a reference is an error (fail closed).
 pub fn images_in(object: &Value, path: &[String]) -> Result<Option<Vec<ImageUse>>, ExtractError> {
+    Ok(image_sites(object, path)?.map(|sites| {
+        sites
+            .into_iter()
+            .map(|s| ImageUse {
+                image: s.image,
+                location: s.location,
+            })
+            .collect()
+    }))
+}
+
+/// Every image the kubelet would pull for the PodSpec at `path` in `object`, with its
+/// location and JSON pointer: `initContainers`, `containers`, `ephemeralContainers`, then image
+/// volumes. More than `LIMITS.images_per_object` occurrences is an error, never a partial list.
+pub fn image_sites(
+    object: &Value,
+    path: &[String],
+) -> Result<Option<Vec<ImageSite>>, ExtractError> {
     let mut node = object;
     for (i, field) in path.iter().enumerate() {
         let Value::Object(map) = node else {
@@ -178,10 +251,22 @@ pub fn images_in(object: &Value, path: &[String]) -> Result<Option<Vec<ImageUse>
         }
     }
     let prefix = path.join(".");
+    let root: String = path
+        .iter()
+        .map(|f| format!("/{}", pointer_segment(f)))
+        .collect();
     let Value::Object(spec) = node else {
         return Err(ExtractError::NotAnObject { path: prefix });
     };
-    let mut uses = Vec::new();
+    let limit = LIMITS.images_per_object;
+    let mut sites = Vec::new();
+    let mut push = |site: ImageSite| {
+        if sites.len() >= limit {
+            return Err(ExtractError::TooManyImages { limit });
+        }
+        sites.push(site);
+        Ok(())
+    };
     for list in CONTAINER_LISTS {
         let containers = match spec.get(list) {
             None | Some(Value::Null) => continue,
@@ -203,17 +288,48 @@ pub fn images_in(object: &Value, path: &[String]) -> Result<Option<Vec<ImageUse>
                 Some(Value::String(s)) => s,
                 Some(_) => return Err(ExtractError::ImageNotString { path: at }),
             };
-            let location = match container.get("name").and_then(Value::as_str) {
-                Some(name) => format!("{at} (name: {name})"),
-                None => at,
-            };
-            uses.push(ImageUse {
+            push(ImageSite {
                 image: image.clone(),
-                location,
-            });
+                location: named(at, container),
+                pointer: format!("{root}/{list}/{i}/image"),
+            })?;
         }
     }
-    Ok(Some(uses))
+    let volumes: &[Value] = match spec.get("volumes") {
+        None | Some(Value::Null) => &[],
+        Some(Value::Array(items)) => items,
+        Some(_) => {
+            return Err(ExtractError::NotAVolumeList {
+                path: format!("{prefix}.volumes"),
+            });
+        }
+    };
+    for (i, volume) in volumes.iter().enumerate() {
+        let at = format!("{prefix}.volumes[{i}]");
+        let Value::Object(volume) = volume else {
+            return Err(ExtractError::NotAVolumeList { path: at });
+        };
+        let source = match volume.get("image") {
+            None | Some(Value::Null) => continue,
+            Some(Value::Object(source)) => source,
+            Some(_) => {
+                return Err(ExtractError::NotAnObject {
+                    path: format!("{at}.image"),
+                });
+            }
+        };
+        let location = named(at, volume);
+        let image = match source.get("reference") {
+            Some(Value::String(s)) if !s.is_empty() => s,
+            _ => return Err(ExtractError::ImageVolumeWithoutReference { location }),
+        };
+        push(ImageSite {
+            image: image.clone(),
+            location,
+            pointer: format!("{root}/volumes/{i}/image/reference"),
+        })?;
+    }
+    Ok(Some(sites))
 }
 
 /// Whose registry credentials a PodSpec uses: its `imagePullSecrets` names, in order, and its
@@ -376,5 +492,100 @@ mod tests {
             images_in(&obj, &path("spec")).unwrap_err().to_string(),
             "spec.containers[0].image is not a string"
         );
+    }
+
+    #[test]
+    fn image_volumes_are_images_with_locations_and_pointers() {
+        for (root, prefix) in [
+            ("spec", "spec"),
+            ("spec.template.spec", "spec.template.spec"),
+        ] {
+            let mut obj = json!({
+                "containers": [{"name": "app", "image": "app:1"}],
+                "volumes": [
+                    {"name": "cfg", "configMap": {"name": "c"}},
+                    {"name": "data", "emptyDir": {}},
+                    {"name": "payload", "image": {"reference": "evil.example.com/x:1", "pullPolicy": "Always"}}
+                ]
+            });
+            for field in root.split('.').rev() {
+                obj = json!({ field: obj });
+            }
+            let sites = image_sites(&obj, &path(root)).unwrap().unwrap();
+            let got: Vec<(&str, &str, &str)> = sites
+                .iter()
+                .map(|s| (s.image.as_str(), s.location.as_str(), s.pointer.as_str()))
+                .collect();
+            let slash = format!("/{}", prefix.replace('.', "/"));
+            assert_eq!(
+                got,
+                [
+                    (
+                        "app:1",
+                        format!("{prefix}.containers[0] (name: app)").as_str(),
+                        format!("{slash}/containers/0/image").as_str()
+                    ),
+                    (
+                        "evil.example.com/x:1",
+                        format!("{prefix}.volumes[2] (name: payload)").as_str(),
+                        format!("{slash}/volumes/2/image/reference").as_str()
+                    ),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn image_volume_without_reference_fails_closed() {
+        for source in [json!({}), json!({"reference": ""}), json!({"reference": 7})] {
+            let obj = json!({"spec": {"volumes": [{"name": "payload", "image": source}]}});
+            assert_eq!(
+                images_in(&obj, &path("spec")).unwrap_err().to_string(),
+                "spec.volumes[0] (name: payload) is an image volume without a reference"
+            );
+        }
+        let obj = json!({"spec": {"volumes": [{"name": "p", "image": "x:1"}]}});
+        assert!(matches!(
+            images_in(&obj, &path("spec")),
+            Err(ExtractError::NotAnObject { .. })
+        ));
+        let obj = json!({"spec": {"volumes": {"a": 1}}});
+        assert!(matches!(
+            images_in(&obj, &path("spec")),
+            Err(ExtractError::NotAVolumeList { .. })
+        ));
+    }
+
+    #[test]
+    fn one_image_past_the_limit_is_refused() {
+        let limit = LIMITS.images_per_object;
+        let containers: Vec<Value> = (0..limit - 1)
+            .map(|i| json!({"name": format!("c{i}"), "image": "app:1"}))
+            .collect();
+        let at_limit = json!({"spec": {
+            "containers": containers,
+            "volumes": [{"name": "v", "image": {"reference": "data:1"}}]
+        }});
+        assert_eq!(
+            images_in(&at_limit, &path("spec")).unwrap().unwrap().len(),
+            limit
+        );
+        let mut over = at_limit.clone();
+        over["spec"]["volumes"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "w", "image": {"reference": "data:2"}}));
+        let err = images_in(&over, &path("spec")).unwrap_err();
+        assert_eq!(err, ExtractError::TooManyImages { limit });
+        assert!(err.to_string().contains("images_per_object"), "{err}");
+    }
+
+    #[test]
+    fn pointer_segments_are_escaped() {
+        let obj = json!({"a/b": {"c~d": {"containers": [{"image": "x:1"}]}}});
+        let sites = image_sites(&obj, &["a/b".to_string(), "c~d".to_string()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(sites[0].pointer, "/a~1b/c~0d/containers/0/image");
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   server (axum + rustls)  ──►  review::Webhook  ──►  decision::Engine (policies from a PolicySource)
-//!     POST /validate               │  extract: PodSpec images + locations (KindTable)
+//!     POST /validate, /mutate      │  extract: PodSpec images + locations (KindTable)
 //!     admin: /healthz /readyz      │  response: allowed / 403 + message, warnings, auditAnnotations
 //!            /metrics              └► audit: log line per image, metrics, EventSink
 //! ```
@@ -11,11 +11,13 @@
 //! * [`credentials`]: per-request registry and Notary credentials ([`RequestCredentials`]).
 //! * [`review`]: the decision flow for one request ([`Webhook`]), independent of HTTP.
 //! * [`response`]: decisions to an `AdmissionResponse`.
+//! * [`mutate`]: `/mutate`'s pinning of verified tags to `tag@digest` (a JSONPatch).
 //! * [`server`]: the listeners, TLS and graceful shutdown ([`start`]).
 //! * [`wire`]: AdmissionReview bodies to kube's `AdmissionRequest` in one pass.
 
 pub mod credentials;
 pub mod extract;
+pub mod mutate;
 pub mod response;
 pub mod review;
 pub mod server;

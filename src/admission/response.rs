@@ -1,13 +1,15 @@
 //! From decisions to the `AdmissionResponse` the API server reads:
 //!
 //! * allowed, or denied with HTTP code 403 and a message listing every rejected image with its
-//!   one-line reason and where it is used (at most [`MAX_LISTED`] images, then "and N more";
-//!   each reason at most [`MAX_REASON`] characters);
+//!   one-line reason and where it is used (at most `LIMITS.denial_images_listed` images, then
+//!   "and N more"; each reason at most `LIMITS.denial_reason_chars` characters);
 //! * one `warnings` entry per image a `mode: Warn` policy admitted although it failed
-//!   (at most [`MAX_WARNING`] characters each, as the API server truncates longer ones);
+//!   (at most `LIMITS.warning_chars` characters each, as the API server truncates longer ones;
+//!   at most `LIMITS.warnings_per_response`);
 //! * `auditAnnotations` on every response: `summary`, and `image-<i>` =
 //!   `VERDICT reference@digest policy=<policy> <reason>` per image (at most
-//!   [`MAX_ANNOTATION`] characters, at most [`MAX_ANNOTATED`] images, then `images-omitted`).
+//!   `LIMITS.audit_annotation_chars` characters, at most `LIMITS.audit_annotated_images`
+//!   images, then `images-omitted`).
 
 use std::collections::HashMap;
 
@@ -16,19 +18,14 @@ use kube::core::admission::AdmissionResponse;
 
 use crate::audit::log::policy_label;
 use crate::decision::Decision;
+use crate::limits::LIMITS;
 
-/// Rejected images listed in a denial message.
-pub const MAX_LISTED: usize = 10;
-/// Characters of one reason in a denial message.
-pub const MAX_REASON: usize = 400;
-/// Characters of one warning.
-pub const MAX_WARNING: usize = 256;
-/// Warnings per response.
-pub const MAX_WARNINGS: usize = 20;
-/// Characters of one audit annotation value.
-pub const MAX_ANNOTATION: usize = 512;
-/// Images with their own audit annotation.
-pub const MAX_ANNOTATED: usize = 32;
+const MAX_LISTED: usize = LIMITS.denial_images_listed;
+const MAX_REASON: usize = LIMITS.denial_reason_chars;
+const MAX_WARNING: usize = LIMITS.warning_chars;
+const MAX_WARNINGS: usize = LIMITS.warnings_per_response;
+const MAX_ANNOTATION: usize = LIMITS.audit_annotation_chars;
+const MAX_ANNOTATED: usize = LIMITS.audit_annotated_images;
 
 /// The decision for one distinct image of a review, and every place the image is used.
 #[derive(Debug, Clone, Copy)]
@@ -350,5 +347,52 @@ mod tests {
             c.where_used(),
             "spec.containers[0] (name: app) and 1 more place"
         );
+    }
+
+    #[test]
+    fn every_response_bound_stops_one_past_its_limit() {
+        // Warnings: one past the count gives the count plus one summary line.
+        let owned: Vec<_> = (0..=MAX_WARNINGS)
+            .map(|i| decision(&format!("warn:{i}"), true, false, Mode::Warn))
+            .collect();
+        let w = warnings(&view(&owned));
+        assert_eq!(w.len(), MAX_WARNINGS + 1);
+        assert!(
+            w[MAX_WARNINGS].contains("and 1 more"),
+            "{}",
+            w[MAX_WARNINGS]
+        );
+        // Annotated images: one past the count is omitted and counted.
+        let owned: Vec<_> = (0..=MAX_ANNOTATED)
+            .map(|i| decision(&format!("ok:{i}"), true, true, Mode::Enforce))
+            .collect();
+        let a = audit_annotations(&view(&owned));
+        assert!(a.contains_key(&format!("image-{}", MAX_ANNOTATED - 1)));
+        assert!(!a.contains_key(&format!("image-{MAX_ANNOTATED}")));
+        assert_eq!(a["images-omitted"], "1");
+        // Lengths: one character past each is cut to it.
+        let (mut long, _) = decision("long:1", false, false, Mode::Enforce);
+        long.reason = "r".repeat(MAX_ANNOTATION + 1);
+        assert_eq!(annotation(&long).chars().count(), MAX_ANNOTATION);
+        long.reason = "r".repeat(MAX_REASON + 1);
+        let locations = vec!["spec.containers[0]".to_string()];
+        let msg = denial_message(&[Checked {
+            decision: &long,
+            locations: &locations,
+        }])
+        .unwrap();
+        assert!(
+            msg.contains(&format!("{}… (in", "r".repeat(MAX_REASON - 1))),
+            "{msg}"
+        );
+        assert!(!msg.contains(&"r".repeat(MAX_REASON)));
+        long.mode = Mode::Warn;
+        long.allowed = true;
+        long.reason = "r".repeat(MAX_WARNING + 1);
+        let w = warnings(&[Checked {
+            decision: &long,
+            locations: &locations,
+        }]);
+        assert_eq!(w[0].chars().count(), MAX_WARNING);
     }
 }

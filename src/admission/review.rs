@@ -14,6 +14,10 @@
 //! 4. Every decision gets an audit log line and a metric sample; the decisions go to the
 //!    [`EventSink`] (with `dry_run` set for dry runs, which must produce no Events); the response
 //!    is built by [`response::respond`](super::response::respond).
+//! 5. `/mutate` ([`Webhook::mutate`]) runs the same flow; its reasons name the pinned reference
+//!    and an admitted response gets the pinning patch ([`super::mutate`]). Pod templates are
+//!    pinned only with `with_pin_templates(true)`; otherwise `/mutate` admits them unchecked and
+//!    leaves them to `/validate`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,6 +37,7 @@ use crate::policy::{Action, Mode};
 
 use super::credentials::{CredentialRequest, FixedCredentials, RequestCredentials};
 use super::extract::{ImageUse, KindTable, images_in, pull_identity};
+use super::mutate;
 use super::response::{Checked, not_checked, refuse, respond};
 
 /// How far above the budget the whole review's decisions may run before they are abandoned.
@@ -50,6 +55,7 @@ pub struct Webhook {
     metrics: Arc<Metrics>,
     kinds: KindTable,
     budget: Duration,
+    pin_templates: bool,
 }
 
 impl std::fmt::Debug for Webhook {
@@ -77,6 +83,7 @@ impl Webhook {
             metrics,
             kinds: KindTable::builtin(),
             budget,
+            pin_templates: false,
         }
     }
 
@@ -114,6 +121,13 @@ impl Webhook {
         self
     }
 
+    /// Whether `/mutate` also pins pod templates (Deployments, ..., `--extra-kind`); default:
+    /// Pods only.
+    pub fn with_pin_templates(mut self, pin_templates: bool) -> Webhook {
+        self.pin_templates = pin_templates;
+        self
+    }
+
     /// The metrics (shared with the engine and the admin server).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
@@ -134,7 +148,18 @@ impl Webhook {
     pub async fn review(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
         let started = Instant::now();
         let ctx = context(req);
-        let (rsp, result) = self.answer(req, &ctx).await;
+        let (rsp, result) = self.answer(req, &ctx, false).await;
+        self.metrics
+            .admission_request(&ctx.kind, &ctx.operation, result, started.elapsed());
+        rsp
+    }
+
+    /// Answers one `/mutate` request: decided as [`review`](Self::review) decides it, and an
+    /// admitted object's verified tags are pinned to `tag@digest` ([`super::mutate`]).
+    pub async fn mutate(&self, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
+        let started = Instant::now();
+        let ctx = context(req);
+        let (rsp, result) = self.answer(req, &ctx, true).await;
         self.metrics
             .admission_request(&ctx.kind, &ctx.operation, result, started.elapsed());
         rsp
@@ -144,6 +169,7 @@ impl Webhook {
         &self,
         req: &AdmissionRequest<DynamicObject>,
         ctx: &ReviewContext,
+        pin: bool,
     ) -> (AdmissionResponse, &'static str) {
         let base = AdmissionResponse::from(req);
         let skip = |why: String| {
@@ -170,6 +196,12 @@ impl Webhook {
                 "admitted",
             );
         };
+        if pin && !mutate::pins_kind(ctx, self.pin_templates) {
+            return skip(format!(
+                "{} is a pod template: not pinned (serve --pin-templates); /validate decides it",
+                ctx.kind
+            ));
+        }
         let Some(object) = &req.object else {
             return (
                 refuse(
@@ -257,6 +289,11 @@ impl Webhook {
                 undecided
             }
         };
+        let decisions = if pin {
+            mutate::note_pins(decisions)
+        } else {
+            decisions
+        };
         let checked: Vec<Checked<'_>> = decisions
             .iter()
             .zip(&locations)
@@ -269,7 +306,10 @@ impl Webhook {
             decision_line(ctx, c.decision, &c.where_used(), latency);
         }
         self.events.record(ctx, &decisions);
-        let rsp = respond(base, &checked);
+        let mut rsp = respond(base, &checked);
+        if pin {
+            rsp = mutate::pin(rsp, object, path, &decisions, ctx, &self.metrics);
+        }
         let result = if !rsp.allowed {
             "rejected"
         } else if rsp.warnings.is_some() {

@@ -1,4 +1,4 @@
-//! The HTTP side: an HTTPS listener with `POST /validate` and a plain-HTTP admin listener with
+//! The HTTP side: an HTTPS listener with `POST /validate` (and `/mutate`) and a plain-HTTP admin listener with
 //! `/healthz`, `/readyz` and `/metrics`, both on axum-server and drained together by one
 //! [`ShutdownHandle`].
 //!
@@ -222,7 +222,7 @@ pub async fn start(
         .handle(Handle::with_control(control.clone()));
     let admin_task = tokio::spawn(admin_server.serve(admin.into_make_service()));
 
-    tracing::info!(%addr, %admin_addr, "webhook listening (HTTPS POST /validate; admin HTTP /healthz /readyz /metrics)");
+    tracing::info!(%addr, %admin_addr, "webhook listening (HTTPS POST /validate and /mutate; admin HTTP /healthz /readyz /metrics)");
     Ok(RunningServer {
         addr,
         admin_addr,
@@ -234,10 +234,11 @@ pub async fn start(
     })
 }
 
-/// The HTTPS router: `POST /validate`.
+/// The HTTPS router: `POST /validate` and `POST /mutate`.
 pub fn webhook_router(webhook: Arc<Webhook>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/validate", post(validate))
+        .route("/mutate", post(mutate))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(webhook)
@@ -279,6 +280,18 @@ async fn validate(
     State(webhook): State<Arc<Webhook>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    answer(webhook, body, false).await
+}
+
+/// `/mutate`: as `/validate`, plus the pinning patch ([`super::mutate`]).
+async fn mutate(
+    State(webhook): State<Arc<Webhook>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(webhook, body, true).await
+}
+
+async fn answer(webhook: Arc<Webhook>, body: Result<Bytes, BytesRejection>, pin: bool) -> Response {
     let started = Instant::now();
     let bad = |status: StatusCode, message: String| {
         webhook
@@ -295,8 +308,12 @@ async fn validate(
         Ok(request) => request,
         Err(e) => return bad(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let answer = webhook.review(&request).await.into_review();
-    match serde_json::to_vec(&answer) {
+    let encoded = if pin {
+        super::mutate::encode_review(webhook.mutate(&request).await.into_review())
+    } else {
+        serde_json::to_vec(&webhook.review(&request).await.into_review())
+    };
+    match encoded {
         Ok(bytes) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],

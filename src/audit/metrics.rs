@@ -268,6 +268,8 @@ pub struct Metrics {
     pub state: StateMetrics,
     labels: Labels,
     namespace_label: AtomicBool,
+    /// `trustgate_images_pinned_total`: image locations `/mutate` rewrote to `tag@digest`.
+    pub images_pinned: Counter,
 }
 
 impl Default for Metrics {
@@ -371,6 +373,12 @@ impl Metrics {
         );
         let state = StateMetrics::register(registry);
         root.register_collector(Box::new(ProcessCollector));
+        let images_pinned = Counter::default();
+        registry.register(
+            "images_pinned",
+            "Image locations rewritten by /mutate to the verified tag@digest",
+            images_pinned.clone(),
+        );
         Metrics {
             registry: root,
             admission_requests,
@@ -390,6 +398,7 @@ impl Metrics {
             state,
             labels: Labels::new(),
             namespace_label: AtomicBool::new(true),
+            images_pinned,
         }
     }
 

@@ -26,6 +26,8 @@ pub struct CheckArgs {
     pub files: Vec<PathBuf>,
     /// Further pod-template kinds for `-f` (as `serve --extra-kind`).
     pub extra_kinds: Vec<trustgate::admission::ExtraKind>,
+    /// Print each verified reference in its pinned form (`pinned`).
+    pub pin: bool,
 }
 
 pub async fn run(
@@ -63,10 +65,24 @@ pub async fn run(
         Output::Text => {
             for d in &decisions {
                 println!("{:<8} {}", d.verdict(), d.reason);
+                if args.pin
+                    && let Some(pinned) = pinned(d)
+                {
+                    println!("{:<8} {}", "PINNED", pinned);
+                }
             }
         }
         Output::Json => {
-            let results: Vec<_> = decisions.iter().map(result_json).collect();
+            let results: Vec<_> = decisions
+                .iter()
+                .map(|d| {
+                    let mut r = result_json(d);
+                    if args.pin {
+                        r["pinned"] = json!(pinned(d));
+                    }
+                    r
+                })
+                .collect();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&json!({ "results": results }))?
@@ -78,6 +94,16 @@ pub async fn run(
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// The reference `/mutate` would leave in a Pod for this image when it was verified: the tag
+/// pinned to the verified digest, or the reference as written when it already names a digest;
+/// `None` for images not verified by a Verify policy (Allow, default action, failures).
+fn pinned(d: &Decision) -> Option<String> {
+    d.pinned().or_else(|| {
+        let verified = d.allowed && d.verified && d.action == Action::Verify && d.policy.is_some();
+        (verified && d.image.contains('@')).then(|| d.image.clone())
     })
 }
 

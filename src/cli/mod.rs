@@ -127,6 +127,11 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+        /// Also print each verified reference in its pinned form, `name:tag@sha256:...` of the
+        /// verified digest, as `serve`'s `/mutate` writes it (text: a `PINNED` line; JSON:
+        /// `pinned`, null when not pinned).
+        #[arg(long)]
+        pin: bool,
         /// Image references.
         #[arg(required_unless_present = "files")]
         images: Vec<String>,
@@ -140,7 +145,8 @@ pub enum Command {
         #[arg(long = "extra-kind", value_name = "GROUP/KIND=PATH")]
         extra_kinds: Vec<trustgate::admission::ExtraKind>,
     },
-    /// Run the admission webhook: HTTPS `POST /validate` on --listen, `/healthz`, `/readyz`
+    /// Run the admission webhook: HTTPS `POST /validate` (and `POST /mutate`, which pins
+    /// verified tags to tag@digest) on --listen, `/healthz`, `/readyz`
     /// and `/metrics` on --admin-listen, policies from --policy-dir.
     Serve(Box<serve::ServeArgs>),
     /// Decide the images of the cluster's running Pods against its policies (or --policy-dir);
@@ -235,6 +241,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             registry,
             notary,
             output,
+            pin,
             images,
             files,
             extra_kinds,
@@ -242,6 +249,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             let args = check::CheckArgs {
                 files,
                 extra_kinds,
+                pin,
                 policies,
                 policy_dirs,
                 namespace,

@@ -31,7 +31,7 @@ use super::{DefaultAction, NotaryFlags, RegistryFlags, humantime_secs};
 /// `trustgate serve` flags.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
-    /// HTTPS address of the webhook (`POST /validate`).
+    /// HTTPS address of the webhook (`POST /validate` and `POST /mutate`).
     #[arg(long, default_value = "0.0.0.0:8443", env = "TRUSTGATE_LISTEN")]
     pub listen: SocketAddr,
     /// Plain-HTTP address of `/healthz`, `/readyz` and `/metrics`.
@@ -77,6 +77,11 @@ pub struct ServeArgs {
     /// `argoproj.io/Rollout=spec.template.spec`; repeatable.
     #[arg(long = "extra-kind", value_name = "GROUP/KIND=PATH")]
     pub extra_kinds: Vec<ExtraKind>,
+    /// `POST /mutate` also pins pod templates (Deployment, StatefulSet, ..., --extra-kind) to
+    /// verified digests; by default only Pods are pinned (GitOps tools would fight template
+    /// rewrites, and the Pods a template creates are pinned when they are created).
+    #[arg(long)]
+    pub pin_templates: bool,
     /// Time allowed for in-flight requests to finish after SIGTERM/SIGINT (seconds).
     #[arg(long, value_parser = humantime_secs, default_value = "20")]
     pub shutdown_timeout: Duration,
@@ -151,7 +156,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => cluster_webhook(&args, engine, creds, &metrics).await?,
     };
-    let webhook = webhook.with_kinds(kinds).with_budget(args.budget);
+    let webhook = webhook
+        .with_kinds(kinds)
+        .with_budget(args.budget)
+        .with_pin_templates(args.pin_templates);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => ServingCert::Files {
             cert: cert.clone(),
@@ -175,6 +183,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ca_out = %args.ca_out.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         extra_kinds = %args.extra_kinds.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         budget_ms = u64::try_from(args.budget.as_millis()).unwrap_or(u64::MAX),
+        pin_templates = args.pin_templates,
         "trustgate serve started"
     );
     let handle = server.shutdown_handle();

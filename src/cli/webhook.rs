@@ -42,6 +42,10 @@ pub enum WebhookCommand {
         /// How long to wait for readiness (seconds).
         #[arg(long, value_parser = super::humantime_secs, default_value = "300")]
         wait_timeout: Duration,
+        /// A MutatingWebhookConfiguration to delete after registering (the chart's, when
+        /// `mutation.enabled` was turned off); repeatable, absent ones are skipped.
+        #[arg(long = "remove-mutating", value_name = "NAME")]
+        remove_mutating: Vec<String>,
     },
     /// Delete webhook configurations by name; ones that do not exist are skipped.
     Unregister {
@@ -95,6 +99,7 @@ pub async fn run(cmd: WebhookCommand) -> anyhow::Result<ExitCode> {
             ca_file,
             wait_url,
             wait_timeout,
+            remove_mutating,
         } => {
             let docs = read_configurations(&files)?;
             let ca = read_ca(ca_file.as_deref())?;
@@ -106,6 +111,10 @@ pub async fn run(cmd: WebhookCommand) -> anyhow::Result<ExitCode> {
                 .context("cannot reach the Kubernetes API")?;
             for (path, doc) in docs {
                 register(&client, &path, doc, ca.as_deref()).await?;
+            }
+            let mapi: Api<MutatingWebhookConfiguration> = Api::all(client);
+            for name in &remove_mutating {
+                delete(&mapi, "mutatingwebhookconfiguration", name).await?;
             }
             Ok(ExitCode::SUCCESS)
         }

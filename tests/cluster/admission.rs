@@ -23,7 +23,7 @@ use crate::tier::{self, NS, eventually, put_stub_state, unique};
 const WEBHOOK: &str = "images.trustgate.dev";
 
 /// `trustgate serve` as a child process; killed on drop.
-struct Serve {
+pub struct Serve {
     child: Child,
     admin: String,
     log: PathBuf,
@@ -31,7 +31,12 @@ struct Serve {
 }
 
 impl Serve {
-    fn start(env: &HashMap<String, String>, listen: u16) -> Serve {
+    pub fn start(env: &HashMap<String, String>, listen: u16) -> Serve {
+        Serve::start_with(env, listen, &[])
+    }
+
+    /// [`Serve::start`] with further `serve` arguments.
+    pub fn start_with(env: &HashMap<String, String>, listen: u16, extra: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("serve.log");
         let admin = format!("127.0.0.1:{}", free_port());
@@ -51,6 +56,7 @@ impl Serve {
             ])
             .args(["--extra-kind", "example.com/Widget=spec.template.spec"])
             .args(["--namespace", "trustgate", "--budget", "8"])
+            .args(extra)
             .env("KUBECONFIG", &env["KUBECONFIG"])
             .env("HOME", dir.path())
             .env("RUST_LOG", "info")
@@ -68,7 +74,7 @@ impl Serve {
         }
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub fn get(&self, path: &str) -> (u16, String) {
         let out = Command::new("curl")
             .args(["-s", "--max-time", "5", "-w", "\n%{http_code}"])
             .arg(format!("http://{}{path}", self.admin))
@@ -79,7 +85,7 @@ impl Serve {
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
-    fn logs(&self) -> String {
+    pub fn logs(&self) -> String {
         let err = self.log.with_file_name("serve.err");
         format!(
             "{}{}",
@@ -100,12 +106,12 @@ impl Drop for Serve {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
 
-fn widget_resource() -> ApiResource {
+pub fn widget_resource() -> ApiResource {
     ApiResource {
         group: "example.com".into(),
         version: "v1".into(),
@@ -116,7 +122,7 @@ fn widget_resource() -> ApiResource {
 }
 
 /// A namespaced CRD whose objects carry a pod template at `spec.template.spec`.
-fn widget_crd() -> CustomResourceDefinition {
+pub fn widget_crd() -> CustomResourceDefinition {
     serde_json::from_value(json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -136,7 +142,7 @@ fn widget_crd() -> CustomResourceDefinition {
     .unwrap()
 }
 
-fn widget(name: &str, image: &str) -> DynamicObject {
+pub fn widget(name: &str, image: &str) -> DynamicObject {
     DynamicObject::new(name, &widget_resource()).data(json!({
         "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}
     }))
@@ -166,7 +172,7 @@ fn webhook_state(env: &HashMap<String, String>, port: u16) -> Value {
     }]})
 }
 
-fn denial(result: Result<DynamicObject, kube::Error>) -> (u16, String) {
+pub fn denial(result: Result<DynamicObject, kube::Error>) -> (u16, String) {
     match result {
         Err(kube::Error::Api(status)) => (status.code, status.message),
         other => panic!("expected the API server to refuse, got {other:?}"),
@@ -214,6 +220,7 @@ async fn the_api_server_calls_trustgate_serve_in_cluster_mode() {
         .await
         .unwrap();
 
+    let _webhooks = tier::STUB_WEBHOOKS.lock().await;
     let port = free_port();
     let mut serve = Serve::start(&t.env, port);
     eventually(30, "trustgate serve ready (policies synced)", || {

@@ -64,6 +64,10 @@ where
     }
 }
 
+/// Held by every test that changes the stub's webhook configurations (tests of one binary run
+/// in parallel, and the stub has one state).
+pub static STUB_WEBHOOKS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `GET $STUB_URL/stub/status`.
 pub fn stub_status(env: &HashMap<String, String>) -> Value {
     let out = std::process::Command::new("curl")
@@ -105,6 +109,54 @@ pub async fn put_stub_state(env: &HashMap<String, String>, state: &Value) {
             .as_u64()
             .unwrap_or(0);
         async move { (delivered >= rv).then_some(()) }
+    })
+    .await;
+}
+
+/// `PUT $STUB_URL/stub/state` with `state` (validating and/or mutating webhook
+/// configurations), then waits until the apiserver received every object of both kinds.
+pub async fn put_stub_webhooks(env: &HashMap<String, String>, state: &Value) {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--max-time", "5", "-X", "PUT"])
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
+        .arg(state.to_string())
+        .arg(format!("{}/stub/state", env["STUB_URL"]))
+        .output()
+        .expect("spawn curl");
+    assert!(
+        out.status.success(),
+        "PUT /stub/state: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let served = std::process::Command::new("curl")
+        .args(["-sf", "--max-time", "5"])
+        .arg(format!("{}/stub/state", env["STUB_URL"]))
+        .output()
+        .expect("spawn curl");
+    let served: Value = serde_json::from_slice(&served.stdout).expect("stub state JSON");
+    let resources = [
+        "validatingwebhookconfigurations",
+        "mutatingwebhookconfigurations",
+    ];
+    let wanted: Vec<(&str, u64)> = resources
+        .iter()
+        .map(|res| {
+            let newest = served[*res]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o["metadata"]["resourceVersion"].as_str()?.parse().ok())
+                .max()
+                .unwrap_or(0);
+            (*res, newest)
+        })
+        .collect();
+    eventually(10, "the stub to deliver the webhook configurations", || {
+        let status = stub_status(env);
+        let done = wanted
+            .iter()
+            .all(|(res, rv)| status["delivered"][*res].as_u64().unwrap_or(0) >= *rv);
+        async move { done.then_some(()) }
     })
     .await;
 }

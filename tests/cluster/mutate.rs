@@ -1,0 +1,170 @@
+//! The API server's own call to `/mutate`: `trustgate serve --pin-templates` in cluster mode,
+//! a MutatingWebhookConfiguration (and the ValidatingWebhookConfiguration after it) for the
+//! Widget test CRD of `cluster/admission.rs`, a TrustPolicy verifying against the real Notary +
+//! registry stack. The stored Widget carries the pinned `tag@digest` and the
+//! `trustgate.dev/pinned-images` annotation; an unsigned tag is refused by the mutating webhook
+//! with trustgate's message. Needs both `e2e/apiserver.sh up` and `e2e/stack.sh up`.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
+use serde_json::{Value, json};
+use trustgate::policy::TrustPolicy;
+
+use crate::admission::{Serve, denial, free_port, widget, widget_crd, widget_resource};
+use crate::common;
+use crate::tier::{self, NS, eventually, put_stub_webhooks, unique};
+
+const PIN: &str = "pin.trustgate.dev";
+const CHECK: &str = "check.trustgate.dev";
+
+/// The stub's state: `/mutate` then `/validate` for Widget CREATE/UPDATE on `port`, with the
+/// settings the chart renders.
+fn webhooks(env: &HashMap<String, String>, port: u16) -> Value {
+    let ca = std::fs::read(&env["APISERVER_CA"]).unwrap();
+    let hook = |name: &str, path: &str| {
+        json!({
+            "name": name,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "NoneOnDryRun",
+            "failurePolicy": "Fail",
+            "matchPolicy": "Equivalent",
+            "timeoutSeconds": 10,
+            "namespaceSelector": {},
+            "objectSelector": {},
+            "clientConfig": {
+                "url": format!("https://127.0.0.1:{port}{path}"),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(&ca),
+            },
+            "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"],
+                       "operations": ["CREATE", "UPDATE"], "resources": ["widgets"], "scope": "*"}]
+        })
+    };
+    let mut pin = hook(PIN, "/mutate");
+    pin["reinvocationPolicy"] = json!("IfNeeded");
+    json!({
+        "mutatingwebhookconfigurations": [{
+            "metadata": {"name": "trustgate-mutate-test"}, "webhooks": [pin]
+        }],
+        "validatingwebhookconfigurations": [{
+            "metadata": {"name": "trustgate-mutate-test"}, "webhooks": [hook(CHECK, "/validate")]
+        }]
+    })
+}
+
+#[tokio::test]
+async fn the_api_server_stores_the_pinned_reference() {
+    let Some(t) = tier::tier().await else { return };
+    let Some(st) = common::stack() else { return };
+    tier::apply_crd(&t.client, &widget_crd()).await;
+    let widgets: Api<DynamicObject> =
+        Api::namespaced_with(t.client.clone(), NS, &widget_resource());
+    eventually(10, "widgets served", || {
+        let w = widgets.clone();
+        async move { w.list(&Default::default()).await.ok().map(drop) }
+    })
+    .await;
+
+    let repo = common::unique_repo("cluster/pinned");
+    let gun = format!("{}/{repo}", st.registry_http);
+    let signed = common::push_http(&st, &format!("pinned-signed-{repo}"), &repo, "v1");
+    common::push_http(&st, &format!("pinned-unsigned-{repo}"), &repo, "v2");
+    let notary = st.notary_client(&st.notary_url);
+    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
+    let root_id = notary.root_key_id(&gun);
+
+    let policy = unique("pin-signed");
+    let policies: Api<DynamicObject> = Api::namespaced_with(
+        t.client.clone(),
+        NS,
+        &ApiResource::erase::<TrustPolicy>(&()),
+    );
+    let spec = json!({
+        "images": [gun],
+        "notary": {"url": st.notary_url, "caBundle": std::fs::read_to_string(&st.ca).unwrap()},
+        "registry": {"plainHTTP": true},
+        "trustRoots": [{"keyID": root_id}],
+    });
+    let object = DynamicObject::new(&policy, &ApiResource::erase::<TrustPolicy>(&()))
+        .data(json!({ "spec": spec }));
+    policies
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+
+    let _webhooks = tier::STUB_WEBHOOKS.lock().await;
+    let port = free_port();
+    let serve = Serve::start_with(&t.env, port, &["--pin-templates"]);
+    eventually(30, "trustgate serve ready (policies synced)", || {
+        let (code, _) = serve.get("/readyz");
+        async move { (code == 200).then_some(()) }
+    })
+    .await;
+    put_stub_webhooks(&t.env, &webhooks(&t.env, port)).await;
+
+    let pp = PostParams::default();
+    let v1 = format!("{gun}:v1");
+    let pinned = format!("{v1}@{}", signed.manifest_digest);
+    let name = unique("pinned");
+    let created = widgets.create(&pp, &widget(&name, &v1)).await;
+    let created = match created {
+        Ok(o) => o,
+        Err(e) => panic!("signed image refused: {e:?}\n{}", serve.logs()),
+    };
+    let stored = widgets.get(&name).await.unwrap();
+    for o in [&created, &stored] {
+        assert_eq!(
+            o.data["spec"]["template"]["spec"]["containers"][0]["image"],
+            pinned.as_str(),
+            "{o:#?}\n{}",
+            serve.logs()
+        );
+    }
+    let annotation = stored
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get("trustgate.dev/pinned-images"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        annotation,
+        format!("spec.template.spec.containers[0] (name: app): {v1} -> {pinned}")
+    );
+
+    // The unsigned tag never gets past the mutating webhook.
+    let unsigned = format!("{gun}:v2");
+    let (code, message) = denial(
+        widgets
+            .create(&pp, &widget(&unique("unsigned"), &unsigned))
+            .await,
+    );
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "admission webhook \"{PIN}\" denied the request: trustgate: 1 image of 1 rejected: {unsigned} rejected by policy {NS}/{policy}: "
+        )),
+        "{message}"
+    );
+
+    let (_, metrics) = serve.get("/metrics");
+    assert!(
+        metrics.contains("trustgate_images_pinned_total 1"),
+        "{metrics}"
+    );
+
+    put_stub_webhooks(
+        &t.env,
+        &json!({"validatingwebhookconfigurations": [], "mutatingwebhookconfigurations": []}),
+    )
+    .await;
+    widgets
+        .delete(&name, &DeleteParams::default())
+        .await
+        .unwrap();
+    policies
+        .delete(&policy, &DeleteParams::default())
+        .await
+        .unwrap();
+}
