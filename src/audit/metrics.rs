@@ -29,7 +29,6 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -372,13 +371,13 @@ impl Metrics {
             tls_reload_errors.clone(),
         );
         let state = StateMetrics::register(registry);
-        root.register_collector(Box::new(ProcessCollector));
         let images_pinned = Counter::default();
         registry.register(
             "images_pinned",
             "Image locations rewritten by /mutate to the verified tag@digest",
             images_pinned.clone(),
         );
+        root.register_collector(Box::new(ProcessCollector));
         Metrics {
             registry: root,
             admission_requests,

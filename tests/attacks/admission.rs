@@ -1,4 +1,3 @@
-<<<<<<< HEAD
 //! Attacks on admission (see tests/attacks.rs): forged reviews that grow memory through metric
 //! labels, registry host aliases that slip past host-specific policies, callers without the
 //! API server's client certificate, and reviews one past the size and depth limits.
@@ -206,8 +205,7 @@ async fn reviews_one_past_the_size_and_depth_limits_are_refused() {
     review["request"]["object"]["deep"] = ok;
     let (status, body) = server.post(serde_json::to_vec(&review).unwrap()).await;
     assert_eq!(status, 200, "{body}");
-=======
-//! Attacks on admission (see tests/attacks.rs).
+}
 
 // ---- image volumes (issue 9, H1) ----
 
@@ -376,5 +374,4 @@ async fn image_volume_with_unsigned_image_is_rejected() {
         .shutdown(std::time::Duration::from_secs(1))
         .await
         .unwrap();
->>>>>>> mutate
 }
