@@ -6,6 +6,7 @@
 pub(crate) mod builder;
 pub(crate) mod caching;
 mod fixtures;
+mod properties;
 mod scenarios;
 
 use std::sync::Arc;
