@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use proptest::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::builder::{MemSource, Repo};
 use super::*;
@@ -50,225 +50,37 @@ fn config(cost: u32) -> ProptestConfig {
 
 // ---- mutations ----------------------------------------------------------------------------
 
-/// A walk into a JSON tree: at each level, child `selector % len` (stops at a leaf).
-type Path = Vec<usize>;
+/// The mutations shared with the integration properties.
+#[path = "../../../tests/properties/mutate.rs"]
+mod mutate;
+use mutate::Mutation;
 
-/// One change to a metadata file.
-#[derive(Debug, Clone)]
-enum Mutation {
-    FlipByte { at: usize, mask: u8 },
-    InsertByte { at: usize, byte: u8 },
-    DeleteRange { at: usize, len: usize },
-    Truncate { at: usize },
-    /// `"key":value,` inserted right after `{"signed":{` (a duplicate key inside `signed`).
-    DuplicateKey { key: String, value: Value },
-    Replace { path: Path, with: Value },
-    Remove { path: Path },
-    Insert { path: Path, key: String, with: Value },
-    Swap { a: Path, b: Path },
-    Bump { path: Path, delta: i64 },
-    /// Re-serialised pretty-printed: `signed` unchanged.
-    Pretty,
-}
+/// Field names of Notary metadata (keys for inserted and duplicated members).
+const KEYS: &[&str] = &[
+    "signed",
+    "signatures",
+    "_type",
+    "version",
+    "expires",
+    "keys",
+    "roles",
+    "meta",
+    "targets",
+    "delegations",
+    "threshold",
+    "keyids",
+    "paths",
+    "name",
+    "hashes",
+    "length",
+    "sha256",
+    "keyid",
+    "method",
+    "sig",
+];
 
-fn leaf() -> impl Strategy<Value = Value> {
-    prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(|n| json!(n)),
-        (-3i64..4).prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
-        "[a-zA-Z0-9_/:.+=-]{0,12}".prop_map(Value::String),
-        Just(json!("Root")),
-        Just(json!("Targets")),
-        Just(json!("2001-01-01T00:00:00Z")),
-        Just(json!("2999-01-01T00:00:00Z")),
-        Just(json!("ecdsa")),
-        Just(json!("AAAA")),
-    ]
-}
-
-fn value() -> impl Strategy<Value = Value> {
-    leaf().prop_recursive(3, 16, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
-        ]
-    })
-}
-
-fn path() -> impl Strategy<Value = Path> {
-    prop::collection::vec(any::<usize>(), 0..7)
-}
-
-fn key() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[a-z_]{1,10}",
-        Just("signed".to_owned()),
-        Just("signatures".to_owned()),
-        Just("_type".to_owned()),
-        Just("version".to_owned()),
-        Just("expires".to_owned()),
-        Just("keys".to_owned()),
-        Just("roles".to_owned()),
-        Just("meta".to_owned()),
-        Just("targets".to_owned()),
-        Just("delegations".to_owned()),
-        Just("threshold".to_owned()),
-        Just("keyids".to_owned()),
-    ]
-}
-
-/// Byte-level mutations (mostly break the JSON) and, three times as often, JSON-level ones
-/// (keep it well-formed so that verification gets past parsing).
 fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        1 => (any::<usize>(), 1u8..).prop_map(|(at, mask)| Mutation::FlipByte { at, mask }),
-        1 => (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Mutation::InsertByte { at, byte }),
-        1 => (any::<usize>(), 1usize..64).prop_map(|(at, len)| Mutation::DeleteRange { at, len }),
-        1 => any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-        2 => (key(), value()).prop_map(|(key, value)| Mutation::DuplicateKey { key, value }),
-        3 => (path(), value()).prop_map(|(path, with)| Mutation::Replace { path, with }),
-        3 => path().prop_map(|path| Mutation::Remove { path }),
-        3 => (path(), key(), value()).prop_map(|(path, key, with)| Mutation::Insert { path, key, with }),
-        3 => (path(), path()).prop_map(|(a, b)| Mutation::Swap { a, b }),
-        3 => (path(), -2i64..3).prop_map(|(path, delta)| Mutation::Bump { path, delta }),
-        1 => Just(Mutation::Pretty),
-    ]
-}
-
-/// The node at the end of `path` (stopping early at leaves and empty containers).
-fn walk<'a>(node: &'a mut Value, path: &[usize]) -> &'a mut Value {
-    let Some((sel, rest)) = path.split_first() else {
-        return node;
-    };
-    let key = match &*node {
-        Value::Object(map) if !map.is_empty() => map.keys().nth(sel % map.len()).cloned(),
-        Value::Array(items) if !items.is_empty() => Some(String::new()),
-        _ => None,
-    };
-    match (key, node) {
-        (Some(k), Value::Object(map)) => walk(map.get_mut(&k).expect("key exists"), rest),
-        (Some(_), Value::Array(items)) => {
-            let n = items.len();
-            walk(&mut items[sel % n], rest)
-        }
-        (_, node) => node,
-    }
-}
-
-/// The path actually reached by `path` (so two paths can be compared after truncation).
-fn resolved(mut node: &Value, path: &[usize]) -> Vec<String> {
-    let mut out = Vec::new();
-    for sel in path {
-        match node {
-            Value::Object(map) if !map.is_empty() => {
-                let (k, v) = map.iter().nth(sel % map.len()).expect("in range");
-                out.push(k.clone());
-                node = v;
-            }
-            Value::Array(items) if !items.is_empty() => {
-                let i = sel % items.len();
-                out.push(i.to_string());
-                node = &items[i];
-            }
-            _ => break,
-        }
-    }
-    out
-}
-
-impl Mutation {
-    fn apply(&self, raw: &[u8]) -> Vec<u8> {
-        let mut out = raw.to_vec();
-        let at = |at: usize, len: usize| if len == 0 { 0 } else { at % len };
-        match self {
-            Mutation::FlipByte { at: i, mask } => {
-                if !out.is_empty() {
-                    let i = at(*i, out.len());
-                    out[i] ^= mask;
-                }
-            }
-            Mutation::InsertByte { at: i, byte } => {
-                let i = at(*i, out.len() + 1);
-                out.insert(i, *byte);
-            }
-            Mutation::DeleteRange { at: i, len } => {
-                let i = at(*i, out.len());
-                let end = (i + len).min(out.len());
-                out.drain(i..end);
-            }
-            Mutation::Truncate { at: i } => out.truncate(at(*i, out.len())),
-            Mutation::DuplicateKey { key, value } => {
-                let prefix = br#"{"signed":{"#;
-                if out.starts_with(prefix) {
-                    let mut ins = serde_json::to_vec(key).unwrap_or_default();
-                    ins.push(b':');
-                    ins.extend(serde_json::to_vec(value).unwrap_or_default());
-                    ins.push(b',');
-                    out.splice(prefix.len()..prefix.len(), ins);
-                }
-            }
-            Mutation::Pretty => {
-                if let Ok(v) = serde_json::from_slice::<Value>(raw) {
-                    out = serde_json::to_vec_pretty(&v).unwrap_or_default();
-                }
-            }
-            tree => {
-                let Ok(mut v) = serde_json::from_slice::<Value>(raw) else {
-                    return out;
-                };
-                match tree {
-                    Mutation::Replace { path, with } => *walk(&mut v, path) = with.clone(),
-                    Mutation::Remove { path } => {
-                        if let Some((last, parent)) = path.split_last() {
-                            match walk(&mut v, parent) {
-                                Value::Object(map) if !map.is_empty() => {
-                                    let k = map.keys().nth(last % map.len()).cloned();
-                                    if let Some(k) = k {
-                                        map.remove(&k);
-                                    }
-                                }
-                                Value::Array(items) if !items.is_empty() => {
-                                    let n = items.len();
-                                    items.remove(last % n);
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    Mutation::Insert { path, key, with } => match walk(&mut v, path) {
-                        Value::Object(map) => {
-                            map.insert(key.clone(), with.clone());
-                        }
-                        Value::Array(items) => items.push(with.clone()),
-                        other => *other = json!({ key.clone(): with.clone() }),
-                    },
-                    Mutation::Swap { a, b } => {
-                        let (ra, rb) = (resolved(&v, a), resolved(&v, b));
-                        // Only disjoint subtrees can be swapped.
-                        if !ra.starts_with(&rb) && !rb.starts_with(&ra) {
-                            let va = walk(&mut v, a).clone();
-                            let vb = std::mem::replace(walk(&mut v, b), va);
-                            *walk(&mut v, a) = vb;
-                        }
-                    }
-                    Mutation::Bump { path, delta } => {
-                        let node = walk(&mut v, path);
-                        if let Some(n) = node.as_i64() {
-                            *node = json!(n.wrapping_add(*delta));
-                        } else if let Some(n) = node.as_u64() {
-                            *node = json!(n.wrapping_add_signed(*delta));
-                        }
-                    }
-                    _ => unreachable!(),
-                }
-                out = serde_json::to_vec(&v).unwrap_or_default();
-            }
-        }
-        out
-    }
+    mutate::mutation(KEYS)
 }
 
 /// The canonical bytes of the file's `signed` object, `None` when there are none.
