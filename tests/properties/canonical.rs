@@ -160,13 +160,42 @@ proptest! {
         "-?[0-9]{1,30}(\\.[0-9]{0,20})?([eE][+-]?[0-9]{1,4})?",
         any::<String>(),
     ]) {
-        if let Ok(v) = serde_json::from_str::<Value>(&text) {
-            if let Ok(c) = to_canonical(&v) {
-                // Canonical bytes of a parsed value are stable under another round.
-                if let Ok(again) = serde_json::from_slice::<Value>(&c) {
-                    prop_assert_eq!(to_canonical(&again).expect("stable"), c);
-                }
-            }
+        let Ok(v) = serde_json::from_str::<Value>(&text) else {
+            return Ok(());
+        };
+        let Ok(c) = to_canonical(&v) else {
+            return Ok(());
+        };
+        // Canonical bytes of a parsed value are stable under another round.
+        if let Ok(again) = serde_json::from_slice::<Value>(&c) {
+            prop_assert_eq!(to_canonical(&again).expect("stable"), c.clone());
+        }
+        // A number is Go's int64(float64(text)): std's parse is correctly rounded, as Go's is.
+        if v.is_number() {
+            let f: f64 = text.trim().parse().expect("a JSON number is a float");
+            prop_assert_eq!(String::from_utf8(c).expect("utf8"), format!("{}", f as i64), "{}", text);
+        }
+    }
+
+    #[test]
+    fn numbers_are_go_float64_integers(
+        digits in "[1-9][0-9]{15,40}",
+        exponent in prop::option::of(-30i32..30),
+        negative in any::<bool>(),
+    ) {
+        let text = format!(
+            "{}{digits}{}",
+            if negative { "-" } else { "" },
+            exponent.map(|e| format!("e{e}")).unwrap_or_default()
+        );
+        let f: f64 = text.parse().expect("float");
+        let v: Value = serde_json::from_str(&text).expect("json number");
+        match to_canonical(&v) {
+            Ok(c) => prop_assert_eq!(String::from_utf8(c).expect("utf8"), format!("{}", f as i64), "{}", text),
+            Err(e) => prop_assert!(
+                f.fract() != 0.0 || f.abs() >= 9.223_372_036_854_776e18,
+                "{} refused: {}", text, e
+            ),
         }
     }
 
@@ -181,5 +210,26 @@ proptest! {
             // serde_json's recursion limit (128) refuses it with an error.
             Err(e) => prop_assert!(depth > 100 && e.to_string().contains("recursion")),
         }
+    }
+}
+
+/// Found by `odd_json_text_never_panics` and `numbers_are_go_float64_integers`: without
+/// serde_json's `float_roundtrip`, these parsed one float64 ulp away from Go's (correctly rounded)
+/// `ParseFloat`, so their canonical bytes differed from the ones Notary signs.
+#[test]
+fn integral_numbers_in_decimal_or_exponent_form_round_like_go() {
+    for (text, go) in [
+        ("5000000001270336.000", "5000000001270336"),
+        (
+            "1845000000023943297000000000000000000e-20",
+            "18450000000239432",
+        ),
+    ] {
+        let v: Value = serde_json::from_str(text).expect("number");
+        assert_eq!(
+            to_canonical(&v).expect("canonical"),
+            go.as_bytes(),
+            "{text}"
+        );
     }
 }
