@@ -374,6 +374,23 @@ proptest! {
     }
 
     #[test]
+    fn deeply_nested_reviews_answer_200_or_400(
+        raw in fixture(),
+        depth in 1usize..400,
+        at in mutate::path(),
+        objects in any::<bool>(),
+    ) {
+        let mut review: Value = serde_json::from_slice(raw).expect("fixture");
+        let mut nested = json!("x");
+        for _ in 0..depth {
+            nested = if objects { json!({"a": nested}) } else { json!([nested]) };
+        }
+        *mutate::walk(&mut review, &at) = nested;
+        let body = serde_json::to_vec(&review).expect("json");
+        check_handler(body)?;
+    }
+
+    #[test]
     fn generated_pods_are_admitted_only_with_allowed_images((review, admitted) in generated_review()) {
         let body = serde_json::to_vec(&review).expect("json");
         let allowed = check_handler(body)?;
