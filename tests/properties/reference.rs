@@ -224,3 +224,21 @@ proptest! {
         }
     }
 }
+
+/// Found by `mutated_references_parse_or_are_rejected_clearly` (long run): the familiar form of a
+/// Docker Hub repository whose first component has a '.' dropped `docker.io/`, and so named a
+/// registry (`a.b/c` is registry `a.b`).
+#[test]
+fn familiar_form_keeps_docker_io_when_the_path_looks_like_a_registry() {
+    for (input, familiar) in [
+        ("docker.io/a.b/c:1", "docker.io/a.b/c:1"),
+        ("docker.io/a_a.aa_0a/x", "docker.io/a_a.aa_0a/x"),
+        ("docker.io/user/app:1", "user/app:1"),
+        ("docker.io/library/nginx", "nginx"),
+        ("index.docker.io/library/a.b", "a.b"),
+    ] {
+        let r = ImageRef::parse(input).expect("parses");
+        assert_eq!(r.familiar(), familiar, "{input}");
+        assert_eq!(ImageRef::parse(familiar).expect("familiar parses"), r);
+    }
+}
