@@ -455,14 +455,10 @@ impl ImageRef {
 
     /// docker's `FamiliarString`: `docker.io/` and a single-level `library/` are
     /// dropped (`nginx:1.2`, `user/app`, `localhost:5000/a:v1`); no tag defaulting.
-    /// Unlike docker, `docker.io/` is kept when the path's first component would read as a
-    /// registry without it (`docker.io/a.b/c`, not `a.b/c`), so the result always parses back
-    /// to the same reference.
     pub fn familiar(&self) -> String {
         let mut out = if self.domain == DEFAULT_DOMAIN {
             match self.path.strip_prefix(OFFICIAL_REPO_PREFIX) {
                 Some(name) if !name.contains('/') => name.to_owned(),
-                _ if split_docker_domain(&self.path).0 != DEFAULT_DOMAIN => self.repository(),
                 _ => self.path.clone(),
             }
         } else {
