@@ -388,10 +388,18 @@ fn typed<T: DeserializeOwned>(value: &Value, errors: &mut Vec<FieldError>) -> Op
         Ok(object) => Some(object),
         Err(e) => {
             let path = e.path().to_string();
-            errors.push(FieldError::new(
-                if path == "." { String::new() } else { path },
-                e.inner().to_string(),
-            ));
+            let path = if path == "." { String::new() } else { path };
+            let message = e.inner().to_string();
+            // serde reports a missing field at its parent ("" for a top-level one): name the
+            // field itself, as the other field errors do.
+            let missing = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.strip_suffix('`'));
+            match missing {
+                Some(field) if path.is_empty() => errors.push(FieldError::new(field, "required")),
+                Some(field) => errors.push(FieldError::new(format!("{path}.{field}"), "required")),
+                None => errors.push(FieldError::new(path, message)),
+            }
             None
         }
     }

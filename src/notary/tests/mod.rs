@@ -9,6 +9,7 @@ pub(crate) mod builder;
 pub(crate) mod caching;
 mod fixtures;
 mod limits;
+mod properties;
 mod scenarios;
 
 use std::sync::Arc;
