@@ -254,8 +254,8 @@ fn fixture03() -> Option<Vec<(&'static str, Vec<u8>)>> {
         .iter()
         .map(|role| {
             let path = crate::notary::fixtures_dir().join(format!("notary/notary0.3/{role}.json"));
-            let raw = std::fs::read(&path)
-                .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
+            let raw =
+                std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
             Some((*role, raw))
         })
         .collect()
