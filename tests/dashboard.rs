@@ -284,6 +284,19 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
             .unwrap();
         assert_eq!(rsp["response"]["allowed"], false, "{rsp:#}");
         rejected += 1;
+        // The signed image alone through `/mutate`: admitted and pinned (the pinning panel).
+        let signed = pod(&[&format!("{gun}:v1")]);
+        let rsp: Value = https
+            .post(url.replace("/validate", "/mutate"))
+            .json(&signed)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(rsp["response"]["allowed"], true, "{rsp:#}");
+        assert!(rsp["response"]["patch"].is_string(), "{rsp:#}");
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
     assert_eq!(rejected, 12);
