@@ -96,12 +96,36 @@ fn valid() -> impl Strategy<Value = Valid> {
             if let Some(d) = &digest {
                 text = format!("{text}@{d}");
             }
-            let (expected_domain, path) = match domain.as_deref() {
-                None | Some("docker.io" | "index.docker.io") if !remote.contains('/') => {
+            // The registry as the kubelet reaches it (a model of the parser's rule): host names
+            // with a `.` or `:` fold to lower case, the default HTTPS port goes, and Docker
+            // Hub's aliases are `docker.io`.
+            let registry = domain.as_deref().map(|d| {
+                if !d.contains(['.', ':']) {
+                    return d.to_owned();
+                }
+                let mut host = d.to_ascii_lowercase();
+                if let Some((h, port)) = host.rsplit_once(':')
+                    && !h.is_empty()
+                    && (!h.starts_with('[') || h.ends_with(']'))
+                    && !port.is_empty()
+                    && port.bytes().all(|b| b.is_ascii_digit())
+                    && port.trim_start_matches('0') == "443"
+                {
+                    host.truncate(h.len());
+                }
+                host
+            });
+            let hub = match registry.as_deref() {
+                None | Some("docker.io" | "index.docker.io" | "registry-1.docker.io") => true,
+                Some(_) => false,
+            };
+            let (expected_domain, path) = match registry {
+                _ if hub && !remote.contains('/') => {
                     (DEFAULT_DOMAIN.to_owned(), format!("library/{remote}"))
                 }
-                None | Some("docker.io" | "index.docker.io") => (DEFAULT_DOMAIN.to_owned(), remote),
-                Some(d) => (d.to_owned(), remote),
+                _ if hub => (DEFAULT_DOMAIN.to_owned(), remote),
+                Some(d) => (d, remote),
+                None => unreachable!("no domain is Docker Hub"),
             };
             Valid {
                 text,
