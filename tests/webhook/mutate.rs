@@ -173,7 +173,7 @@ async fn signed_tags_are_pinned_once_and_the_pinned_pod_validates() {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
     };
-    let hits = |m: &str| total(m, "trustgate_cache_requests_total{", r#"result="hit""#);
+    let hits = |m: &str| total(m, "trustgate_cache_requests_total{", r#"outcome="hit""#);
     let resolutions = |m: &str| total(m, "trustgate_registry_resolutions_total{", "");
     let fetches = |m: &str| total(m, "trustgate_notary_fetches_total{", "");
     let (_, _, before) = srv.admin("/metrics").await;
@@ -248,7 +248,7 @@ async fn a_tag_moved_after_admission_stays_pinned_to_the_verified_digest() {
     assert_eq!(
         sample(
             &metrics,
-            r#"trustgate_image_decisions_total{policy="shop/signed-only",result="rejected",reason="digest_mismatch"}"#
+            r#"trustgate_image_decisions_total{policy="shop/signed-only",policy_kind="TrustPolicy",namespace="shop",result="rejected",reason="digest_mismatch"}"#
         ),
         1.0,
         "{metrics}"
