@@ -10,7 +10,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     trustgate::tls::install_crypto_provider();
     let args = cli::Args::parse();
-    cli::init_logging(args.log_format);
+    // Held to the end of main: dropping it flushes the queued log lines.
+    let _log_guard = cli::init_logging(args.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

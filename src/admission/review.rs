@@ -28,7 +28,7 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 
 use crate::audit::context::ReviewContext;
 use crate::audit::events::{EventSink, LogEventSink};
-use crate::audit::log::decision_line;
+use crate::audit::log::{LogDecisions, decision_line};
 use crate::audit::metrics::Metrics;
 use crate::decision::{Anonymous, CredentialSource, Decision, Engine, ReasonClass};
 use crate::image::reference::ImageRef;
@@ -56,6 +56,7 @@ pub struct Webhook {
     kinds: KindTable,
     budget: Duration,
     pin_templates: bool,
+    log_decisions: LogDecisions,
 }
 
 impl std::fmt::Debug for Webhook {
@@ -84,7 +85,14 @@ impl Webhook {
             kinds: KindTable::builtin(),
             budget,
             pin_templates: false,
+            log_decisions: LogDecisions::All,
         }
+    }
+
+    /// Which decisions get an audit log line (default: all).
+    pub fn with_log_decisions(mut self, log_decisions: LogDecisions) -> Webhook {
+        self.log_decisions = log_decisions;
+        self
     }
 
     /// Registry and Notary credentials, the same for every request.
@@ -303,7 +311,9 @@ impl Webhook {
             })
             .collect();
         for c in &checked {
-            decision_line(ctx, c.decision, &c.where_used(), latency);
+            if self.log_decisions.wants(c.decision) {
+                decision_line(ctx, c.decision, &c.where_used(), latency);
+            }
         }
         self.events.record(ctx, &decisions);
         let mut rsp = respond(base, &checked);

@@ -23,6 +23,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum_server::accept::{TcpConfigAcceptor, TcpSocketConfig};
 use axum_server::{Control, Handle};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -187,6 +188,13 @@ fn local_addr(listener: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, Se
         .map_err(|error| ServerError::Bind { addr, error })
 }
 
+/// What every accepted connection (webhook and admin) goes through before TLS and HTTP:
+/// `TCP_NODELAY`, so a small response is not held back by Nagle's algorithm waiting for the
+/// peer's delayed ACK (the ~40 ms stalls on keep-alive and fresh connections).
+fn accepted_socket() -> TcpConfigAcceptor {
+    TcpConfigAcceptor::new(TcpSocketConfig::new().nodelay(true))
+}
+
 /// Sets up TLS, binds both listeners and starts serving on the current tokio runtime.
 pub async fn start(
     config: &ServerConfig,
@@ -210,6 +218,7 @@ pub async fn start(
             addr: config.listen,
             error,
         })?
+        .map(|tls| tls.acceptor(accepted_socket()))
         .handle(Handle::with_control(control.clone()));
     let webhook_task = tokio::spawn(server.serve(app.into_make_service()));
 
@@ -219,6 +228,7 @@ pub async fn start(
             addr: config.admin_listen,
             error,
         })?
+        .acceptor(accepted_socket())
         .handle(Handle::with_control(control.clone()));
     let admin_task = tokio::spawn(admin_server.serve(admin.into_make_service()));
 
@@ -345,4 +355,29 @@ async fn metrics(State(webhook): State<Arc<Webhook>>) -> Response {
         webhook.metrics().encode(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use axum_server::accept::Accept;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::accepted_socket;
+
+    /// The acceptor both listeners use turns Nagle off on the accepted socket (a fresh accepted
+    /// socket has it on, so this fails without the acceptor).
+    #[tokio::test]
+    async fn accepted_sockets_have_tcp_nodelay() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let _client = client.expect("connect");
+        let (stream, _) = accepted.expect("accept");
+        assert!(
+            !stream.nodelay().expect("nodelay"),
+            "the kernel default is Nagle on"
+        );
+        let (stream, ()) = accepted_socket().accept(stream, ()).await.expect("accept");
+        assert!(stream.nodelay().expect("nodelay"));
+    }
 }

@@ -211,17 +211,26 @@ fn humantime_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// Sets up `tracing` on stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging(format: LogFormat) {
+/// Sets up `tracing` on stderr, filtered by `RUST_LOG` (default `info`). Lines go through a
+/// background writer thread (`tracing-appender`'s non-blocking writer), so a request thread
+/// only formats its line and queues it. The queue is lossless: when it is full (128,000 lines
+/// behind a stalled stderr) the logging thread waits instead of dropping audit lines. Keep the
+/// returned guard alive until exit: dropping it flushes the queue.
+pub fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("trustgate-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    guard
 }
 
 /// Runs one subcommand and returns the process exit status.

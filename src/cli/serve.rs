@@ -94,6 +94,10 @@ pub struct ServeArgs {
     /// only rejections, Warn and Audit failures get one.
     #[arg(long)]
     pub events_for_admitted: bool,
+    /// Which image decisions get an audit log line (info level, target `trustgate::audit`):
+    /// `all` (default), `rejected` (only `allowed: false`) or `none`.
+    #[arg(long, value_enum, default_value_t = LogDecisionsArg::All, env = "TRUSTGATE_LOG_DECISIONS")]
+    pub log_decisions: LogDecisionsArg,
     /// Label image decisions in /metrics with the workload's namespace (`true`, the default;
     /// bounded: namespaces past the first few hundred count as `other`). Set it to `false` on
     /// clusters with very many namespaces.
@@ -115,6 +119,28 @@ pub struct ServeArgs {
     pub registry: RegistryFlags,
     #[command(flatten)]
     pub notary: NotaryFlags,
+}
+
+/// `--log-decisions`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogDecisionsArg {
+    /// A line for every image decision.
+    All,
+    /// Lines only for images not admitted.
+    Rejected,
+    /// No decision lines.
+    None,
+}
+
+impl From<LogDecisionsArg> for trustgate::audit::log::LogDecisions {
+    fn from(a: LogDecisionsArg) -> Self {
+        use trustgate::audit::log::LogDecisions;
+        match a {
+            LogDecisionsArg::All => LogDecisions::All,
+            LogDecisionsArg::Rejected => LogDecisions::Rejected,
+            LogDecisionsArg::None => LogDecisions::None,
+        }
+    }
 }
 
 /// Runs the webhook until SIGTERM or SIGINT.
@@ -159,7 +185,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let webhook = webhook
         .with_kinds(kinds)
         .with_budget(args.budget)
-        .with_pin_templates(args.pin_templates);
+        .with_pin_templates(args.pin_templates)
+        .with_log_decisions(args.log_decisions.into());
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => ServingCert::Files {
             cert: cert.clone(),

@@ -216,7 +216,9 @@ impl HttpSource {
             .user_agent(concat!("trustgate/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(cfg.timeout)
             .timeout(cfg.timeout)
-            .redirect(same_origin_redirects());
+            .redirect(same_origin_redirects())
+            // reqwest's default since 0.9; stated so a default change cannot bring Nagle stalls back.
+            .tcp_nodelay(true);
         if let Some(pem) = &cfg.ca_pem {
             let tls_err = |detail: String| FetchError::Tls {
                 server: server.clone(),

@@ -50,7 +50,9 @@ pub(super) fn build_client(
         .user_agent(concat!("trustgate/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(timeout)
         .timeout(timeout)
-        .redirect(same_origin_redirects());
+        .redirect(same_origin_redirects())
+        // reqwest's default since 0.9; stated so a default change cannot bring Nagle stalls back.
+        .tcp_nodelay(true);
     if !ca.is_empty() {
         builder = builder.tls_certs_merge(ca.to_vec());
     }
