@@ -297,17 +297,11 @@ for s in scenarios:
 
     # --- mutating webhook (`/mutate`, pinning): the validating webhook's settings, path /mutate,
     # reinvocationPolicy IfNeeded, Pods only unless mutation.pinTemplates. The configurations are
-    # read as rendered objects or as JSON in a ConfigMap (`validating.json`/`mutating.json`).
-    def webhook_configs(by, kind, key):
-        found = list(by.get(kind, []))
-        for cm in by.get("ConfigMap", []):
-            text = (cm.get("data") or {}).get(key)
-            if text:
-                found.append(json.loads(text))
-        return found
+    # read from the -webhooks ConfigMap (`validating.json`/`mutating.json`), which with_webhooks
+    # appended to the render as ordinary documents.
     mut_values = values.get("mutation", {})
-    mwcs = webhook_configs(by, "MutatingWebhookConfiguration", "mutating.json")
-    vwcs = webhook_configs(by, "ValidatingWebhookConfiguration", "validating.json")
+    mwcs = by.get("MutatingWebhookConfiguration", [])
+    vwcs = by.get("ValidatingWebhookConfiguration", [])
     if mut_values.get("enabled", True):
         if check(len(mwcs) == 1 and len(vwcs) == 1, s, f"{len(mwcs)} mutating, {len(vwcs)} validating configurations"):
             mwc, v = mwcs[0], vwcs[0]
@@ -500,6 +494,9 @@ for s in scenarios:
             vols_ = {v["name"]: v for v in jp.get("volumes", [])}
             check(vols_.get("webhooks", {}).get("configMap", {}).get("name") == f"{fullname}-webhooks", s, "register Job mounts the webhooks ConfigMap")
             check("ca" in vols_, s, "register Job has the CA volume")
+            want_removed = [] if values.get("mutation", {}).get("enabled", True) else [fullname]
+            check(arg(a, "--remove-mutating") == want_removed, s,
+                  f"register Job --remove-mutating {arg(a, '--remove-mutating')} (mutation turned off must remove it)")
     tests = [p_ for p_ in by.get("Pod", []) if hook(p_) == "test"]
     if check(len(tests) == 1, s, "one helm test Pod"):
         tc = tests[0]["spec"]["containers"][0]
