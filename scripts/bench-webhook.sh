@@ -68,43 +68,8 @@ TG=$BIN
 
 REPOSITORY=$REGISTRY_HTTP/bench/app-$(date +%s)-$$
 say "pushing and signing $REPOSITORY:v1 (and an unsigned :cold for the cold review)"
-python3 - "$WORK/layout" <<'PY'
-# Two one-layer OCI images (v1 and cold, different content) in one OCI layout.
-import hashlib, io, json, os, sys, tarfile
-out = sys.argv[1]; blobs = os.path.join(out, "blobs", "sha256"); os.makedirs(blobs)
-def put(data):
-    d = hashlib.sha256(data).hexdigest(); open(os.path.join(blobs, d), "wb").write(data); return d
-def js(o):
-    return json.dumps(o, sort_keys=True, separators=(",", ":")).encode()
-manifests = []
-for tag in ("v1", "cold"):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-        body = f"trustgate bench, image {tag}\n".encode()
-        info = tarfile.TarInfo("hello.txt"); info.size = len(body); info.mtime = 0
-        t.addfile(info, io.BytesIO(body))
-    layer = buf.getvalue(); ld = put(layer)
-    cfg = js({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": ["sha256:" + ld]}})
-    cd = put(cfg)
-    man = js({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-              "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": "sha256:" + cd, "size": len(cfg)},
-              "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": "sha256:" + ld, "size": len(layer)}]})
-    manifests.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + put(man),
-                      "size": len(man), "annotations": {"org.opencontainers.image.ref.name": tag}})
-json.dump({"imageLayoutVersion": "1.0.0"}, open(os.path.join(out, "oci-layout"), "w"))
-json.dump({"schemaVersion": 2, "manifests": manifests}, open(os.path.join(out, "index.json"), "w"))
-PY
-for tag in v1 cold; do
-    skopeo --policy "$SKOPEO_POLICY" copy --quiet --preserve-digests --dest-tls-verify=false --dest-no-creds \
-        "oci:$WORK/layout:$tag" "docker://$REPOSITORY:$tag"
-done
-DIGEST=$("$TG" resolve --plain-http --output json "$REPOSITORY:v1" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["results"][0]["digest"])')
-SIZE=$(skopeo inspect --raw --tls-verify=false "docker://$REPOSITORY:v1" | wc -c)
-export NOTARY_ROOT_PASSPHRASE NOTARY_TARGETS_PASSPHRASE NOTARY_SNAPSHOT_PASSPHRASE NOTARY_DELEGATION_PASSPHRASE
-N=(notary -s "$NOTARY_URL" --tlscacert "$CA" -d "$WORK/trust")
-"${N[@]}" init -p "$REPOSITORY" </dev/null >/dev/null
-"${N[@]}" addhash -p "$REPOSITORY" v1 "$SIZE" --sha256 "${DIGEST#sha256:}" </dev/null >/dev/null
+source "$REPO/e2e/signed_image.sh"
+push_and_sign "$TG" "$REPOSITORY" "$WORK" bench cold
 ROOT_KEY=$("$TG" inspect --notary-url "$NOTARY_URL" --ca "$CA" --output json "$REPOSITORY:v1" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["root"]["keys"][0]["keyID"])')
 mkdir -p "$WORK/policies"
