@@ -36,4 +36,5 @@ pub mod image;
 pub mod limits;
 pub mod notary;
 pub mod policy;
+pub mod signatures;
 pub mod tls;

@@ -74,6 +74,23 @@ pub struct Limits {
     /// Most last-trusted roots remembered (one per server and repository, LRU): a newer root of
     /// a remembered repository is reached only by rotation from it.
     pub remembered_roots: u64,
+
+    // ---- Notation and cosign signatures ----
+    /// Largest referrers list (an OCI index from the referrers API or the `sha256-<hex>` tag)
+    /// read for one digest.
+    pub referrers_index_bytes: u64,
+    /// Most entries of a referrers list (or layers of a legacy cosign `.sig` manifest) looked
+    /// at; a longer list is refused, never silently cut.
+    pub referrers_per_subject: usize,
+    /// Most signature artifacts of one format fetched and verified for one digest.
+    pub signatures_per_format: usize,
+    /// Largest signature artifact manifest read.
+    pub signature_manifest_bytes: u64,
+    /// Largest signature envelope read (a Notation JWS/COSE envelope with its certificate chain,
+    /// a cosign simple-signing payload or Sigstore bundle).
+    pub signature_envelope_bytes: u64,
+    /// Most certificates in one signature's chain (Notation `x5c`).
+    pub certificate_chain_len: usize,
 }
 
 /// The limits trustgate runs with.
@@ -107,4 +124,11 @@ pub const LIMITS: Limits = Limits {
     root_walk: 32,
     version_memory_entries: 100_000,
     remembered_roots: 4_096,
+
+    referrers_index_bytes: 1 << 20,
+    referrers_per_subject: 256,
+    signatures_per_format: 16,
+    signature_manifest_bytes: 64 * 1024,
+    signature_envelope_bytes: 256 * 1024,
+    certificate_chain_len: 8,
 };
