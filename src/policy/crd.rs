@@ -17,6 +17,10 @@ use kube::{CustomResource, CustomResourceExt, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::formats::{
+    CosignSpec, NotationSpec, Require, SignatureFormat, SignaturesSpec, UnsupportedSpec,
+};
+
 /// API group of both resources.
 pub const GROUP: &str = "trustgate.dev";
 /// API version of both resources.
@@ -128,17 +132,23 @@ impl fmt::Display for NamespacedPolicies {
         .reason(Reason::FieldValueForbidden)
 )]
 #[x_kube(validation = Rule::new(
-    "(has(self.action) && self.action != 'Verify') || (has(self.notary) && has(self.notary.url))"
-).message("notary.url is required when action is Verify").field_path(".notary").reason(Reason::FieldValueRequired))]
+    "(has(self.action) && self.action != 'Verify') || (has(self.signatures) && !('NotaryV1' in self.signatures.formats)) || (has(self.notary) && has(self.notary.url))"
+).message("notary.url is required when action is Verify and NotaryV1 is evaluated").field_path(".notary").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new(
-    "(has(self.action) && self.action != 'Verify') || (has(self.trustRoots) && size(self.trustRoots) > 0)"
-).message("at least one trust root is required when action is Verify").field_path(".trustRoots").reason(Reason::FieldValueRequired))]
+    "(has(self.action) && self.action != 'Verify') || (has(self.signatures) && !('NotaryV1' in self.signatures.formats)) || (has(self.trustRoots) && size(self.trustRoots) > 0)"
+).message("at least one trust root is required when action is Verify and NotaryV1 is evaluated").field_path(".trustRoots").reason(Reason::FieldValueRequired))]
 #[x_kube(validation = Rule::new(
     "!has(self.trustRootThreshold) || (self.trustRootThreshold >= 1 && has(self.trustRoots) && self.trustRootThreshold <= size(self.trustRoots))"
 ).message("trustRootThreshold must be between 1 and the number of trustRoots").field_path(".trustRootThreshold"))]
 #[x_kube(validation = Rule::new(
     "!has(self.signerThreshold) || (self.signerThreshold >= 1 && has(self.signers) && self.signerThreshold <= size(self.signers))"
 ).message("signerThreshold must be between 1 and the number of signers").field_path(".signerThreshold"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.signatures) || !('Notation' in self.signatures.formats) || has(self.notation)"
+).message("notation is required when signatures.formats lists Notation").field_path(".notation").reason(Reason::FieldValueRequired))]
+#[x_kube(validation = Rule::new(
+    "!has(self.signatures) || !('Cosign' in self.signatures.formats) || has(self.cosign)"
+).message("cosign is required when signatures.formats lists Cosign").field_path(".cosign").reason(Reason::FieldValueRequired))]
 #[schemars(description = "Which images the policy applies to and how they are admitted.")]
 #[serde(rename_all = "camelCase")]
 pub struct TrustPolicySpec {
@@ -195,6 +205,16 @@ pub struct TrustPolicySpec {
     /// requirements; the image must be admitted by both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespaced_policies: Option<NamespacedPolicies>,
+    /// Which signature formats are evaluated (NotaryV1, Notation, Cosign) and whether one
+    /// (AnyOf, default) or all (AllOf) must pass. Absent: Docker Content Trust alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignaturesSpec>,
+    /// How Notation signatures are trusted (required when formats lists Notation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notation: Option<NotationSpec>,
+    /// How cosign signatures are trusted (required when formats lists Cosign).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosign: Option<CosignSpec>,
 }
 
 impl TrustPolicySpec {

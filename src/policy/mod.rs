@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod crd;
+pub mod formats;
 pub mod load;
 pub mod matcher;
 pub mod pattern;

@@ -15,6 +15,7 @@ use crate::notary::keys::PinnedKey;
 use super::crd::{
     Action, MAX_IMAGES, MAX_REVOKED_KEYS, MAX_SIGNERS, MAX_TRUST_ROOTS, SecretRef, TrustPolicySpec,
 };
+use super::formats::SignatureFormat;
 use super::pattern::ImagePattern;
 
 /// One problem in a policy: which field, and what is wrong with it.
@@ -66,6 +67,7 @@ pub fn validate(spec: &TrustPolicySpec) -> Result<(), Vec<FieldError>> {
     check_trust_roots(spec, &mut errors);
     check_signers(spec, &mut errors);
     check_revoked_keys(spec, &mut errors);
+    super::formats::check_formats(spec, &mut errors);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -150,10 +152,12 @@ fn check_notary(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
     let notary = spec.notary.as_ref();
     let url = notary.and_then(|n| n.url.as_deref());
     match url {
-        None if spec.action == Action::Verify => errors.push(FieldError::new(
-            "spec.notary.url",
-            "required when action is Verify",
-        )),
+        None if spec.action == Action::Verify && spec.evaluates(SignatureFormat::NotaryV1) => {
+            errors.push(FieldError::new(
+                "spec.notary.url",
+                "required when action is Verify and NotaryV1 is evaluated",
+            ))
+        }
         None => {}
         Some(url) => {
             if let Err(message) = check_url(url) {
@@ -239,10 +243,13 @@ fn check_secret(path: &str, secret: &SecretRef, errors: &mut Vec<FieldError>) {
 
 fn check_trust_roots(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
     let roots = &spec.trust_roots;
-    if roots.is_empty() && spec.action == Action::Verify {
+    if roots.is_empty()
+        && spec.action == Action::Verify
+        && spec.evaluates(SignatureFormat::NotaryV1)
+    {
         errors.push(FieldError::new(
             "spec.trustRoots",
-            "at least one trust root is required when action is Verify",
+            "at least one trust root is required when action is Verify and NotaryV1 is evaluated",
         ));
     }
     if roots.len() > MAX_TRUST_ROOTS {

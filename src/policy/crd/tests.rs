@@ -146,6 +146,11 @@ fn schema_carries_the_cel_rules_and_bounds() {
             ".spec",
             ".spec",
             ".spec",
+            ".spec",
+            ".spec",
+            ".spec.cosign",
+            ".spec.cosign",
+            ".spec.cosign",
             ".spec.notary.url",
             ".spec.signers[].name",
             ".spec.trustRoots[]",
@@ -163,7 +168,9 @@ fn schema_carries_the_cel_rules_and_bounds() {
             .1
             .contains("self.signerThreshold <= size(self.signers)")
     );
-    assert_eq!(rules[6].1, "has(self.publicKey) != has(self.keyID)");
+    assert!(rules[4].1.contains("has(self.notation)"));
+    assert!(rules[5].1.contains("has(self.cosign)"));
+    assert_eq!(rules[11].1, "has(self.publicKey) != has(self.keyID)");
 
     let spec = &schema["properties"]["spec"];
     assert_eq!(spec["required"], json!(["images"]));
@@ -225,7 +232,7 @@ fn cel_rules_compile_within_scope_and_budget() {
     let compiled = compile_schema(&schema);
     let mut count = 0;
     walk(&compiled, &mut count);
-    assert_eq!(count, 8);
+    assert_eq!(count, 13);
     let root = &schema["x-kubernetes-validations"][0]["rule"];
     let warnings = analyze_rule(
         root.as_str().expect("root rule"),
@@ -246,6 +253,7 @@ fn cel_rules_compile_within_scope_and_budget() {
         let node = match at.as_str() {
             "" => spec,
             ".notary.url" => &spec.properties["notary"].properties["url"],
+            ".cosign" => &spec.properties["cosign"],
             ".signers[].name" => spec.properties["signers"]
                 .items
                 .as_ref()
@@ -415,6 +423,104 @@ fn cel_rejects_nonsense() {
     }
     let allow_without_roots = json!({"images": ["**"], "action": "Allow", "trustRootThreshold": 1});
     assert_eq!(cel_failures(allow_without_roots).len(), 1);
+}
+
+const CERT_PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+fn notation_spec() -> Value {
+    json!({"trustStore": [CERT_PEM], "trustedIdentities": ["*"]})
+}
+
+fn cosign_spec() -> Value {
+    json!({"publicKeys": [PUBLIC_KEY_PEM]})
+}
+
+#[test]
+fn cel_accepts_new_format_policies() {
+    // Only the new formats: no Notary server or trust roots needed.
+    let only_new = json!({
+        "images": ["**"],
+        "signatures": {"formats": ["Notation", "Cosign"], "require": "AllOf"},
+        "notation": notation_spec(),
+        "cosign": cosign_spec(),
+    });
+    assert_eq!(cel_failures(only_new), Vec::<String>::new());
+    let migrating = with(
+        with(
+            base_spec(),
+            "/signatures",
+            json!({"formats": ["NotaryV1", "Notation"]}),
+        ),
+        "/notation",
+        notation_spec(),
+    );
+    assert_eq!(cel_failures(migrating), Vec::<String>::new());
+    let two_keys = with(
+        base_spec(),
+        "/cosign",
+        json!({"publicKeys": [PUBLIC_KEY_PEM, PUBLIC_KEY_PEM], "threshold": 2}),
+    );
+    assert_eq!(cel_failures(two_keys), Vec::<String>::new());
+}
+
+#[test]
+fn cel_rejects_format_nonsense() {
+    let only = |formats: Value| json!({"images": ["**"], "signatures": {"formats": formats}});
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "Notation without its block",
+            only(json!(["Notation"])),
+            "notation is required",
+        ),
+        (
+            "Cosign without its block",
+            only(json!(["Cosign"])),
+            "cosign is required",
+        ),
+        (
+            "NotaryV1 listed without a server",
+            with(
+                only(json!(["Cosign", "NotaryV1"])),
+                "/cosign",
+                cosign_spec(),
+            ),
+            "notary.url is required",
+        ),
+        (
+            "cosign threshold above the keys",
+            with(
+                base_spec(),
+                "/cosign",
+                json!({"publicKeys": [PUBLIC_KEY_PEM], "threshold": 2}),
+            ),
+            "cosign.threshold must be",
+        ),
+        (
+            "keyless",
+            with(
+                base_spec(),
+                "/cosign",
+                json!({"publicKeys": [PUBLIC_KEY_PEM], "keyless": {"issuer": "https://x"}}),
+            ),
+            "keyless (Fulcio certificate) verification is not supported in v1alpha1",
+        ),
+        (
+            "rekor",
+            with(
+                base_spec(),
+                "/cosign",
+                json!({"publicKeys": [PUBLIC_KEY_PEM], "rekor": {"url": "https://rekor"}}),
+            ),
+            "(Rekor) verification is not supported in v1alpha1",
+        ),
+    ];
+    for (case, spec, expected) in cases {
+        let failures = cel_failures(spec);
+        assert!(
+            failures.iter().any(|f| f.contains(expected)),
+            "{case}: {failures:?}"
+        );
+    }
 }
 
 #[test]
