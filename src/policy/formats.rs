@@ -406,6 +406,22 @@ mod tests {
         }
     }
 
+    fn with_notation(f: impl FnOnce(&mut NotationSpec)) -> TrustPolicySpec {
+        let mut spec = only(&[SignatureFormat::Notation]);
+        if let Some(n) = spec.notation.as_mut() {
+            f(n);
+        }
+        spec
+    }
+
+    fn with_cosign(f: impl FnOnce(&mut CosignSpec)) -> TrustPolicySpec {
+        let mut spec = only(&[SignatureFormat::Cosign]);
+        if let Some(c) = spec.cosign.as_mut() {
+            f(c);
+        }
+        spec
+    }
+
     #[test]
     fn absent_signatures_means_notary_v1_alone() {
         let spec = verify_spec(&["**"]);
@@ -456,97 +472,47 @@ mod tests {
             ),
             (
                 "bad certificate",
-                {
-                    let mut s = only(&[Notation]);
-                    s.notation
-                        .as_mut()
-                        .map(|n| n.trust_store = vec![PUBLIC_KEY_PEM.into()]);
-                    s
-                },
+                with_notation(|n| n.trust_store = vec![PUBLIC_KEY_PEM.into()]),
                 "spec.notation.trustStore[0]",
             ),
             (
                 "empty store",
-                {
-                    let mut s = only(&[Notation]);
-                    s.notation.as_mut().map(|n| n.trust_store.clear());
-                    s
-                },
+                with_notation(|n| n.trust_store.clear()),
                 "spec.notation.trustStore: must hold",
             ),
             (
                 "identity syntax",
-                {
-                    let mut s = only(&[Notation]);
-                    s.notation
-                        .as_mut()
-                        .map(|n| n.trusted_identities = vec!["CN=release".into()]);
-                    s
-                },
+                with_notation(|n| n.trusted_identities = vec!["CN=release".into()]),
                 "spec.notation.trustedIdentities[0]: \"CN=release\" is neither",
             ),
             (
                 "star among others",
-                {
-                    let mut s = only(&[Notation]);
-                    s.notation
-                        .as_mut()
-                        .map(|n| n.trusted_identities.push("*".into()));
-                    s
-                },
+                with_notation(|n| n.trusted_identities.push("*".into())),
                 "spec.notation.trustedIdentities[1]: \"*\" must be the only",
             ),
             (
                 "attribute twice",
-                {
-                    let mut s = only(&[Notation]);
-                    s.notation
-                        .as_mut()
-                        .map(|n| n.trusted_identities = vec!["x509.subject: CN=a, CN=b".into()]);
-                    s
-                },
+                with_notation(|n| n.trusted_identities = vec!["x509.subject: CN=a, CN=b".into()]),
                 "attribute CN is listed twice",
             ),
             (
                 "bad key",
-                {
-                    let mut s = only(&[Cosign]);
-                    s.cosign
-                        .as_mut()
-                        .map(|c| c.public_keys = vec![CERT_PEM.into()]);
-                    s
-                },
+                with_cosign(|c| c.public_keys = vec![CERT_PEM.into()]),
                 "spec.cosign.publicKeys[0]: PEM block is \"CERTIFICATE\"",
             ),
             (
                 "threshold",
-                {
-                    let mut s = only(&[Cosign]);
-                    s.cosign.as_mut().map(|c| c.threshold = Some(2));
-                    s
-                },
+                with_cosign(|c| c.threshold = Some(2)),
                 "spec.cosign.threshold: must be between 1",
             ),
             (
                 "keyless",
-                {
-                    let mut s = only(&[Cosign]);
-                    s.cosign
-                        .as_mut()
-                        .map(|c| c.keyless = Some(UnsupportedSpec::default()));
-                    s
-                },
+                with_cosign(|c| c.keyless = Some(UnsupportedSpec::default())),
                 "spec.cosign.keyless: keyless (Fulcio certificate) verification is not supported in v1alpha1",
             ),
             (
                 "rekor",
-                {
-                    let mut s = only(&[Cosign]);
-                    s.cosign
-                        .as_mut()
-                        .map(|c| c.rekor = Some(UnsupportedSpec::default()));
-                    s
-                },
+                with_cosign(|c| c.rekor = Some(UnsupportedSpec::default())),
                 "spec.cosign.rekor: transparency-log (Rekor) verification is not supported",
             ),
         ];
