@@ -649,3 +649,6 @@ async fn legacy_cosign_in(
     }
     Ok(found)
 }
+
+#[cfg(test)]
+mod tests;
