@@ -21,19 +21,22 @@
 //! A manifest whose `subject` is another digest is not a signature of this one and is skipped;
 //! a size, count or digest violation fails the whole fetch (the format then fails closed).
 
+mod call;
+mod walk;
+
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use reqwest::Method;
 use serde::Deserialize;
-use sha2::{Digest as _, Sha256};
 
-use super::http::{Conversation, Failure, Fetched};
+use self::call::{Call, sha256};
+use self::walk::{attached_in, legacy_cosign_in, referrers_in};
+use super::http::Conversation;
 use super::{AuthKey, Ctx, RegistryError, RegistryOptions, Resolver};
 use crate::image::credentials::Credentials;
-use crate::image::reference::{Digest, ImageRef};
+use crate::image::reference::ImageRef;
 use crate::limits::LIMITS;
-use crate::signatures::cosign::{BUNDLE_MEDIA_TYPE_PREFIX, SIMPLE_SIGNING_MEDIA_TYPE};
+use crate::signatures::cosign::BUNDLE_MEDIA_TYPE_PREFIX;
 use crate::signatures::{Attached, Subject};
 
 /// Artifact type of a Notation signature manifest.
@@ -153,7 +156,7 @@ pub struct Descriptor {
 }
 
 #[derive(Deserialize)]
-struct Index {
+pub(super) struct Index {
     #[serde(default, rename = "mediaType")]
     media_type: Option<String>,
     manifests: Option<Vec<Descriptor>>,
@@ -161,7 +164,7 @@ struct Index {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Manifest {
+pub(super) struct Manifest {
     #[serde(default)]
     artifact_type: Option<String>,
     #[serde(default)]
@@ -170,131 +173,6 @@ struct Manifest {
     layers: Vec<Descriptor>,
     #[serde(default)]
     subject: Option<Descriptor>,
-}
-
-/// One operation's conversation and the context its errors are reported in.
-struct Call<'a> {
-    talk: Conversation<'a>,
-    ctx: Ctx<'a>,
-    repository: String,
-}
-
-impl Call<'_> {
-    fn too_large(&self, what: impl Into<String>, limit: u64) -> ArtifactError {
-        ArtifactError::TooLarge {
-            repository: self.repository.clone(),
-            what: what.into(),
-            limit,
-        }
-    }
-
-    fn invalid(&self, what: impl Into<String>, detail: impl Into<String>) -> ArtifactError {
-        ArtifactError::Invalid {
-            repository: self.repository.clone(),
-            what: what.into(),
-            detail: detail.into(),
-        }
-    }
-
-    /// `GET`/`HEAD` of `tail`; `Ok(None)` for a 404.
-    async fn get(
-        &mut self,
-        method: Method,
-        tail: &str,
-        limit: u64,
-        what: &str,
-    ) -> Result<Option<(Fetched, Vec<u8>)>, ArtifactError> {
-        match self.talk.fetch(method, tail, limit).await {
-            Ok(mut f) => match f.body.take() {
-                Some(body) => Ok(Some((f, body))),
-                None => Err(self.too_large(what, limit)),
-            },
-            Err(Failure::Status { status: 404, .. }) => Ok(None),
-            Err(e) => Err(ArtifactError::Registry(self.ctx.classify(e))),
-        }
-    }
-
-    /// A JSON document read up to `limit` whose sha256 must be `digest` (when given).
-    async fn json<T: for<'de> Deserialize<'de>>(
-        &mut self,
-        tail: &str,
-        limit: u64,
-        digest: Option<&str>,
-        what: &str,
-    ) -> Result<Option<(T, String)>, ArtifactError> {
-        let Some((_, body)) = self.get(Method::GET, tail, limit, what).await? else {
-            return Ok(None);
-        };
-        let actual = sha256(&body);
-        if let Some(expected) = digest
-            && expected != actual
-        {
-            return Err(ArtifactError::DigestMismatch {
-                repository: self.repository.clone(),
-                what: what.into(),
-                expected: expected.into(),
-                actual,
-            });
-        }
-        if !crate::admission::wire::json_depth_within(&body, LIMITS.json_depth) {
-            return Err(self.invalid(
-                what,
-                format!("JSON nested deeper than {} levels", LIMITS.json_depth),
-            ));
-        }
-        let parsed =
-            serde_json::from_slice(&body).map_err(|e| self.invalid(what, e.to_string()))?;
-        Ok(Some((parsed, actual)))
-    }
-
-    /// A blob by digest, up to `limit`, its digest checked.
-    async fn blob(
-        &mut self,
-        d: &Descriptor,
-        limit: u64,
-        what: &str,
-    ) -> Result<Vec<u8>, ArtifactError> {
-        let digest = checked_digest(&d.digest).ok_or_else(|| {
-            self.invalid(
-                what,
-                format!("descriptor digest {:?} is not sha256", d.digest),
-            )
-        })?;
-        if d.size > limit {
-            return Err(self.too_large(what, limit));
-        }
-        let Some((_, body)) = self
-            .get(Method::GET, &format!("blobs/{digest}"), limit, what)
-            .await?
-        else {
-            return Err(ArtifactError::NotFound {
-                repository: self.repository.clone(),
-                reference: digest,
-            });
-        };
-        let actual = sha256(&body);
-        if actual != digest {
-            return Err(ArtifactError::DigestMismatch {
-                repository: self.repository.clone(),
-                what: what.into(),
-                expected: digest,
-                actual,
-            });
-        }
-        Ok(body)
-    }
-}
-
-fn sha256(body: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(body)))
-}
-
-/// `d` if it is a well-formed `sha256:<hex>` digest (safe to put in a URL path).
-fn checked_digest(d: &str) -> Option<String> {
-    Digest::from_str(d)
-        .ok()
-        .filter(|p| p.algorithm().as_str() == "sha256")
-        .map(|p| p.to_string())
 }
 
 impl Resolver {
@@ -469,185 +347,6 @@ impl Resolver {
         })
         .await
     }
-}
-
-async fn referrers_in(call: &mut Call<'_>, digest: &str) -> Result<Vec<Descriptor>, ArtifactError> {
-    let digest = checked_digest(digest)
-        .ok_or_else(|| call.invalid("subject", format!("digest {digest:?} is not sha256")))?;
-    let limit = LIMITS.referrers_index_bytes;
-    let what = "referrers list";
-    let api = call
-        .json::<Index>(&format!("referrers/{digest}"), limit, None, what)
-        .await;
-    let listed = match api {
-        Ok(Some((index, _)))
-            if index.manifests.is_some()
-                && index.media_type.as_deref().is_none_or(|t| t == OCI_INDEX) =>
-        {
-            index.manifests
-        }
-        // No referrers API (404, or an answer that is not an index): the tag schema.
-        Ok(_) | Err(ArtifactError::Invalid { .. }) => {
-            let tag = digest.replace(':', "-");
-            call.json::<Index>(&format!("manifests/{tag}"), limit, None, what)
-                .await?
-                .and_then(|(index, _)| index.manifests)
-        }
-        Err(e) => return Err(e),
-    };
-    let listed = listed.unwrap_or_default();
-    if listed.len() > LIMITS.referrers_per_subject {
-        return Err(ArtifactError::TooMany {
-            repository: call.repository.clone(),
-            what: format!("referrers list of {digest}"),
-            count: listed.len(),
-            limit: LIMITS.referrers_per_subject,
-        });
-    }
-    Ok(listed)
-}
-
-/// Fetches the candidates of `format` among `listed` (the entry's type matches, or is absent
-/// or empty) and keeps those whose own manifest says they are of `format` and name `subject`.
-async fn attached_in(
-    call: &mut Call<'_>,
-    subject: &Subject,
-    format: SignatureFormat,
-    listed: &[Descriptor],
-) -> Result<Vec<Attached>, ArtifactError> {
-    let candidates: Vec<&Descriptor> = listed
-        .iter()
-        .filter(|d| match d.artifact_type.as_deref() {
-            None | Some("") | Some(EMPTY_ARTIFACT_TYPE) => true,
-            Some(t) => format.owns(t),
-        })
-        .collect();
-    if candidates.len() > LIMITS.signatures_per_format {
-        return Err(ArtifactError::TooMany {
-            repository: call.repository.clone(),
-            what: format!("{format:?} signature candidates of {}", subject.digest),
-            count: candidates.len(),
-            limit: LIMITS.signatures_per_format,
-        });
-    }
-    let mut found = Vec::new();
-    for d in candidates {
-        let Some(digest) = checked_digest(&d.digest) else {
-            continue;
-        };
-        let what = format!("signature manifest {digest}");
-        let limit = LIMITS.signature_manifest_bytes;
-        if d.size > limit {
-            return Err(call.too_large(what, limit));
-        }
-        let Some((manifest, _)) = call
-            .json::<Manifest>(&format!("manifests/{digest}"), limit, Some(&digest), &what)
-            .await?
-        else {
-            continue; // listed but gone (deleted since): nothing to verify
-        };
-        if manifest.subject.as_ref().map(|s| s.digest.as_str()) != Some(subject.digest.as_str()) {
-            continue;
-        }
-        let own = manifest
-            .artifact_type
-            .clone()
-            .filter(|t| !t.is_empty())
-            .or_else(|| manifest.config.as_ref().map(|c| c.media_type.clone()))
-            .unwrap_or_default();
-        if !format.owns(&own) {
-            continue;
-        }
-        let Some(layer) = manifest
-            .layers
-            .iter()
-            .find(|l| format.envelope(&l.media_type))
-        else {
-            return Err(call.invalid(what, "no signature envelope layer"));
-        };
-        let blob = call
-            .blob(
-                layer,
-                LIMITS.signature_envelope_bytes,
-                &format!("signature envelope of {digest}"),
-            )
-            .await?;
-        found.push(Attached {
-            manifest_digest: digest,
-            artifact_type: own,
-            media_type: layer.media_type.clone(),
-            annotations: layer.annotations.clone(),
-            blob,
-        });
-    }
-    Ok(found)
-}
-
-/// The legacy cosign `sha256-<hex>.sig` tag: one artifact per simple-signing layer.
-async fn legacy_cosign_in(
-    call: &mut Call<'_>,
-    digest: &str,
-) -> Result<Vec<Attached>, ArtifactError> {
-    let Some(digest) = checked_digest(digest) else {
-        return Err(call.invalid("subject", format!("digest {digest:?} is not sha256")));
-    };
-    let tag = format!("{}.sig", digest.replace(':', "-"));
-    let what = format!("cosign signature manifest {tag}");
-    let Some((manifest, manifest_digest)) = call
-        .json::<Manifest>(
-            &format!("manifests/{tag}"),
-            LIMITS.signature_manifest_bytes,
-            None,
-            &what,
-        )
-        .await?
-    else {
-        return Ok(Vec::new());
-    };
-    if manifest.layers.len() > LIMITS.referrers_per_subject {
-        return Err(ArtifactError::TooMany {
-            repository: call.repository.clone(),
-            what,
-            count: manifest.layers.len(),
-            limit: LIMITS.referrers_per_subject,
-        });
-    }
-    let layers: Vec<&Descriptor> = manifest
-        .layers
-        .iter()
-        .filter(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE)
-        .collect();
-    if layers.len() > LIMITS.signatures_per_format {
-        return Err(ArtifactError::TooMany {
-            repository: call.repository.clone(),
-            what: format!("signatures in {tag}"),
-            count: layers.len(),
-            limit: LIMITS.signatures_per_format,
-        });
-    }
-    let artifact_type = manifest
-        .config
-        .as_ref()
-        .map(|c| c.media_type.clone())
-        .unwrap_or_default();
-    let mut found = Vec::new();
-    for layer in layers {
-        let blob = call
-            .blob(
-                layer,
-                LIMITS.signature_envelope_bytes,
-                &format!("cosign payload in {tag}"),
-            )
-            .await?;
-        found.push(Attached {
-            manifest_digest: manifest_digest.clone(),
-            artifact_type: artifact_type.clone(),
-            media_type: layer.media_type.clone(),
-            annotations: layer.annotations.clone(),
-            blob,
-        });
-    }
-    Ok(found)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use axum::http::{Method as HttpMethod, Response, StatusCode, Uri};
 use serde_json::json;
 
 use super::*;
+use crate::signatures::cosign::SIMPLE_SIGNING_MEDIA_TYPE;
 
 const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
