@@ -14,10 +14,13 @@ use crate::signatures::cosign::SIMPLE_SIGNING_MEDIA_TYPE;
 
 const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 
+/// A scripted answer: status, headers, body.
+type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
 /// A scripted registry: `METHOD path` (or `path` for any method) → status, headers, body.
 #[derive(Clone, Default)]
 struct Script {
-    routes: Arc<Mutex<HashMap<String, (u16, Vec<(String, String)>, Vec<u8>)>>>,
+    routes: Arc<Mutex<HashMap<String, Answer>>>,
     seen: Arc<Mutex<Vec<String>>>,
 }
 
