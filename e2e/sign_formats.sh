@@ -5,6 +5,8 @@
 #                                notation test certificate "trustgate-test" under DIR/notation
 #                                (key + self-signed code-signing cert; also a `ca` trust store)
 #   sigfmt_cosign_key DIR NAME   another cosign key pair DIR/NAME.{key,pub}
+#   sigfmt_cosign_import DIR NAME ALG  a key made with openssl (ALG: ed25519, rsa, p256, p384, p521)
+#                                imported into cosign as DIR/NAME.{key,pub}
 #   sigfmt_cosign_bundle DIR REF [KEY]   cosign 3 default: a Sigstore bundle attached as referrer
 #   sigfmt_cosign_legacy DIR REF [KEY]   legacy format: simple signing under the sha256-<hex>.sig tag
 #   sigfmt_notation DIR REF jws|cose     a Notation signature (JWS or COSE envelope)
@@ -40,6 +42,23 @@ sigfmt_cosign_key() {
     (cd "$dir" && COSIGN_PASSWORD='' sigfmt_run "$dir/$name.keygen.log" \
         "${TRUSTGATE_COSIGN:?run: eval \"\$(bash e2e/sigtools.sh env)\"}" \
         generate-key-pair --output-key-prefix "$name")
+}
+
+sigfmt_cosign_import() {
+    local dir=$1 name=$2 alg=$3 gen
+    mkdir -p "$dir"
+    case $alg in
+        ed25519) gen=(-algorithm ed25519) ;;
+        rsa) gen=(-algorithm RSA -pkeyopt rsa_keygen_bits:2048) ;;
+        p256 | p384 | p521) gen=(-algorithm EC -pkeyopt "ec_paramgen_curve:P-${alg#p}") ;;
+        *)
+            echo "[sign_formats] unknown key algorithm $alg" >&2
+            return 2
+            ;;
+    esac
+    sigfmt_run "$dir/$name.openssl.log" openssl genpkey "${gen[@]}" -out "$dir/$name.pem" &&
+        (cd "$dir" && COSIGN_PASSWORD='' sigfmt_run "$dir/$name.import.log" "${TRUSTGATE_COSIGN:?}" \
+            import-key-pair --key "$name.pem" --output-key-prefix "$name" -y)
 }
 
 sigfmt_keys() {

@@ -346,3 +346,76 @@ async fn over_tls_and_with_token_auth() {
         .unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
 }
+
+#[tokio::test]
+async fn rsa_p384_p521_and_ed25519_keys_imported_into_cosign() {
+    let Some(env) = setup() else { return };
+    let k = env.keys.path();
+    for alg in ["rsa", "p384", "p521", "ed25519"] {
+        let key = env.tools.cosign_import(k, alg, alg);
+        let repo = common::unique_repo(&format!("cosign/{alg}"));
+        let (image, pinned) = push(&env, &format!("cosign-{alg}"), &repo);
+        let private = k.join(format!("{alg}.key"));
+        env.tools
+            .cosign_bundle(k, &pinned, Some(&private), &plain());
+        env.tools
+            .cosign_legacy(k, &pinned, Some(&private), &plain());
+        let (subject, sigs) = fetch(&image, &http(), &Credentials::Anonymous).await;
+        assert_eq!(formats(&sigs), vec!["bundle", "simple-signing"], "{alg}");
+        let p = policy(&[&key], 1, &[]);
+        for sig in &sigs {
+            let format = cosign::describe(sig).unwrap().format;
+            let got = cosign::verify(&p, &subject, sig);
+            if alg == "ed25519" {
+                // cosign 3 signs with Ed25519 keys as Ed25519ph (both formats): refused, saying so.
+                let err = got.unwrap_err();
+                assert!(err.to_string().contains("Ed25519ph"), "{err}");
+            } else {
+                assert!(got.is_ok(), "{alg} {format}: {got:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn notation_and_cosign_signatures_are_told_apart() {
+    let Some(env) = setup() else { return };
+    let k = env.keys.path();
+    let repo = common::unique_repo("cosign/mixed");
+    let (image, pinned) = push(&env, "cosign-mixed", &repo);
+    env.tools.notation(k, &pinned, "jws", &plain());
+    env.tools.cosign_bundle(k, &pinned, None, &plain());
+    env.tools.notation(k, &pinned, "cose", &plain());
+    env.tools.cosign_legacy(k, &pinned, None, &plain());
+    let r = Resolver::default();
+    let creds = Credentials::Anonymous;
+    let subject = r.describe(&image, &http(), &creds).await.unwrap();
+    let listed = r
+        .referrers(&image, &subject.digest, &http(), &creds)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    let cosign_sigs = r
+        .signatures(&image, &subject, SignatureFormat::Cosign, &http(), &creds)
+        .await
+        .unwrap();
+    assert_eq!(formats(&cosign_sigs), vec!["bundle", "simple-signing"]);
+    let notation = r
+        .signatures(&image, &subject, SignatureFormat::Notation, &http(), &creds)
+        .await
+        .unwrap();
+    let mut types: Vec<&str> = notation.iter().map(|s| s.media_type.as_str()).collect();
+    types.sort_unstable();
+    assert_eq!(types, vec!["application/cose", "application/jose+json"]);
+    assert!(
+        notation
+            .iter()
+            .all(|s| s.artifact_type == "application/vnd.cncf.notary.signature")
+    );
+    let e = cosign::evaluate(
+        &policy(&[&pem(k, "cosign")], 1, &[]),
+        &subject,
+        &cosign_sigs,
+    );
+    assert!(e.passed, "{e:?}");
+}

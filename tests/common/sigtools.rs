@@ -139,6 +139,17 @@ impl SigTools {
         std::fs::read_to_string(dir.join(format!("{name}.pub"))).expect("read cosign public key")
     }
 
+    /// A key of `alg` (`ed25519`, `rsa`, `p256`, `p384`, `p521`) made with openssl and imported
+    /// into cosign as `dir/name.{key,pub}`; returns the public key PEM.
+    pub fn cosign_import(&self, dir: &Path, name: &str, alg: &str) -> String {
+        self.run(
+            "sigfmt_cosign_import",
+            &[&dir.display().to_string(), name, alg],
+            &Target::default(),
+        );
+        std::fs::read_to_string(dir.join(format!("{name}.pub"))).expect("read cosign public key")
+    }
+
     /// `cosign sign` (bundle format) of `reference` with `key` (default `dir/cosign.key`).
     pub fn cosign_bundle(&self, dir: &Path, reference: &str, key: Option<&Path>, t: &Target) {
         self.cosign("sigfmt_cosign_bundle", dir, reference, key, t);

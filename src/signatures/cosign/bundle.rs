@@ -192,12 +192,7 @@ pub(super) fn verify(
     if valid.is_empty() {
         return Err(match revoked {
             Some(id) => CosignError::Revoked(id),
-            None => CosignError::NoKeyVerifies {
-                keys: policy.keys.len(),
-                hint: hint_key_id(&bundle)
-                    .map(|id| format!(" (the bundle names key {id})"))
-                    .unwrap_or_default(),
-            },
+            None => policy.no_key_verifies(hint_key_id(&bundle)),
         });
     }
     check_statement(&envelope.payload_type, &body, subject)?;

@@ -6,7 +6,9 @@
 //! * ECDSA, ASN.1 DER signatures: P-256 with SHA-256; P-384 with SHA-384 (and SHA-256, what
 //!   older cosign releases hashed with); P-521 with SHA-512 (and SHA-256).
 //! * RSA (2048 to 8192 bits): PKCS#1 v1.5 with SHA-256 (and PSS with SHA-256).
-//! * Ed25519: the plain signature over the message.
+//! * Ed25519: the plain (pure) signature over the message. cosign 3 signs with Ed25519 keys
+//!   as Ed25519ph (HashEdDSA over SHA-512) in both formats, which aws-lc-rs does not expose:
+//!   such signatures do not verify, and the error says why.
 
 use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, ECDSA_P521_SHA256_ASN1,
@@ -135,6 +137,11 @@ impl PublicKey {
             }
         }
         Ok(key)
+    }
+
+    /// Whether this is an Ed25519 key.
+    pub(super) fn is_ed25519(&self) -> bool {
+        self.kind == Kind::Ed25519
     }
 
     /// Whether `sig` is this key's signature over `msg`.

@@ -184,6 +184,29 @@ impl CosignPolicy {
         self.threshold
     }
 
+    /// The error for a signature no policy key verifies; `hinted` is the key the signature
+    /// names. An Ed25519 key (the hinted one, or any without a hint) adds why it cannot have
+    /// verified a signature cosign 3 made.
+    fn no_key_verifies(&self, hinted: Option<KeyId>) -> CosignError {
+        let ed25519 = self
+            .keys
+            .iter()
+            .any(|k| k.is_ed25519() && hinted.as_ref().is_none_or(|h| *h == k.id));
+        let mut hint = hinted
+            .map(|id| format!(" (the signature names key {id})"))
+            .unwrap_or_default();
+        if ed25519 {
+            hint.push_str(
+                "; cosign 3 signs with Ed25519 keys as Ed25519ph, which is not supported: \
+                 use an ECDSA or RSA key",
+            );
+        }
+        CosignError::NoKeyVerifies {
+            keys: self.keys.len(),
+            hint,
+        }
+    }
+
     /// The non-revoked policy keys whose signature over `msg` is `sig`, and the revoked ones
     /// that verified it.
     fn signers(&self, msg: &[u8], sig: &[u8]) -> (Vec<&PublicKey>, Vec<&PublicKey>) {

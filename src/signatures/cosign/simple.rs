@@ -76,10 +76,7 @@ pub(super) fn verify(
     if valid.is_empty() {
         return Err(match revoked.first() {
             Some(k) => CosignError::Revoked(k.id.clone()),
-            None => CosignError::NoKeyVerifies {
-                keys: policy.keys.len(),
-                hint: String::new(),
-            },
+            None => policy.no_key_verifies(None),
         });
     }
     let payload = parse(&sig.blob)?;
