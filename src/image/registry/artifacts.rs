@@ -10,11 +10,14 @@
 //!   referrers tag schema `sha256-<hex>`; no such tag means no referrers. The list is read up
 //!   to `LIMITS.referrers_index_bytes` and refused beyond `LIMITS.referrers_per_subject`
 //!   entries. Pagination (`Link` headers) is not followed.
-//! * [`Resolver::signatures`]: the signature artifacts of one format. Each candidate manifest
-//!   (at most `LIMITS.signatures_per_format`, else refused) is fetched by digest (up to
+//! * [`Resolver::signatures`] (or [`Resolver::signatures_listed`] from a list already read):
+//!   the signature artifacts of one format. Each candidate manifest (an entry typed as the
+//!   format, or untyped/"empty") is fetched by digest (up to
 //!   `LIMITS.signature_manifest_bytes`, digest verified) and its OWN `artifactType` (else
 //!   `config.mediaType`) decides its format: the list entry's type is only a hint (cosign
-//!   writes `application/vnd.oci.empty.v1+json` there). Its envelope layer is fetched (up to
+//!   writes `application/vnd.oci.empty.v1+json` there); more than
+//!   `LIMITS.signatures_per_format` signatures of the format are refused. Entries typed as
+//!   another format are never fetched. Its envelope layer is fetched (up to
 //!   `LIMITS.signature_envelope_bytes`, digest verified). For cosign, the legacy
 //!   `sha256-<hex>.sig` tag manifest adds one artifact per simple-signing layer.
 //!
@@ -340,6 +343,30 @@ impl Resolver {
         self.with_call(image, options, credentials, async |call| {
             let listed = referrers_in(call, &subject.digest).await?;
             let mut found = attached_in(call, subject, format, &listed).await?;
+            if format == SignatureFormat::Cosign {
+                found.extend(legacy_cosign_in(call, &subject.digest).await?);
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    /// As [`Resolver::signatures`], from a referrers list already read (by
+    /// [`Resolver::referrers`], e.g. once for every format of a policy).
+    ///
+    /// # Errors
+    /// Unreachable, or an answer over a limit, with a wrong digest, or invalid.
+    pub async fn signatures_listed(
+        &self,
+        image: &ImageRef,
+        subject: &Subject,
+        format: SignatureFormat,
+        listed: &[Descriptor],
+        options: &RegistryOptions,
+        credentials: &Credentials,
+    ) -> Result<Vec<Attached>, ArtifactError> {
+        self.with_call(image, options, credentials, async |call| {
+            let mut found = attached_in(call, subject, format, listed).await?;
             if format == SignatureFormat::Cosign {
                 found.extend(legacy_cosign_in(call, &subject.digest).await?);
             }

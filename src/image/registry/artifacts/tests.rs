@@ -449,3 +449,49 @@ async fn legacy_sig_tag_gives_one_artifact_per_simple_signing_layer() {
     );
     assert_eq!(got[0].manifest_digest, sha256(&manifest));
 }
+
+#[tokio::test]
+async fn untyped_entries_of_another_format_do_not_count_against_a_format() {
+    let f = fixture().await;
+    let digest = f.subject.digest.clone();
+    // More cosign bundles (listed as "empty") than one format may have: cosign refuses them,
+    // Notation fetches their manifests, finds no Notation signature, and is not refused.
+    let entries: Vec<_> = (0..=LIMITS.signatures_per_format)
+        .map(|i| f.bundle(format!("{{\"n\":{i}}}").as_bytes(), &digest))
+        .collect();
+    f.referrers_api(&entries);
+    let r = Resolver::default();
+    let notation = r
+        .signatures(
+            &f.image,
+            &f.subject,
+            SignatureFormat::Notation,
+            &opts(),
+            &Credentials::Anonymous,
+        )
+        .await
+        .unwrap();
+    assert!(notation.is_empty());
+    assert!(matches!(
+        f.cosign().await,
+        Err(ArtifactError::TooMany { .. })
+    ));
+    // The list read once serves both formats.
+    let listed = r
+        .referrers(&f.image, &digest, &opts(), &Credentials::Anonymous)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), entries.len());
+    let got = r
+        .signatures_listed(
+            &f.image,
+            &f.subject,
+            SignatureFormat::Cosign,
+            &listed[..3],
+            &opts(),
+            &Credentials::Anonymous,
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 3);
+}

@@ -57,21 +57,32 @@ pub(super) async fn attached_in(
     format: SignatureFormat,
     listed: &[Descriptor],
 ) -> Result<Vec<Attached>, ArtifactError> {
-    let candidates: Vec<&Descriptor> = listed
+    // Entries typed as this format, then untyped or "empty" ones (cosign's bundles): only their
+    // own manifest tells. Entries typed as another format are never fetched.
+    let ambiguous = |d: &&Descriptor| {
+        matches!(
+            d.artifact_type.as_deref(),
+            None | Some("") | Some(EMPTY_ARTIFACT_TYPE)
+        )
+    };
+    let typed: Vec<&Descriptor> = listed
         .iter()
-        .filter(|d| match d.artifact_type.as_deref() {
-            None | Some("") | Some(EMPTY_ARTIFACT_TYPE) => true,
-            Some(t) => format.owns(t),
-        })
+        .filter(|d| d.artifact_type.as_deref().is_some_and(|t| format.owns(t)))
         .collect();
-    if candidates.len() > LIMITS.signatures_per_format {
-        return Err(ArtifactError::TooMany {
-            repository: call.repository.clone(),
-            what: format!("{format:?} signature candidates of {}", subject.digest),
-            count: candidates.len(),
-            limit: LIMITS.signatures_per_format,
-        });
+    let repository = call.repository.clone();
+    let too_many = |count: usize| ArtifactError::TooMany {
+        repository: repository.clone(),
+        what: format!("{format:?} signatures of {}", subject.digest),
+        count,
+        limit: LIMITS.signatures_per_format,
+    };
+    if typed.len() > LIMITS.signatures_per_format {
+        return Err(too_many(typed.len()));
     }
+    let candidates: Vec<&Descriptor> = typed
+        .into_iter()
+        .chain(listed.iter().filter(ambiguous))
+        .collect();
     let mut found = Vec::new();
     for d in candidates {
         let Some(digest) = checked_digest(&d.digest) else {
@@ -114,6 +125,9 @@ pub(super) async fn attached_in(
                 &format!("signature envelope of {digest}"),
             )
             .await?;
+        if found.len() == LIMITS.signatures_per_format {
+            return Err(too_many(found.len() + 1));
+        }
         found.push(Attached {
             manifest_digest: digest,
             artifact_type: own,
