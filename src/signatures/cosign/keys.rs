@@ -62,6 +62,12 @@ impl PublicKey {
         let bad = |detail: String| CosignError::BadKey(detail);
         let block = first_pem_block(pem)
             .ok_or_else(|| bad("not a PEM public key or certificate".into()))?;
+        let rest = pem.split_once(block).map_or("", |(_, rest)| rest);
+        if rest.contains("-----BEGIN ") {
+            return Err(bad(
+                "more than one PEM block: list each key as its own entry".into(),
+            ));
+        }
         let (label, der) = x509_cert::der::pem::decode_vec(block.as_bytes())
             .map_err(|e| bad(format!("invalid PEM: {e}")))?;
         let spki = match label {

@@ -373,6 +373,11 @@ fn bad_keys_are_reported_with_their_index() {
     let a = TestKey::p256();
     let err = CosignPolicy::new(&[a.pem(), "nope".into()], 1, Revoked::default()).unwrap_err();
     assert!(err.to_string().contains("publicKeys[1]"), "{err}");
+    let two = format!("{}{}", a.pem(), TestKey::p256().pem());
+    let err = CosignPolicy::new(&[two], 1, Revoked::default()).unwrap_err();
+    assert!(err.to_string().contains("more than one PEM block"), "{err}");
+    let padded = format!("comment\n{}\n", a.pem());
+    assert!(CosignPolicy::new(&[padded], 1, Revoked::default()).is_ok());
     let key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_string();
     assert!(CosignPolicy::new(&[key], 1, Revoked::default()).is_err());
 }
