@@ -235,8 +235,10 @@ pub fn verify(
     subject: &Subject,
     sig: &Attached,
 ) -> Result<KeyId, CosignError> {
-    let mut ids = verify_all(policy, subject, sig)?;
-    Ok(ids.swap_remove(0))
+    verify_all(policy, subject, sig)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| policy.no_key_verifies(None))
 }
 
 /// Every non-revoked policy key that signed `sig` for `subject` (a DSSE envelope may carry
