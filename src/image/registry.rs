@@ -11,7 +11,10 @@
 //! With [`Resolver::with_metrics`] every registry round trip (not a digest taken from the
 //! reference) counts in `trustgate_registry_resolutions_total{outcome}` and its latency histogram.
 
+mod artifacts;
 mod http;
+
+pub use self::artifacts::{ArtifactError, Descriptor, SignatureFormat};
 
 use std::str::FromStr;
 use std::sync::Arc;

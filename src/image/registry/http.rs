@@ -95,6 +95,19 @@ pub(super) enum Failure {
     Protocol(String),
 }
 
+/// A successful answer of [`Conversation::fetch`].
+#[derive(Debug)]
+pub(super) struct Fetched {
+    /// `Content-Type`, trimmed.
+    pub(super) content_type: Option<String>,
+    /// A valid `Docker-Content-Digest`.
+    pub(super) digest: Option<String>,
+    /// `Content-Length`.
+    pub(super) length: Option<u64>,
+    /// The body; `None` when it is larger than the limit (empty for `HEAD`).
+    pub(super) body: Option<Vec<u8>>,
+}
+
 /// One resolution's conversation: the registry, the repository and the login.
 pub(super) struct Conversation<'a> {
     pub(super) client: &'a Client,
@@ -192,6 +205,44 @@ impl<'a> Conversation<'a> {
             return Ok(());
         }
         Err(status_failure(&mut resp).await)
+    }
+
+    /// `method` on `/v2/<path>/<tail>` (manifests, referrers, blobs), answering a challenge as
+    /// a resolution does. A success body is read up to `limit` bytes (`body` is `None` past it:
+    /// refused by `Content-Length` before reading, and while streaming). Any other status is a
+    /// [`Failure::Status`].
+    pub(super) async fn fetch(
+        &mut self,
+        method: Method,
+        tail: &str,
+        limit: u64,
+    ) -> Result<Fetched, Failure> {
+        let url = self.url(tail);
+        let mut resp = self.send(method.clone(), &url).await?;
+        if !resp.status().is_success() {
+            return Err(status_failure(&mut resp).await);
+        }
+        let headers = resp.headers();
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().to_string())
+        };
+        let content_type = text("content-type");
+        let digest = header_digest(headers);
+        let length = text("content-length").and_then(|n| n.parse::<u64>().ok());
+        let body = if method == Method::HEAD {
+            Some(Vec::new())
+        } else {
+            read_capped(&mut resp, limit).await?
+        };
+        Ok(Fetched {
+            content_type,
+            digest,
+            length,
+            body,
+        })
     }
 
     /// Sends one request, answering a 401 challenge once.
