@@ -85,7 +85,8 @@ fn malformed_jws_fields_are_reported() {
     let leaf = self_signed(leaf_params("release"), Kind::P256);
     let p = policy(&[&leaf], &["*"]);
     let good: Value = serde_json::from_slice(&Envelope::new(&leaf, &[&leaf]).jws()).unwrap();
-    let cases: [(fn(&mut Value), &str); 5] = [
+    type Change = fn(&mut Value);
+    let cases: [(Change, &str); 5] = [
         (|v| v["protected"] = json!("%%%"), "base64url"),
         (|v| v["header"]["x5c"] = json!(["%%%"]), "x5c[0]"),
         (|v| v["header"]["x5c"] = json!([]), "no certificate"),
