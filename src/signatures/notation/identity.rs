@@ -14,7 +14,7 @@ use super::chain::Cert;
 
 /// One entry of `trustedIdentities`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TrustedIdentity {
+pub(super) enum TrustedIdentity {
     /// `*`: any signer.
     Any,
     /// `x509.subject: ...`: attribute type (upper case, `S` read as `ST`) → value.

@@ -33,8 +33,6 @@ mod jws;
 #[cfg(test)]
 mod tests;
 
-pub use identity::TrustedIdentity;
-
 /// Artifact type of a Notation signature manifest.
 pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
 /// Media type of a JWS envelope layer.
@@ -195,7 +193,7 @@ impl NotationError {
 #[derive(Debug, Clone)]
 pub struct NotationPolicy {
     trust_store: Vec<Vec<u8>>,
-    identities: Vec<TrustedIdentity>,
+    identities: Vec<identity::TrustedIdentity>,
     revoked: Revoked,
 }
 
@@ -433,10 +431,15 @@ pub fn evaluate(
         Some((sig, e)) => fail(format!(
             "no valid Notation signature ({} tried); signature {}: {e}",
             sigs.len(),
-            sig.manifest_digest
+            short_digest(&sig.manifest_digest)
         )),
         None => fail("no valid Notation signature".into()),
     }
+}
+
+/// `sha256:` and the first 12 hex digits, for one-line reasons.
+fn short_digest(d: &str) -> &str {
+    d.get(..19).unwrap_or(d)
 }
 
 /// Reads what a signature claims without verifying it.
