@@ -114,3 +114,20 @@ fn malformed_jws_fields_are_reported() {
         assert!(err.to_string().contains(why), "{why}: {err}");
     }
 }
+
+#[test]
+fn deeply_nested_cbor_is_refused_without_exhausting_the_stack() {
+    let leaf = self_signed(leaf_params("release"), Kind::P256);
+    let p = policy(&[&leaf], &["*"]);
+    // COSE_Sign1 tag, a 4-array whose first element nests 200,000 one-element arrays (within the
+    // envelope size limit; the CBOR decoder's own recursion limit refuses it).
+    let mut blob = vec![0xd2, 0x84];
+    blob.extend(std::iter::repeat_n(0x81, 200_000));
+    blob.push(0x00);
+    assert!((blob.len() as u64) < LIMITS.signature_envelope_bytes);
+    let err = verify(&p, &subject(), &cose_artifact(blob), NOW).unwrap_err();
+    assert!(
+        matches!(err, NotationError::Malformed { format: "COSE", .. }),
+        "{err:?}"
+    );
+}
