@@ -10,6 +10,7 @@
 
 pub mod apiserver;
 pub mod scenario;
+pub mod scripted;
 
 use std::collections::HashMap;
 use std::io::Write as _;
