@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::scripted::{Reply, Scripted, closed_port};
 use trustgate::image::credentials::{Credentials, DockerConfig};
 use trustgate::image::reference::ImageRef;
 use trustgate::image::registry::{RegistryError, RegistryOptions, Resolver};
@@ -323,10 +324,6 @@ async fn token_auth_with_dockerconfigjson() {
 #[tokio::test]
 async fn closed_port_fails_fast_and_clearly() {
     trustgate::tls::install_crypto_provider();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
     let opts = RegistryOptions {
         plain_http: true,
         timeout: Duration::from_millis(500),
@@ -334,7 +331,7 @@ async fn closed_port_fails_fast_and_clearly() {
     };
     let start = Instant::now();
     let err = resolve(
-        &format!("127.0.0.1:{port}/a/b:v1"),
+        &format!("127.0.0.1:{}/a/b:v1", closed_port()),
         &opts,
         &Credentials::Anonymous,
     )
@@ -344,31 +341,31 @@ async fn closed_port_fails_fast_and_clearly() {
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
-#[tokio::test]
+/// On paused tokio time: the resolution deadline is the first timer due, so the clock jumps to it.
+#[tokio::test(start_paused = true)]
 async fn silent_server_hits_the_timeout() {
     trustgate::tls::install_crypto_provider();
-    // Accepts connections and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
+    // Reads each request and never answers.
+    let server = Scripted::start(|_| Reply::Silence).await;
+    let timeout = Duration::from_millis(300);
     let opts = RegistryOptions {
         plain_http: true,
-        timeout: Duration::from_millis(300),
+        timeout,
         ..RegistryOptions::default()
     };
-    let start = Instant::now();
-    let err = resolve(&format!("{addr}/a/b:v1"), &opts, &Credentials::Anonymous)
-        .await
-        .unwrap_err();
+    let start = tokio::time::Instant::now();
+    let err = resolve(
+        &format!("{}/a/b:v1", server.addr),
+        &opts,
+        &Credentials::Anonymous,
+    )
+    .await
+    .unwrap_err();
     let elapsed = start.elapsed();
-    server.abort();
     assert!(matches!(err, RegistryError::Timeout { .. }), "{err}");
-    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    assert!(
+        elapsed >= timeout && elapsed < 2 * timeout,
+        "took {elapsed:?}"
+    );
+    assert_eq!(server.requests().len(), 1, "the request was sent");
 }
