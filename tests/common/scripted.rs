@@ -166,6 +166,7 @@ impl Routes {
 #[derive(Default)]
 struct Log {
     requests: Mutex<Vec<Request>>,
+    arrived: tokio::sync::Notify,
     connections: Mutex<u64>,
     sent: Mutex<u64>,
 }
@@ -230,6 +231,17 @@ impl Scripted {
             .iter()
             .filter_map(Request::authorization)
             .collect()
+    }
+
+    /// Waits until `n` requests have arrived in all.
+    pub async fn wait_for_requests(&self, n: usize) {
+        loop {
+            let arrived = self.log.arrived.notified();
+            if self.log.requests.lock().unwrap().len() >= n {
+                return;
+            }
+            arrived.await;
+        }
     }
 
     /// Connections accepted so far.
@@ -298,6 +310,7 @@ async fn connection(sock: TcpStream, handler: Arc<Handler>, log: Arc<Log>) {
     let mut sock = BufReader::new(sock);
     while let Some(req) = read_request(&mut sock).await {
         log.requests.lock().unwrap().push(req.clone());
+        log.arrived.notify_waiters();
         let head_only = req.method == "HEAD";
         let mut reply = handler(&req);
         while let Reply::Delayed(delay, inner) = reply {

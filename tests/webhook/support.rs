@@ -1,6 +1,6 @@
 //! Shared pieces of the webhook tests: an in-process server (real TLS, real listeners on
 //! 127.0.0.1:0) built from policy YAML, an HTTPS client trusting its CA, fixture loading, a
-//! recording event sink and a "slow Notary" TCP listener.
+//! recording event sink and a slow Notary (a scripted server holding each request).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
+pub use crate::common::scripted::closed_url;
+use crate::common::scripted::{Reply, Scripted};
 use trustgate::admission::{KindTable, RunningServer, ServerConfig, Webhook, start};
 use trustgate::audit::metrics::Metrics;
 use trustgate::audit::{EventSink, ReviewContext};
@@ -57,14 +57,6 @@ spec:
   trustRoots: [{{keyID: "{KEY_ID}"}}]
 "#
     )
-}
-
-/// A URL on a port nothing listens on.
-pub fn closed_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
 }
 
 /// Every `record` call: the context and the verdict of each decision.
@@ -270,22 +262,10 @@ pub fn fixture_with(name: &str, replace: &[(&str, &str)]) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// A TCP listener that accepts connections, reports each on the channel, holds it for
-/// `hold` and then closes it without answering: a Notary server that is too slow.
-pub async fn slow_listener(hold: Duration) -> (String, mpsc::UnboundedReceiver<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = tx.send(());
-            tokio::spawn(async move {
-                tokio::time::sleep(hold).await;
-                drop(stream);
-            });
-        }
-    });
-    (url, rx)
+/// A Notary server that is too slow: it holds each request for `hold`, then closes the
+/// connection without answering.
+pub async fn slow_notary(hold: Duration) -> Scripted {
+    Scripted::start(move |_| Reply::Hangup.after(hold)).await
 }
 
 /// The value of a Prometheus sample line `name{labels} value` (0 when absent).

@@ -149,11 +149,15 @@ async fn self_signed_ca_is_written_and_verifies_the_server() {
     assert!(stranger.post(srv.url()).body("{}").send().await.is_err());
 }
 
-#[tokio::test]
+/// On paused tokio time: the budget is the first timer due, so the clock jumps to it.
+#[tokio::test(start_paused = true)]
 async fn budget_running_out_fails_closed() {
-    let (slow_url, _accepted) = support::slow_listener(Duration::from_secs(10)).await;
+    let slow_notary = support::slow_notary(Duration::from_secs(10)).await;
     let srv = serve(Options {
-        policy_yaml: Some(support::policies(&support::closed_url(), &slow_url)),
+        policy_yaml: Some(support::policies(
+            &support::closed_url(),
+            &slow_notary.url(),
+        )),
         budget: Duration::from_millis(400),
         ..Options::default()
     })
@@ -163,12 +167,12 @@ async fn budget_running_out_fails_closed() {
         "pod.json",
         &[("denied.example.com/tools/setup:1.0", slow.as_str())],
     );
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let rsp = srv.review(&review).await;
+    let took = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
     );
     assert_eq!(rsp["allowed"], false);
     let message = rsp["status"]["message"].as_str().unwrap();
@@ -189,9 +193,12 @@ async fn budget_running_out_fails_closed() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_the_in_flight_request_finish() {
-    let (slow_url, mut accepted) = support::slow_listener(Duration::from_millis(1500)).await;
+    let slow_notary = support::slow_notary(Duration::from_millis(1500)).await;
     let mut srv = serve(Options {
-        policy_yaml: Some(support::policies(&support::closed_url(), &slow_url)),
+        policy_yaml: Some(support::policies(
+            &support::closed_url(),
+            &slow_notary.url(),
+        )),
         ..Options::default()
     })
     .await;
@@ -209,9 +216,8 @@ async fn graceful_shutdown_lets_the_in_flight_request_finish() {
         Ok::<_, reqwest::Error>((status, body))
     });
     // The engine is now waiting on the slow Notary: the request is in flight.
-    tokio::time::timeout(Duration::from_secs(5), accepted.recv())
+    tokio::time::timeout(Duration::from_secs(5), slow_notary.wait_for_requests(1))
         .await
-        .unwrap()
         .unwrap();
     let server = srv.server.take().unwrap();
     server.shutdown_handle().graceful(Duration::from_secs(20));
