@@ -11,9 +11,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::routing::get;
 use serde_json::{Value, json};
+
+use common::scripted::{Reply, Routes, Scripted};
 use trustgate::admission::FixedCredentials;
 use trustgate::audit::metrics::Metrics;
 use trustgate::audit::running::PeriodicAudit;
@@ -31,29 +31,14 @@ fn pod(name: &str, image: &str, phase: &str) -> Value {
     })
 }
 
-/// Serves `GET /api/v1/pods` with `pods`; returns the base URL.
-async fn fake_api(pods: Vec<Value>) -> String {
+/// Serves `GET /api/v1/pods` with `pods` (a scripted API server).
+async fn fake_api(pods: Vec<Value>) -> Scripted {
     let list = json!({
         "apiVersion": "v1", "kind": "PodList",
         "metadata": {"resourceVersion": "1"},
         "items": pods
     });
-    let app = Router::new().route(
-        "/api/v1/pods",
-        get(move || {
-            let list = list.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    list.to_string(),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    Scripted::routes(Routes::new().get("/api/v1/pods", Reply::json(200, &list.to_string()))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,12 +67,13 @@ async fn audit_reports_signed_and_unsigned_running_pods() {
     .unwrap();
 
     let (v1, v2) = (format!("{gun}:v1"), format!("{gun}:v2"));
-    let api = fake_api(vec![
+    let api_server = fake_api(vec![
         pod("web-signed", &v1, "Running"),
         pod("web-unsigned", &v2, "Running"),
         pod("old-job", &v2, "Succeeded"),
     ])
     .await;
+    let api = api_server.url();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,

@@ -7,7 +7,6 @@
 //! Fail` rejects. Needs both `e2e/apiserver.sh up` and `e2e/stack.sh up`.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -18,6 +17,8 @@ use serde_json::{Value, json};
 use trustgate::policy::TrustPolicy;
 
 use crate::common;
+/// A port on 127.0.0.1 nothing listens on, for a child process to bind.
+pub use crate::common::scripted::closed_port as free_port;
 use crate::tier::{self, NS, eventually, put_stub_state, unique};
 
 const WEBHOOK: &str = "images.trustgate.dev";
@@ -104,11 +105,6 @@ impl Drop for Serve {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 pub fn widget_resource() -> ApiResource {
