@@ -44,25 +44,15 @@ async fn fake_api(pods: Vec<Value>) -> Scripted {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_reports_signed_and_unsigned_running_pods() {
     let Some(st) = common::stack() else { return };
-    let repo = common::unique_repo("audit/app");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("audit-signed-{repo}"), &repo, "v1");
-    common::push_http(&st, &format!("audit-unsigned-{repo}"), &repo, "v2");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
+    let common::scenario::SignedRepo { gun, root_id, .. } =
+        common::scenario::signed_repo(&st, "audit/app", true);
 
     let dir = tempfile::tempdir().unwrap();
     let policy_dir = dir.path().join("policies");
     std::fs::create_dir(&policy_dir).unwrap();
-    let ca = std::fs::read_to_string(&st.ca).unwrap();
-    let ca_block: String = ca.lines().map(|l| format!("      {l}\n")).collect();
     std::fs::write(
         policy_dir.join("p.yaml"),
-        format!(
-            "apiVersion: trustgate.dev/v1alpha1\nkind: TrustPolicy\nmetadata: {{name: signed-only, namespace: shop}}\nspec:\n  images: [\"{gun}\"]\n  notary:\n    url: {}\n    caBundle: |\n{ca_block}  registry: {{plainHTTP: true}}\n  trustRoots:\n  - keyID: \"{root_id}\"\n",
-            st.notary_url
-        ),
+        common::scenario::signed_only_policy(&st, "signed-only", &gun, &root_id),
     )
     .unwrap();
 

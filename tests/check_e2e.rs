@@ -20,7 +20,6 @@ mod check_e2e {
     pub mod table;
 }
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -32,7 +31,7 @@ use serde_json::{Value, json};
 
 use check_e2e::table::{self, Case, Line, Want, trustgate};
 use common::scenario::delegation_key;
-use common::scripted::closed_port;
+use common::scripted::{black_hole, closed_port};
 use common::{NotaryClient, Push, Stack};
 
 // ------------------------------------------------------------------ policies as YAML
@@ -1098,7 +1097,7 @@ fn unreachable_notary_fails_closed_quickly() {
     spec["notary"]["url"] = json!(format!("https://127.0.0.1:{port}"));
     let closed = files.policy("closed.yaml", "default", "closed", &spec);
     // A black hole: the kernel accepts the connection, nobody ever answers the TLS handshake.
-    let hole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hole = black_hole();
     spec["notary"]["url"] = json!(format!("https://{}", hole.local_addr().unwrap()));
     let hole_p = files.policy("hole.yaml", "default", "hole", &spec);
     let v1 = m.image(":v1");
@@ -1425,7 +1424,7 @@ fn several_images_are_decided_concurrently() {
     let Some(st) = common::stack() else { return };
     let m = main_repo(&st);
     let files = Files::new();
-    let hole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hole = black_hole();
     let mut spec = m.spec();
     spec["notary"]["url"] = json!(format!("https://{}", hole.local_addr().unwrap()));
     let p = files.policy("hole.yaml", "default", "hole", &spec);

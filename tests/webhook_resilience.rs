@@ -302,29 +302,10 @@ fn pod_review(uid: &str, image: &str) -> Value {
 
 // ------------------------------------------------------------------ stack helpers
 
-/// A namespaced Verify policy for `gun` against `notary_url` (with the stack CA when
-/// `ca` is given), root pinned by key ID, plain-HTTP registry.
+/// `shop/signed-only` verifying `gun` against `notary_url` (with the stack CA when `ca` is
+/// given), root pinned by key ID, plain-HTTP registry.
 fn policy(gun: &str, notary_url: &str, ca: Option<&str>, root_id: &str) -> String {
-    let ca_block = match ca {
-        Some(pem) => {
-            let lines: String = pem.lines().map(|l| format!("      {l}\n")).collect();
-            format!("    caBundle: |\n{lines}")
-        }
-        None => String::new(),
-    };
-    format!(
-        r#"apiVersion: trustgate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {{name: signed-only, namespace: shop}}
-spec:
-  images: ["{gun}"]
-  notary:
-    url: {notary_url}
-{ca_block}  registry: {{plainHTTP: true}}
-  trustRoots:
-  - keyID: "{root_id}"
-"#
-    )
+    common::scenario::verify_policy_yaml("shop", "signed-only", gun, notary_url, ca, root_id)
 }
 
 // ------------------------------------------------------------------ tests

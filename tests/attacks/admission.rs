@@ -209,28 +209,6 @@ async fn reviews_one_past_the_size_and_depth_limits_are_refused() {
 
 // ---- image volumes (issue 9, H1) ----
 
-/// Policy YAML for the image-volume attack: `gun` verified against the stack's Notary with
-/// `root_id` pinned; everything else falls to the default action (Deny).
-fn image_volume_policy(st: &crate::common::Stack, gun: &str, root_id: &str) -> String {
-    let ca = std::fs::read_to_string(&st.ca).unwrap();
-    let ca_block: String = ca.lines().map(|l| format!("      {l}\n")).collect();
-    format!(
-        r#"apiVersion: trustgate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {{name: signed-only, namespace: shop}}
-spec:
-  images: ["{gun}"]
-  notary:
-    url: {notary}
-    caBundle: |
-{ca_block}  registry: {{plainHTTP: true}}
-  trustRoots:
-  - keyID: "{root_id}"
-"#,
-        notary = st.notary_url,
-    )
-}
-
 /// `trustgate serve`'s webhook in process (real HTTPS on 127.0.0.1:0) with policies from
 /// `policy_yaml`; returns the server, its `/validate` URL and a client trusting its CA.
 async fn image_volume_webhook(
@@ -300,15 +278,15 @@ fn image_volume_review(spec: serde_json::Value) -> serde_json::Value {
 async fn image_volume_with_unsigned_image_is_rejected() {
     use crate::common;
     let Some(st) = common::stack() else { return };
-    let repo = common::unique_repo("attacks/image-volume");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("imgvol-signed-{repo}"), &repo, "v1");
-    common::push_http(&st, &format!("imgvol-unsigned-{repo}"), &repo, "v2");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
-    let (server, url, client, _dir) =
-        image_volume_webhook(&image_volume_policy(&st, &gun, &root_id)).await;
+    let common::scenario::SignedRepo { gun, root_id, .. } =
+        common::scenario::signed_repo(&st, "attacks/image-volume", true);
+    let (server, url, client, _dir) = image_volume_webhook(&common::scenario::signed_only_policy(
+        &st,
+        "signed-only",
+        &gun,
+        &root_id,
+    ))
+    .await;
     let post = |spec: serde_json::Value| {
         let client = client.clone();
         let url = url.clone();

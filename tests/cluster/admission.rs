@@ -189,13 +189,8 @@ async fn the_api_server_calls_trustgate_serve_in_cluster_mode() {
     .await;
 
     // A signed tag and an unsigned one in the real registry + Notary.
-    let repo = common::unique_repo("cluster/app");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("cluster-signed-{repo}"), &repo, "v1");
-    common::push_http(&st, &format!("cluster-unsigned-{repo}"), &repo, "v2");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
+    let common::scenario::SignedRepo { gun, root_id, .. } =
+        common::scenario::signed_repo(&st, "cluster/app", true);
 
     let policy = unique("signed-only");
     let policies: Api<DynamicObject> = Api::namespaced_with(

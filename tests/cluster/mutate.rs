@@ -66,13 +66,12 @@ async fn the_api_server_stores_the_pinned_reference() {
     })
     .await;
 
-    let repo = common::unique_repo("cluster/pinned");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("pinned-signed-{repo}"), &repo, "v1");
-    common::push_http(&st, &format!("pinned-unsigned-{repo}"), &repo, "v2");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
+    let common::scenario::SignedRepo {
+        gun,
+        signed,
+        root_id,
+        ..
+    } = common::scenario::signed_repo(&st, "cluster/pinned", true);
 
     let policy = unique("pin-signed");
     let policies: Api<DynamicObject> = Api::namespaced_with(

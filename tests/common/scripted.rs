@@ -9,7 +9,8 @@
 //! assert_eq!(srv.count("/v2/"), 1);
 //! ```
 //!
-//! Also here: [`closed_port`] / [`closed_url`], an address nothing listens on.
+//! Also here: [`closed_port`] / [`closed_url`], an address nothing listens on, and
+//! [`black_hole`], a listener that never answers.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -402,4 +403,10 @@ pub fn closed_port() -> u16 {
 /// `http://127.0.0.1:<closed_port()>`.
 pub fn closed_url() -> String {
     format!("http://127.0.0.1:{}", closed_port())
+}
+
+/// A listener that never accepts: the kernel completes TCP handshakes into its backlog and
+/// nobody ever answers (a black hole, for TLS handshakes and deadlines). Closed when dropped.
+pub fn black_hole() -> std::net::TcpListener {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap()
 }
