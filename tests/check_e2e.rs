@@ -167,13 +167,8 @@ fn push_layout(
     let digest = common::skopeo_push(
         layout,
         &Push {
-            registry: &st.registry_http,
-            repo,
-            tag,
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
             format_v2s2: v2s2,
+            ..Push::plain(&st.registry_http, repo, tag)
         },
     );
     let served = common::registry_manifest(
