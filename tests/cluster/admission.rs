@@ -32,11 +32,8 @@ pub struct Serve {
 }
 
 impl Serve {
-    pub fn start(env: &HashMap<String, String>, listen: u16) -> Serve {
-        Serve::start_with(env, listen, &[])
-    }
-
-    /// [`Serve::start`] with further `serve` arguments.
+    /// `trustgate serve` in cluster mode on `listen` with the tier's KUBECONFIG and webhook
+    /// certificate, the Widget kind, and further `serve` arguments `extra`.
     pub fn start_with(env: &HashMap<String, String>, listen: u16, extra: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("serve.log");
@@ -168,6 +165,56 @@ fn webhook_state(env: &HashMap<String, String>, port: u16) -> Value {
     }]})
 }
 
+/// Applies the Widget CRD and waits until the API server serves it; its API in [`NS`].
+pub async fn widgets_served(client: &kube::Client) -> Api<DynamicObject> {
+    tier::apply_crd(client, &widget_crd()).await;
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &widget_resource());
+    eventually(10, "widgets served", || {
+        let w = widgets.clone();
+        async move { w.list(&Default::default()).await.ok().map(drop) }
+    })
+    .await;
+    widgets
+}
+
+/// Creates TrustPolicy `NS/name` verifying `gun` against the stack's TLS Notary server, root
+/// pinned by key ID, registry over plain HTTP; returns the TrustPolicy API in [`NS`].
+pub async fn create_verify_policy(
+    client: &kube::Client,
+    st: &common::Stack,
+    name: &str,
+    gun: &str,
+    root_id: &str,
+) -> Api<DynamicObject> {
+    let resource = ApiResource::erase::<TrustPolicy>(&());
+    let policies: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &resource);
+    let spec = json!({
+        "images": [gun],
+        "notary": {"url": st.notary_url, "caBundle": std::fs::read_to_string(&st.ca).unwrap()},
+        "registry": {"plainHTTP": true},
+        "trustRoots": [{"keyID": root_id}],
+    });
+    let object = DynamicObject::new(name, &resource).data(json!({ "spec": spec }));
+    policies
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+    policies
+}
+
+/// `trustgate serve` (with `extra` arguments) on a free port, once `/readyz` says its policies
+/// are synced; returns it and its port.
+pub async fn serve_ready(env: &HashMap<String, String>, extra: &[&str]) -> (Serve, u16) {
+    let port = free_port();
+    let serve = Serve::start_with(env, port, extra);
+    eventually(30, "trustgate serve ready (policies synced)", || {
+        let (code, _) = serve.get("/readyz");
+        async move { (code == 200).then_some(()) }
+    })
+    .await;
+    (serve, port)
+}
+
 pub fn denial(result: Result<DynamicObject, kube::Error>) -> (u16, String) {
     match result {
         Err(kube::Error::Api(status)) => (status.code, status.message),
@@ -179,46 +226,17 @@ pub fn denial(result: Result<DynamicObject, kube::Error>) -> (u16, String) {
 async fn the_api_server_calls_trustgate_serve_in_cluster_mode() {
     let Some(t) = tier::tier().await else { return };
     let Some(st) = common::stack() else { return };
-    tier::apply_crd(&t.client, &widget_crd()).await;
-    let widgets: Api<DynamicObject> =
-        Api::namespaced_with(t.client.clone(), NS, &widget_resource());
-    eventually(10, "widgets served", || {
-        let w = widgets.clone();
-        async move { w.list(&Default::default()).await.ok().map(drop) }
-    })
-    .await;
+    let widgets = widgets_served(&t.client).await;
 
     // A signed tag and an unsigned one in the real registry + Notary.
     let common::scenario::SignedRepo { gun, root_id, .. } =
         common::scenario::signed_repo(&st, "cluster/app", true);
 
     let policy = unique("signed-only");
-    let policies: Api<DynamicObject> = Api::namespaced_with(
-        t.client.clone(),
-        NS,
-        &ApiResource::erase::<TrustPolicy>(&()),
-    );
-    let spec = json!({
-        "images": [gun],
-        "notary": {"url": st.notary_url, "caBundle": std::fs::read_to_string(&st.ca).unwrap()},
-        "registry": {"plainHTTP": true},
-        "trustRoots": [{"keyID": root_id}],
-    });
-    let object = DynamicObject::new(&policy, &ApiResource::erase::<TrustPolicy>(&()))
-        .data(json!({ "spec": spec }));
-    policies
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
+    let policies = create_verify_policy(&t.client, &st, &policy, &gun, &root_id).await;
 
     let _webhooks = tier::STUB_WEBHOOKS.lock().await;
-    let port = free_port();
-    let mut serve = Serve::start(&t.env, port);
-    eventually(30, "trustgate serve ready (policies synced)", || {
-        let (code, _) = serve.get("/readyz");
-        async move { (code == 200).then_some(()) }
-    })
-    .await;
+    let (mut serve, port) = serve_ready(&t.env, &[]).await;
     put_stub_state(&t.env, &webhook_state(&t.env, port)).await;
 
     let pp = PostParams::default();

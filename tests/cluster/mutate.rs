@@ -8,13 +8,12 @@
 use std::collections::HashMap;
 
 use base64::Engine as _;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
-use trustgate::policy::TrustPolicy;
 
-use crate::admission::{Serve, denial, free_port, widget, widget_crd, widget_resource};
+use crate::admission::{create_verify_policy, denial, serve_ready, widget, widgets_served};
 use crate::common;
-use crate::tier::{self, NS, eventually, put_stub_webhooks, unique};
+use crate::tier::{self, NS, put_stub_webhooks, unique};
 
 const PIN: &str = "pin.trustgate.dev";
 const CHECK: &str = "check.trustgate.dev";
@@ -57,14 +56,7 @@ fn webhooks(env: &HashMap<String, String>, port: u16) -> Value {
 async fn the_api_server_stores_the_pinned_reference() {
     let Some(t) = tier::tier().await else { return };
     let Some(st) = common::stack() else { return };
-    tier::apply_crd(&t.client, &widget_crd()).await;
-    let widgets: Api<DynamicObject> =
-        Api::namespaced_with(t.client.clone(), NS, &widget_resource());
-    eventually(10, "widgets served", || {
-        let w = widgets.clone();
-        async move { w.list(&Default::default()).await.ok().map(drop) }
-    })
-    .await;
+    let widgets = widgets_served(&t.client).await;
 
     let common::scenario::SignedRepo {
         gun,
@@ -74,32 +66,10 @@ async fn the_api_server_stores_the_pinned_reference() {
     } = common::scenario::signed_repo(&st, "cluster/pinned", true);
 
     let policy = unique("pin-signed");
-    let policies: Api<DynamicObject> = Api::namespaced_with(
-        t.client.clone(),
-        NS,
-        &ApiResource::erase::<TrustPolicy>(&()),
-    );
-    let spec = json!({
-        "images": [gun],
-        "notary": {"url": st.notary_url, "caBundle": std::fs::read_to_string(&st.ca).unwrap()},
-        "registry": {"plainHTTP": true},
-        "trustRoots": [{"keyID": root_id}],
-    });
-    let object = DynamicObject::new(&policy, &ApiResource::erase::<TrustPolicy>(&()))
-        .data(json!({ "spec": spec }));
-    policies
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
+    let policies = create_verify_policy(&t.client, &st, &policy, &gun, &root_id).await;
 
     let _webhooks = tier::STUB_WEBHOOKS.lock().await;
-    let port = free_port();
-    let serve = Serve::start_with(&t.env, port, &["--pin-templates"]);
-    eventually(30, "trustgate serve ready (policies synced)", || {
-        let (code, _) = serve.get("/readyz");
-        async move { (code == 200).then_some(()) }
-    })
-    .await;
+    let (serve, port) = serve_ready(&t.env, &["--pin-templates"]).await;
     put_stub_webhooks(&t.env, &webhooks(&t.env, port)).await;
 
     let pp = PostParams::default();
