@@ -10,14 +10,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::webhook as support;
 #[path = "webhook/metrics.rs"]
 mod metrics;
 #[path = "webhook/mutate.rs"]
 mod mutate;
 #[path = "webhook/real_stack.rs"]
 mod real_stack;
-#[path = "webhook/support.rs"]
-mod support;
 #[path = "webhook/tighten.rs"]
 mod tighten;
 #[path = "webhook/tls.rs"]

@@ -11,6 +11,7 @@
 pub mod apiserver;
 pub mod scenario;
 pub mod scripted;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::io::Write as _;

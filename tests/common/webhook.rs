@@ -1,6 +1,7 @@
-//! Shared pieces of the webhook tests: an in-process server (real TLS, real listeners on
-//! 127.0.0.1:0) built from policy YAML, an HTTPS client trusting its CA, fixture loading, a
-//! recording event sink and a slow Notary (a scripted server holding each request).
+//! The in-process webhook for the tests that post AdmissionReviews (webhook, attacks,
+//! resilience): a server (real TLS, real listeners on 127.0.0.1:0) built from policy YAML, an
+//! HTTPS client trusting its CA, fixture loading, a recording event sink and a slow Notary (a
+//! scripted server holding each request).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,11 +10,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use crate::common::scripted::closed_url;
-use crate::common::scripted::{Reply, Scripted};
+pub use super::scripted::closed_url;
+use super::scripted::{Reply, Scripted};
 use trustgate::admission::{KindTable, RunningServer, ServerConfig, Webhook, start};
 use trustgate::audit::metrics::Metrics;
 use trustgate::audit::{EventSink, ReviewContext};
+use trustgate::cache::CacheConfig;
 use trustgate::clock::SystemClock;
 use trustgate::decision::{Anonymous, CredentialSource, Decision, Engine, EngineConfig};
 use trustgate::policy::{Action, DirPolicySource};
@@ -82,6 +84,12 @@ pub struct Options {
     pub tls: Option<ServingCert>,
     /// Policy reload interval.
     pub policy_reload: Duration,
+    /// Registry timeout of the engine.
+    pub registry_timeout: Duration,
+    /// Notary timeout of the engine.
+    pub notary_timeout: Duration,
+    /// The engine's caches.
+    pub cache: CacheConfig,
     /// Credentials.
     pub credentials: Arc<dyn CredentialSource>,
 }
@@ -94,6 +102,9 @@ impl Default for Options {
             budget: Duration::from_secs(8),
             tls: None,
             policy_reload: Duration::from_millis(100),
+            registry_timeout: Duration::from_secs(5),
+            notary_timeout: Duration::from_secs(10),
+            cache: CacheConfig::default(),
             credentials: Arc::new(Anonymous),
         }
     }
@@ -140,9 +151,9 @@ pub async fn serve(opts: Options) -> TestServer {
         EngineConfig {
             default_action: Action::Deny,
             deadline: opts.budget,
-            registry_timeout: Duration::from_secs(5),
-            notary_timeout: Duration::from_secs(10),
-            ..EngineConfig::default()
+            registry_timeout: opts.registry_timeout,
+            notary_timeout: opts.notary_timeout,
+            cache: opts.cache,
         },
         Arc::new(SystemClock),
     )
@@ -181,6 +192,13 @@ pub async fn serve(opts: Options) -> TestServer {
 }
 
 impl TestServer {
+    /// Shuts the server down, waiting up to `grace` for requests in flight.
+    pub async fn stop(mut self, grace: Duration) {
+        if let Some(server) = self.server.take() {
+            server.shutdown(grace).await.unwrap();
+        }
+    }
+
     /// `https://localhost:<port>/validate`.
     pub fn url(&self) -> String {
         format!("https://localhost:{}/validate", self.addr.port())
