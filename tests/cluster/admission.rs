@@ -141,27 +141,33 @@ pub fn widget(name: &str, image: &str) -> DynamicObject {
     }))
 }
 
+/// One webhook `name` sending Widget CREATE/UPDATE to `https://127.0.0.1:<port><path>`, with
+/// the settings the chart renders.
+pub fn widget_hook(env: &HashMap<String, String>, name: &str, port: u16, path: &str) -> Value {
+    let ca = std::fs::read(&env["APISERVER_CA"]).unwrap();
+    json!({
+        "name": name,
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "NoneOnDryRun",
+        "failurePolicy": "Fail",
+        "matchPolicy": "Equivalent",
+        "timeoutSeconds": 10,
+        "namespaceSelector": {},
+        "objectSelector": {},
+        "clientConfig": {
+            "url": format!("https://127.0.0.1:{port}{path}"),
+            "caBundle": base64::engine::general_purpose::STANDARD.encode(ca),
+        },
+        "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"],
+                   "operations": ["CREATE", "UPDATE"], "resources": ["widgets"], "scope": "*"}]
+    })
+}
+
 /// The stub's state with one webhook sending Widget CREATE/UPDATE to `port`.
 fn webhook_state(env: &HashMap<String, String>, port: u16) -> Value {
-    let ca = std::fs::read(&env["APISERVER_CA"]).unwrap();
     json!({"validatingwebhookconfigurations": [{
         "metadata": {"name": "trustgate-cluster-test"},
-        "webhooks": [{
-            "name": WEBHOOK,
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "NoneOnDryRun",
-            "failurePolicy": "Fail",
-            "matchPolicy": "Equivalent",
-            "timeoutSeconds": 10,
-            "namespaceSelector": {},
-            "objectSelector": {},
-            "clientConfig": {
-                "url": format!("https://127.0.0.1:{port}/validate"),
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca),
-            },
-            "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"],
-                       "operations": ["CREATE", "UPDATE"], "resources": ["widgets"], "scope": "*"}]
-        }]
+        "webhooks": [widget_hook(env, WEBHOOK, port, "/validate")]
     }]})
 }
 

@@ -7,11 +7,12 @@
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
 use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::admission::{create_verify_policy, denial, serve_ready, widget, widgets_served};
+use crate::admission::{
+    create_verify_policy, denial, serve_ready, widget, widget_hook, widgets_served,
+};
 use crate::common;
 use crate::tier::{self, NS, put_stub_webhooks, unique};
 
@@ -21,25 +22,7 @@ const CHECK: &str = "check.trustgate.dev";
 /// The stub's state: `/mutate` then `/validate` for Widget CREATE/UPDATE on `port`, with the
 /// settings the chart renders.
 fn webhooks(env: &HashMap<String, String>, port: u16) -> Value {
-    let ca = std::fs::read(&env["APISERVER_CA"]).unwrap();
-    let hook = |name: &str, path: &str| {
-        json!({
-            "name": name,
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "NoneOnDryRun",
-            "failurePolicy": "Fail",
-            "matchPolicy": "Equivalent",
-            "timeoutSeconds": 10,
-            "namespaceSelector": {},
-            "objectSelector": {},
-            "clientConfig": {
-                "url": format!("https://127.0.0.1:{port}{path}"),
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(&ca),
-            },
-            "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"],
-                       "operations": ["CREATE", "UPDATE"], "resources": ["widgets"], "scope": "*"}]
-        })
-    };
+    let hook = |name: &str, path: &str| widget_hook(env, name, port, path);
     let mut pin = hook(PIN, "/mutate");
     pin["reinvocationPolicy"] = json!("IfNeeded");
     json!({
