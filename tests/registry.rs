@@ -53,9 +53,9 @@ async fn resolve(
 
 /// [`resolve`] that must succeed.
 async fn resolved(image: &str, opts: &RegistryOptions, creds: &Credentials) -> String {
-    resolve(image, opts, creds)
-        .await
-        .unwrap_or_else(|e| panic!("resolve {image}: {e}"))
+    let result = resolve(image, opts, creds).await;
+    assert!(result.is_ok(), "resolve {image}: {result:?}");
+    result.expect("resolved")
 }
 
 /// `err` is `Unauthorized`, with or without credentials sent.

@@ -287,7 +287,7 @@ async fn thousand_concurrent_reviews_fetch_each_file_once() {
     let responses: Vec<Value> = futures::stream::iter(0..REVIEWS)
         .map(|i| {
             let (srv, image) = (&srv, &image);
-            async move { review(&srv, &format!("burst-{i}"), image).await }
+            async move { review(srv, &format!("burst-{i}"), image).await }
         })
         .buffer_unordered(CONNECTIONS)
         .collect()

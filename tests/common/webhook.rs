@@ -262,6 +262,14 @@ impl TestServer {
     }
 }
 
+/// Replaces the policy file `file` atomically (a sibling temp file renamed over it), so the
+/// server's reload never reads it half-written.
+pub fn replace_policy_file(file: &Path, yaml: &str) {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, yaml).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
+}
+
 /// The fixture `tests/data/admission/<name>` as JSON.
 pub fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
