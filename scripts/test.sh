@@ -38,8 +38,11 @@ export TRUSTGATE_REQUIRE_APISERVER=1
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -D warnings"
-cargo clippy --locked --all-targets -- -D warnings
+step "cargo clippy --all-targets --all-features -D warnings (the bench-support benches included)"
+cargo clippy --locked --all-targets --all-features -- -D warnings
+
+step "benches compile (every [[bench]], the bench-support ones included; debug profile, not run)"
+cargo test --locked --benches --all-features --no-run
 
 step "alert rules and dashboard: promtool check/test rules, rendered PrometheusRule (installs the Debian prometheus package if missing)"
 bash scripts/prometheus.sh

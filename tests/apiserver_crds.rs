@@ -131,6 +131,31 @@ fn cel(fragment: &str) -> String {
 
 // ------------------------------------------------------------------ tests
 
+/// `GET <collection>/<name>` as a `meta.k8s.io` Table (what `kubectl get` shows), through
+/// kube's request builder so the test needs no direct `http` dependency.
+async fn get_table(client: &kube::Client, collection: &str, name: &str) -> Value {
+    let mut req = kube::core::Request::new(collection)
+        .get(name, &Default::default())
+        .unwrap();
+    req.headers_mut().insert(
+        "accept",
+        "application/json;as=Table;v=v1;g=meta.k8s.io"
+            .parse()
+            .unwrap(),
+    );
+    client.request(req).await.unwrap()
+}
+
+/// The column names of a Table.
+fn table_columns(table: &Value) -> Vec<&str> {
+    table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn crds_apply_and_serve_with_the_expected_version_and_scope() {
     let Some(client) = setup().await else { return };
@@ -718,26 +743,14 @@ async fn printer_columns_are_served() {
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&ready))
         .await
         .unwrap();
-    // kube's request builder, so the test needs no direct `http` dependency.
-    let mut req = kube::core::Request::new(format!(
-        "/apis/trustgate.dev/v1alpha1/namespaces/{NS}/trustpolicies"
-    ))
-    .get(&name, &Default::default())
-    .unwrap();
-    req.headers_mut().insert(
-        "accept",
-        "application/json;as=Table;v=v1;g=meta.k8s.io"
-            .parse()
-            .unwrap(),
-    );
-    let table: Value = client.request(req).await.unwrap();
+    let table = get_table(
+        &client,
+        &format!("/apis/trustgate.dev/v1alpha1/namespaces/{NS}/trustpolicies"),
+        &name,
+    )
+    .await;
     assert_eq!(table["kind"], "Table", "{table}");
-    let columns: Vec<&str> = table["columnDefinitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let columns = table_columns(&table);
     assert_eq!(
         columns,
         ["Name", "Action", "Mode", "Images", "Ready", "Age"]
@@ -782,22 +795,13 @@ async fn namespaced_policies_is_accepted_on_cluster_trust_policies_only() {
             "stored as written"
         );
         // `kubectl get ctp` shows it.
-        let mut req = kube::core::Request::new("/apis/trustgate.dev/v1alpha1/clustertrustpolicies")
-            .get(&name, &Default::default())
-            .unwrap();
-        req.headers_mut().insert(
-            "accept",
-            "application/json;as=Table;v=v1;g=meta.k8s.io"
-                .parse()
-                .unwrap(),
-        );
-        let table: Value = client.request(req).await.unwrap();
-        let columns: Vec<&str> = table["columnDefinitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        let table = get_table(
+            &client,
+            "/apis/trustgate.dev/v1alpha1/clustertrustpolicies",
+            &name,
+        )
+        .await;
+        let columns = table_columns(&table);
         let at = columns.iter().position(|c| *c == "Namespaced").unwrap();
         assert_eq!(table["rows"][0]["cells"][at], value, "{table}");
         typed.delete(&name, &DeleteParams::default()).await.unwrap();

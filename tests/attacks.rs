@@ -12,5 +12,4 @@ mod attacks {
     pub mod credentials;
     pub mod notary;
     pub mod policy;
-    pub mod scripted;
 }

@@ -11,9 +11,9 @@ mod common;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
-use axum::routing::get;
 use serde_json::{Value, json};
+
+use common::scripted::{Reply, Routes, Scripted};
 use trustgate::admission::FixedCredentials;
 use trustgate::audit::metrics::Metrics;
 use trustgate::audit::running::PeriodicAudit;
@@ -31,63 +31,39 @@ fn pod(name: &str, image: &str, phase: &str) -> Value {
     })
 }
 
-/// Serves `GET /api/v1/pods` with `pods`; returns the base URL.
-async fn fake_api(pods: Vec<Value>) -> String {
+/// Serves `GET /api/v1/pods` with `pods` (a scripted API server).
+async fn fake_api(pods: Vec<Value>) -> Scripted {
     let list = json!({
         "apiVersion": "v1", "kind": "PodList",
         "metadata": {"resourceVersion": "1"},
         "items": pods
     });
-    let app = Router::new().route(
-        "/api/v1/pods",
-        get(move || {
-            let list = list.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    list.to_string(),
-                )
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    url
+    Scripted::routes(Routes::new().get("/api/v1/pods", Reply::json(200, &list.to_string()))).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_reports_signed_and_unsigned_running_pods() {
     let Some(st) = common::stack() else { return };
-    let repo = common::unique_repo("audit/app");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("audit-signed-{repo}"), &repo, "v1");
-    common::push_http(&st, &format!("audit-unsigned-{repo}"), &repo, "v2");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
+    let common::scenario::SignedRepo { gun, root_id, .. } =
+        common::scenario::signed_repo(&st, "audit/app", true);
 
     let dir = tempfile::tempdir().unwrap();
     let policy_dir = dir.path().join("policies");
     std::fs::create_dir(&policy_dir).unwrap();
-    let ca = std::fs::read_to_string(&st.ca).unwrap();
-    let ca_block: String = ca.lines().map(|l| format!("      {l}\n")).collect();
     std::fs::write(
         policy_dir.join("p.yaml"),
-        format!(
-            "apiVersion: trustgate.dev/v1alpha1\nkind: TrustPolicy\nmetadata: {{name: signed-only, namespace: shop}}\nspec:\n  images: [\"{gun}\"]\n  notary:\n    url: {}\n    caBundle: |\n{ca_block}  registry: {{plainHTTP: true}}\n  trustRoots:\n  - keyID: \"{root_id}\"\n",
-            st.notary_url
-        ),
+        common::scenario::signed_only_policy(&st, "signed-only", &gun, &root_id),
     )
     .unwrap();
 
     let (v1, v2) = (format!("{gun}:v1"), format!("{gun}:v2"));
-    let api = fake_api(vec![
+    let api_server = fake_api(vec![
         pod("web-signed", &v1, "Running"),
         pod("web-unsigned", &v2, "Running"),
         pod("old-job", &v2, "Succeeded"),
     ])
     .await;
+    let api = api_server.url();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,

@@ -3,6 +3,9 @@
 //! written as YAML files, and the command's exit status, JSON results and text verdicts checked
 //! against the CLI reference and the decision rules (docs/).
 //!
+//! Each test is a table of [`Case`]s (one run of the binary and what it must give) run by one
+//! driver (`check_e2e/table.rs`), which names the case in every failure.
+//!
 //! Run with `bash e2e/stack.sh up && TRUSTGATE_REQUIRE_STACK=1 cargo test --test check_e2e`
 //! (skipped, with a `SKIP` line, when the stack is not up and the variable is not set).
 //!
@@ -13,175 +16,23 @@
 
 mod common;
 
-use std::net::TcpListener;
+mod check_e2e {
+    pub mod table;
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
+use check_e2e::table::{self, Case, Line, Want, trustgate};
 use common::scenario::delegation_key;
+use common::scripted::{black_hole, closed_port};
 use common::{NotaryClient, Push, Stack};
-
-// ------------------------------------------------------------------ running the binary
-
-/// One run of the `trustgate` binary.
-struct Run {
-    /// What the command line was (for messages).
-    what: String,
-    code: i32,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Run {
-    /// The whole JSON document of `--output json`.
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "{}: stdout is not JSON ({e}):\n{}\nstderr: {}",
-                self.what, self.stdout, self.stderr
-            )
-        })
-    }
-
-    /// `results` of the JSON document.
-    fn results(&self) -> Vec<Value> {
-        self.json()["results"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{}: no results array: {}", self.what, self.stdout))
-            .clone()
-    }
-
-    /// The single result of a one-image run.
-    fn one(&self) -> Value {
-        let mut r = self.results();
-        assert_eq!(r.len(), 1, "{}: {}", self.what, self.stdout);
-        r.remove(0)
-    }
-
-    /// Asserts the exit status.
-    fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code, code,
-            "{}: exit status {} (want {code})\nstdout: {}\nstderr: {}",
-            self.what, self.code, self.stdout, self.stderr
-        );
-        self
-    }
-}
-
-/// Runs `trustgate ARGS` with `env` added; Notary credentials from the caller's environment
-/// (`NOTARY_AUTH`, `NOTARY_USER`, `NOTARY_PASSWORD`) are removed so every run says what it uses.
-fn trustgate(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustgate"));
-    cmd.args(args)
-        .env_remove("NOTARY_AUTH")
-        .env_remove("NOTARY_USER")
-        .env_remove("NOTARY_PASSWORD")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let start = Instant::now();
-    let out = cmd.output().expect("spawn trustgate");
-    let elapsed = start.elapsed();
-    if std::env::var_os("CHECK_E2E_SHOW").is_some() {
-        // `CHECK_E2E_SHOW=1 cargo test --test check_e2e -- --nocapture` shows every run.
-        eprintln!(
-            "$ trustgate {}  [exit {:?}, {elapsed:?}]\n{}{}",
-            args.join(" "),
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Run {
-        what: format!("trustgate {}", args.join(" ")),
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed,
-    }
-}
-
-/// `trustgate check --policy P... --namespace NS --output json EXTRA... IMAGES...`.
-fn check_with(
-    policies: &[&Path],
-    namespace: &str,
-    extra: &[&str],
-    env: &[(&str, &str)],
-    images: &[&str],
-) -> Run {
-    let mut args: Vec<String> = vec!["check".into()];
-    for p in policies {
-        args.push("--policy".into());
-        args.push(p.to_str().expect("utf8 path").into());
-    }
-    args.extend(["--namespace".into(), namespace.into()]);
-    args.extend(["--output".into(), "json".into()]);
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    args.extend(images.iter().map(|s| (*s).to_owned()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    trustgate(&args, env)
-}
-
-/// `check_with` in namespace `default`, no extra flags or environment.
-fn check(policy: &Path, images: &[&str]) -> Run {
-    check_with(&[policy], "default", &[], &[], images)
-}
-
-/// The verdict word that starts the text output of a one-image `check`.
-fn text_verdict(policies: &[&Path], namespace: &str, extra: &[&str], image: &str) -> String {
-    let mut args: Vec<&str> = vec!["check"];
-    for p in policies {
-        args.push("--policy");
-        args.push(p.to_str().expect("utf8 path"));
-    }
-    args.extend(["--namespace", namespace, "--output", "text"]);
-    args.extend(extra);
-    args.push(image);
-    let run = trustgate(&args, &[]);
-    let first = run.stdout.split_whitespace().next().unwrap_or_default();
-    assert_eq!(
-        run.stdout.lines().count(),
-        1,
-        "{}: one line per image: {}",
-        run.what,
-        run.stdout
-    );
-    first.to_owned()
-}
-
-/// Asserts a result: `allowed`, and `reason` containing every one of `needles`.
-#[track_caller]
-fn assert_result(r: &Value, allowed: bool, needles: &[&str]) {
-    assert_eq!(r["allowed"], json!(allowed), "allowed in {r:#}");
-    let reason = r["reason"].as_str().expect("reason string");
-    assert!(!reason.contains('\n'), "reason is one line: {reason:?}");
-    for n in needles {
-        assert!(reason.contains(n), "reason lacks {n:?}: {reason}");
-    }
-}
-
-/// Whether `reason` names `digest` (in full, or abbreviated to at least 12 hex digits) right
-/// after some occurrence of `after`.
-fn names_digest_after(reason: &str, after: &str, digest: &str) -> bool {
-    let full = digest.strip_prefix("sha256:").expect("sha256 digest");
-    reason.match_indices(after).any(|(i, _)| {
-        let rest = &reason[i + after.len()..];
-        let Some(rest) = rest.trim_start().strip_prefix("sha256:") else {
-            return false;
-        };
-        let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
-        hex.len() >= 12 && full.starts_with(&hex)
-    })
-}
 
 // ------------------------------------------------------------------ policies as YAML
 
@@ -302,12 +153,6 @@ impl Files {
     }
 }
 
-/// A TCP port on 127.0.0.1 with nothing listening (bound, then released).
-fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 // ------------------------------------------------------------------ stack helpers
 
 /// Pushes `layout` to the plain-HTTP registry as `repo:tag` (converted to Docker schema 2 with
@@ -322,13 +167,8 @@ fn push_layout(
     let digest = common::skopeo_push(
         layout,
         &Push {
-            registry: &st.registry_http,
-            repo,
-            tag,
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
             format_v2s2: v2s2,
+            ..Push::plain(&st.registry_http, repo, tag)
         },
     );
     let served = common::registry_manifest(
@@ -615,22 +455,25 @@ fn signed_tag_is_admitted_with_registry_digest() {
     let files = Files::new();
     let p = files.policy("p.yaml", "shop", "signed", &m.spec());
     let image = m.image(":v1");
-    let run = check_with(&[&p], "shop", &[], &[], &[&image]);
-    run.expect_code(0);
-    let r = run.one();
     let served = common::registry_digest(&image, false, None, None);
     assert_eq!(served, m.a);
-    assert_eq!(r["image"], image.as_str());
-    assert_eq!(r["reference"], image.as_str());
-    assert_eq!(r["digest"], served.as_str());
-    assert_eq!(r["signers"], json!(["targets"]));
-    assert_eq!(r["policy"], "shop/signed");
-    assert_eq!(r["action"], "Verify");
-    assert_eq!(r["mode"], "Enforce");
-    assert_eq!(r["verified"], true);
-    assert_eq!(r["verdict"], "ADMITTED");
-    assert_result(&r, true, &[&image]);
-    assert_eq!(text_verdict(&[&p], "shop", &[], &image), "ADMITTED");
+    table::run(&[
+        Case::check("signed tag", &[&p], "shop", &[&image])
+            .code(0)
+            .result(
+                Want::admitted(&[&image])
+                    .eq("image", image.as_str())
+                    .eq("reference", image.as_str())
+                    .eq("digest", served.as_str())
+                    .eq("signers", json!(["targets"]))
+                    .eq("policy", "shop/signed")
+                    .eq("action", "Verify")
+                    .eq("mode", "Enforce")
+                    .eq("verified", true)
+                    .eq("verdict", "ADMITTED"),
+            ),
+        Case::check("signed tag, text", &[&p], "shop", &[&image]).text(&["ADMITTED"]),
+    ]);
 }
 
 /// Scenario 2: An unsigned tag is rejected (exit 1) saying the tag is not signed.
@@ -641,15 +484,19 @@ fn unsigned_tag_is_rejected() {
     let files = Files::new();
     let p = files.policy("p.yaml", "default", "unsigned", &m.spec());
     let image = m.image(":v2");
-    let run = check(&p, &[&image]);
-    run.expect_code(1);
-    let r = run.one();
-    assert_result(&r, false, &["v2", "not signed", "default/unsigned"]);
-    assert_eq!(r["verified"], false);
-    assert_eq!(r["verdict"], "REJECTED");
-    assert_eq!(r["digest"], m.a.as_str(), "the resolved digest is reported");
-    assert_eq!(r["signers"], json!([]));
-    assert_eq!(text_verdict(&[&p], "default", &[], &image), "REJECTED");
+    table::run(&[
+        Case::check("unsigned tag", &[&p], "default", &[&image])
+            .code(1)
+            .result(
+                Want::rejected(&["v2", "not signed", "default/unsigned"])
+                    .eq("verified", false)
+                    .eq("verdict", "REJECTED")
+                    // The resolved digest is reported.
+                    .eq("digest", m.a.as_str())
+                    .eq("signers", json!([])),
+            ),
+        Case::check("unsigned tag, text", &[&p], "default", &[&image]).text(&["REJECTED"]),
+    ]);
 }
 
 /// Scenario 3: A tag re-pushed after signing is rejected: signed for A, the registry serves B.
@@ -661,22 +508,14 @@ fn tag_repushed_after_signing_is_rejected() {
     let p = files.policy("p.yaml", "default", "moved", &m.spec());
     let image = m.image(":moved");
     assert_eq!(common::registry_digest(&image, false, None, None), m.b);
-    let run = check(&p, &[&image]);
-    run.expect_code(1);
-    let r = run.one();
-    assert_result(&r, false, &["moved"]);
-    let reason = r["reason"].as_str().unwrap();
-    assert!(
-        names_digest_after(reason, "signed for", &m.a),
-        "reason names the signed digest {}: {reason}",
-        m.a
-    );
-    assert!(
-        names_digest_after(reason, "serves", &m.b),
-        "reason names the served digest {}: {reason}",
-        m.b
-    );
-    assert_eq!(r["digest"], m.b.as_str());
+    table::run(&[Case::check("re-pushed tag", &[&p], "default", &[&image])
+        .code(1)
+        .result(
+            Want::rejected(&["moved"])
+                .digest_after("signed for", &m.a)
+                .digest_after("serves", &m.b)
+                .eq("digest", m.b.as_str()),
+        )]);
 }
 
 /// The digest checked is the one a kubelet pulls: an OCI image index is verified by the index
@@ -688,14 +527,23 @@ fn index_and_docker_manifests_are_verified_by_the_pulled_digest() {
     let files = Files::new();
     let p = files.policy("p.yaml", "default", "manifests", &m.spec());
     let images = [m.image(":index"), m.image(":docker")];
-    let run = check(&p, &[&images[0], &images[1]]);
-    run.expect_code(0);
-    let r = run.results();
-    for (res, (image, signed)) in r.iter().zip(images.iter().zip([&m.index, &m.docker])) {
+    let mut wants = Vec::new();
+    for (image, signed) in images.iter().zip([&m.index, &m.docker]) {
         assert_eq!(common::registry_digest(image, false, None, None), *signed);
-        assert_eq!(res["digest"], signed.as_str(), "{res:#}");
-        assert_eq!(res["signers"], json!(["targets"]));
+        wants.push(
+            Want::any()
+                .eq("digest", signed.as_str())
+                .eq("signers", json!(["targets"])),
+        );
     }
+    table::run(&[Case::check(
+        "index and schema 2",
+        &[&p],
+        "default",
+        &[&images[0], &images[1]],
+    )
+    .code(0)
+    .results(wants)]);
 }
 
 /// `notary.gun` overrides the repository whose trust data is read.
@@ -709,27 +557,35 @@ fn notary_gun_override() {
     spec["notary"]["gun"] = json!(m.alt_gun);
     spec["trustRoots"] = json!([{"keyID": m.alt_root_id}]);
     let p = files.policy("alt.yaml", "default", "alt", &spec);
-    let run = check(&p, &[&image]);
-    run.expect_code(0);
-    assert_eq!(run.one()["digest"], m.a.as_str());
-    // v2 is signed in neither GUN.
-    check(&p, &[&m.image(":v2")]).expect_code(1);
-    // Without the override the alt root does not fit the image's own GUN ...
-    spec.as_object_mut().unwrap()["notary"]
-        .as_object_mut()
-        .unwrap()
-        .remove("gun");
-    let p = files.policy("no-override.yaml", "default", "no-override", &spec);
-    let run = check(&p, &[&image]);
-    run.expect_code(1);
-    assert_result(&run.one(), false, &["root", "pinned"]);
-    // ... and the image's root does not fit the alt GUN.
+    spec["notary"].as_object_mut().unwrap().remove("gun");
+    let no_override = files.policy("no-override.yaml", "default", "no-override", &spec);
     spec["notary"]["gun"] = json!(m.alt_gun);
     spec["trustRoots"] = json!([{"keyID": m.root_id}]);
-    let p = files.policy("mixed.yaml", "default", "mixed", &spec);
-    let run = check(&p, &[&image]);
-    run.expect_code(1);
-    assert_result(&run.one(), false, &["root", "pinned"]);
+    let mixed = files.policy("mixed.yaml", "default", "mixed", &spec);
+    let unpinned = Want::rejected(&["root", "pinned"]);
+    table::run(&[
+        Case::check("alt GUN and its root", &[&p], "default", &[&image])
+            .code(0)
+            .result(Want::any().eq("digest", m.a.as_str())),
+        Case::check(
+            "v2 is signed in neither GUN",
+            &[&p],
+            "default",
+            &[&m.image(":v2")],
+        )
+        .code(1),
+        Case::check(
+            "alt root, no override",
+            &[&no_override],
+            "default",
+            &[&image],
+        )
+        .code(1)
+        .result(unpinned.clone()),
+        Case::check("image root, alt GUN", &[&mixed], "default", &[&image])
+            .code(1)
+            .result(unpinned),
+    ]);
 }
 
 // ------------------------------------------------------------------ 4: trust roots
@@ -744,22 +600,27 @@ fn wrong_pinned_root_is_rejected() {
     let files = Files::new();
     let mut spec = m.spec();
     spec["trustRoots"] = json!([{"keyID": other.root_id}]);
-    let p = files.policy("p.yaml", "default", "wrong-root", &spec);
-    let run = check(&p, &[&m.image(":v1")]);
-    run.expect_code(1);
-    let r = run.one();
-    assert_result(&r, false, &["root", "pinned"]);
-    assert_eq!(r["signers"], json!([]));
-
+    let wrong = files.policy("p.yaml", "default", "wrong-root", &spec);
     // Two pins, one right: threshold 1 is met, threshold 2 is not.
     spec["trustRoots"] = json!([{"keyID": other.root_id}, {"keyID": m.root_id}]);
-    let p = files.policy("two.yaml", "default", "two-roots", &spec);
-    check(&p, &[&m.image(":v1")]).expect_code(0);
+    let two = files.policy("two.yaml", "default", "two-roots", &spec);
     spec["trustRootThreshold"] = json!(2);
-    let p = files.policy("two-of-two.yaml", "default", "two-of-two", &spec);
-    let run = check(&p, &[&m.image(":v1")]);
-    run.expect_code(1);
-    assert_result(&run.one(), false, &["root", "pinned"]);
+    let two_of_two = files.policy("two-of-two.yaml", "default", "two-of-two", &spec);
+    let v1 = m.image(":v1");
+    table::run(&[
+        Case::check("another repository's root", &[&wrong], "default", &[&v1])
+            .code(1)
+            .result(Want::rejected(&["root", "pinned"]).eq("signers", json!([]))),
+        Case::check("one of two pins, threshold 1", &[&two], "default", &[&v1]).code(0),
+        Case::check(
+            "one of two pins, threshold 2",
+            &[&two_of_two],
+            "default",
+            &[&v1],
+        )
+        .code(1)
+        .result(Want::rejected(&["root", "pinned"])),
+    ]);
 }
 
 /// Pinning the root by PEM: the certificate from root.json, and the public key `inspect`
@@ -770,6 +631,7 @@ fn pinned_root_by_pem() {
     let m = main_repo(&st);
     let files = Files::new();
     let ca = st.ca.to_str().unwrap();
+    let v1 = m.image(":v1");
     let inspect = trustgate(
         &[
             "inspect",
@@ -779,7 +641,7 @@ fn pinned_root_by_pem() {
             ca,
             "--output",
             "json",
-            &m.image(":v1"),
+            &v1,
         ],
         &[],
     );
@@ -790,14 +652,6 @@ fn pinned_root_by_pem() {
         .as_str()
         .expect("publicKey")
         .to_owned();
-    for (i, pem) in [&m.root_cert, &public_key].into_iter().enumerate() {
-        let mut spec = m.spec();
-        spec["trustRoots"] = json!([{"publicKey": pem}]);
-        let p = files.policy(&format!("pem{i}.yaml"), "default", "pem", &spec);
-        let run = check(&p, &[&m.image(":v1")]);
-        run.expect_code(0);
-        assert_eq!(run.one()["signers"], json!(["targets"]));
-    }
     // The certificate of another repository's root.
     let client = st.notary_client(&st.notary_url);
     let other_gun = format!(
@@ -807,12 +661,33 @@ fn pinned_root_by_pem() {
     );
     client.init(&other_gun);
     let (_, other_cert) = root_key(&client, &other_gun);
-    let mut spec = m.spec();
-    spec["trustRoots"] = json!([{"publicKey": other_cert}]);
-    let p = files.policy("other.yaml", "default", "other-pem", &spec);
-    let run = check(&p, &[&m.image(":v1")]);
-    run.expect_code(1);
-    assert_result(&run.one(), false, &["root", "pinned"]);
+    let pinned = |file: &str, name: &str, pem: &str| {
+        let mut spec = m.spec();
+        spec["trustRoots"] = json!([{"publicKey": pem}]);
+        files.policy(file, "default", name, &spec)
+    };
+    let (cert, key) = (
+        pinned("pem0.yaml", "pem", &m.root_cert),
+        pinned("pem1.yaml", "pem", &public_key),
+    );
+    let other = pinned("other.yaml", "other-pem", &other_cert);
+    let by_targets = Want::any().eq("signers", json!(["targets"]));
+    table::run(&[
+        Case::check("root certificate", &[&cert], "default", &[&v1])
+            .code(0)
+            .result(by_targets.clone()),
+        Case::check("public key from inspect", &[&key], "default", &[&v1])
+            .code(0)
+            .result(by_targets),
+        Case::check(
+            "another repository's certificate",
+            &[&other],
+            "default",
+            &[&v1],
+        )
+        .code(1)
+        .result(Want::rejected(&["root", "pinned"])),
+    ]);
 }
 
 // ------------------------------------------------------------------ 5-7: signers
@@ -822,15 +697,18 @@ fn pinned_root_by_pem() {
 fn releases_signature_wins_without_signers() {
     let Some(st) = common::stack() else { return };
     let s = signers_repo(&st);
+    assert_ne!(s.a, s.c);
     let files = Files::new();
     let p = files.policy("p.yaml", "default", "releases", &s.spec(None));
-    let run = check(&p, &[&s.image(":v1")]);
-    run.expect_code(0);
-    let r = run.one();
-    assert_result(&r, true, &[]);
-    assert_eq!(r["signers"], json!(["targets/releases"]));
-    assert_eq!(r["digest"], s.a.as_str());
-    assert_ne!(s.a, s.c);
+    table::run(&[
+        Case::check("no signers", &[&p], "default", &[&s.image(":v1")])
+            .code(0)
+            .result(
+                Want::admitted(&[])
+                    .eq("signers", json!(["targets/releases"]))
+                    .eq("digest", s.a.as_str()),
+            ),
+    ]);
 }
 
 /// Scenario 6: Listed signers: thresholds, `required`, pinned signer keys.
@@ -841,75 +719,92 @@ fn signers_threshold_required_and_pinned_keys() {
     let files = Files::new();
     let v1 = s.image(":v1");
     let both = s.image(":both");
-
-    // Threshold 1: alice signed v1.
-    let mut spec = s.spec(Some(json!([{"name": "alice"}, {"name": "bob"}])));
+    let alice_bob = json!([{"name": "alice"}, {"name": "bob"}]);
+    let mut spec = s.spec(Some(alice_bob.clone()));
     spec["signerThreshold"] = json!(1);
-    let p = files.policy("t1.yaml", "default", "t1", &spec);
-    let run = check(&p, &[&v1]);
-    run.expect_code(0);
-    let r = run.one();
-    assert_eq!(r["signers"], json!(["targets/alice"]));
-    assert_eq!(r["digest"], s.a.as_str());
-
-    // Threshold 2: only alice signed v1; the reason says who did.
+    let t1 = files.policy("t1.yaml", "default", "t1", &spec);
     spec["signerThreshold"] = json!(2);
-    let p = files.policy("t2.yaml", "default", "t2", &spec);
-    let run = check(&p, &[&v1]);
-    run.expect_code(1);
-    let r = run.one();
-    assert_result(&r, false, &["1 of the 2", "targets/alice", "bob"]);
-    assert_eq!(r["signers"], json!(["targets/alice"]));
-    // ... while both signed `both`, and the default threshold is every listed signer.
-    let mut all = s.spec(Some(json!([{"name": "alice"}, {"name": "bob"}])));
-    let p = files.policy("all.yaml", "default", "all", &all);
-    let run = check(&p, &[&both]);
-    run.expect_code(0);
-    assert_eq!(
-        run.one()["signers"],
-        json!(["targets/alice", "targets/bob"])
-    );
-    let run = check(&p, &[&v1]);
-    run.expect_code(1);
-    assert_result(&run.one(), false, &["1 of the 2"]);
-
-    // bob required, threshold 1: bob did not sign v1.
+    let t2 = files.policy("t2.yaml", "default", "t2", &spec);
+    // The default threshold is every listed signer.
+    let mut all = s.spec(Some(alice_bob));
+    let all_p = files.policy("all.yaml", "default", "all", &all);
     let mut req = s.spec(Some(
         json!([{"name": "alice"}, {"name": "bob", "required": true}]),
     ));
     req["signerThreshold"] = json!(1);
-    let p = files.policy("req.yaml", "default", "req", &req);
-    let run = check(&p, &[&v1]);
-    run.expect_code(1);
-    assert_result(&run.one(), false, &["required", "bob"]);
-    check(&p, &[&both]).expect_code(0);
-
+    let req = files.policy("req.yaml", "default", "req", &req);
     // Pinned signer keys: alice's own key (PEM public key), bob's certificate.
     all["signers"] = json!([
         {"name": "alice", "publicKey": s.alice_spki},
         {"name": "bob", "publicKey": s.bob_cert},
     ]);
-    let p = files.policy("pinned.yaml", "default", "pinned", &all);
-    let run = check(&p, &[&both]);
-    run.expect_code(0);
-    assert_eq!(
-        run.one()["signers"],
-        json!(["targets/alice", "targets/bob"])
-    );
+    let pinned = files.policy("pinned.yaml", "default", "pinned", &all);
     let alice_only = s.spec(Some(json!([{"name": "alice", "publicKey": s.alice_spki}])));
-    let p = files.policy("alice.yaml", "default", "alice", &alice_only);
-    let run = check(&p, &[&v1]);
-    run.expect_code(0);
-    assert_eq!(run.one()["signers"], json!(["targets/alice"]));
-
-    // alice pinned to a key that is not hers.
+    let alice = files.policy("alice.yaml", "default", "alice", &alice_only);
     let wrong = s.spec(Some(json!([{"name": "alice", "publicKey": s.bob_spki}])));
-    let p = files.policy("wrong.yaml", "default", "wrong-pin", &wrong);
-    let run = check(&p, &[&v1]);
-    run.expect_code(1);
-    let r = run.one();
-    assert_result(&r, false, &["alice", "pinned key"]);
-    assert_eq!(r["signers"], json!([]));
+    let wrong = files.policy("wrong.yaml", "default", "wrong-pin", &wrong);
+    let signers = |names: Value| Want::any().eq("signers", names);
+    table::run(&[
+        Case::check("threshold 1: alice signed v1", &[&t1], "default", &[&v1])
+            .code(0)
+            .result(signers(json!(["targets/alice"])).eq("digest", s.a.as_str())),
+        Case::check(
+            "threshold 2: the reason says who signed",
+            &[&t2],
+            "default",
+            &[&v1],
+        )
+        .code(1)
+        .result(
+            Want::rejected(&["1 of the 2", "targets/alice", "bob"])
+                .eq("signers", json!(["targets/alice"])),
+        ),
+        Case::check(
+            "default threshold: both signed `both`",
+            &[&all_p],
+            "default",
+            &[&both],
+        )
+        .code(0)
+        .result(signers(json!(["targets/alice", "targets/bob"]))),
+        Case::check(
+            "default threshold: only alice signed v1",
+            &[&all_p],
+            "default",
+            &[&v1],
+        )
+        .code(1)
+        .result(Want::rejected(&["1 of the 2"])),
+        Case::check(
+            "bob required: he did not sign v1",
+            &[&req],
+            "default",
+            &[&v1],
+        )
+        .code(1)
+        .result(Want::rejected(&["required", "bob"])),
+        Case::check(
+            "bob required: he signed `both`",
+            &[&req],
+            "default",
+            &[&both],
+        )
+        .code(0),
+        Case::check("pinned signer keys", &[&pinned], "default", &[&both])
+            .code(0)
+            .result(signers(json!(["targets/alice", "targets/bob"]))),
+        Case::check("alice pinned to her key", &[&alice], "default", &[&v1])
+            .code(0)
+            .result(signers(json!(["targets/alice"]))),
+        Case::check(
+            "alice pinned to a key not hers",
+            &[&wrong],
+            "default",
+            &[&v1],
+        )
+        .code(1)
+        .result(Want::rejected(&["alice", "pinned key"]).eq("signers", json!([]))),
+    ]);
 }
 
 /// Scenario 7: A revoked key no longer counts, whether revoked by PEM or by key ID.
@@ -918,31 +813,48 @@ fn revoked_key_does_not_count() {
     let Some(st) = common::stack() else { return };
     let s = signers_repo(&st);
     let files = Files::new();
-    for (i, revoked) in [&s.alice_spki, &s.alice_id].into_iter().enumerate() {
+    let mut cases = Vec::new();
+    for (i, (how, revoked)) in [("PEM", &s.alice_spki), ("key ID", &s.alice_id)]
+        .into_iter()
+        .enumerate()
+    {
         let mut spec = s.spec(Some(json!([{"name": "alice"}, {"name": "bob"}])));
         spec["signerThreshold"] = json!(1);
         spec["revokedKeys"] = json!([revoked]);
         let p = files.policy(&format!("revoked{i}.yaml"), "default", "revoked", &spec);
-        let run = check(&p, &[&s.image(":v1")]);
-        run.expect_code(1);
-        let r = run.one();
-        assert_result(&r, false, &["0 of the 1", "alice"]);
-        assert_eq!(r["signers"], json!([]));
+        cases.push(
+            Case::check(
+                &format!("alice revoked by {how}"),
+                &[&p],
+                "default",
+                &[&s.image(":v1")],
+            )
+            .code(1)
+            .result(Want::rejected(&["0 of the 1", "alice"]).eq("signers", json!([]))),
+        );
         // bob's signature still counts where he signed.
-        let run = check(&p, &[&s.image(":both")]);
-        run.expect_code(0);
-        assert_eq!(run.one()["signers"], json!(["targets/bob"]));
+        cases.push(
+            Case::check(
+                &format!("alice revoked by {how}, bob signed"),
+                &[&p],
+                "default",
+                &[&s.image(":both")],
+            )
+            .code(0)
+            .result(Want::any().eq("signers", json!(["targets/bob"]))),
+        );
     }
     // Revoking the releases key: `targets/releases` no longer vouches for v1, and `targets`
     // signed another digest.
     let mut spec = s.spec(None);
     spec["revokedKeys"] = json!([s.releases_id]);
     let p = files.policy("releases.yaml", "default", "no-releases", &spec);
-    let run = check(&p, &[&s.image(":v1")]);
-    run.expect_code(1);
-    let r = run.one();
-    assert_result(&r, false, &[]);
-    assert_ne!(r["signers"], json!(["targets/releases"]));
+    cases.push(
+        Case::check("releases key revoked", &[&p], "default", &[&s.image(":v1")])
+            .code(1)
+            .result(Want::rejected(&[]).ne("signers", json!(["targets/releases"]))),
+    );
+    table::run(&cases);
 }
 
 // ------------------------------------------------------------------ 8: rotations
@@ -962,29 +874,43 @@ fn rotations_keep_the_pinned_root_valid() {
     let spec = verify_spec(&st, &[&gun], &st.notary_url, json!([{"keyID": old_root}]));
     let p = files.policy("old.yaml", "default", "old-root", &spec);
     let v1 = format!("{gun}:v1");
-    check(&p, &[&v1]).expect_code(0);
+    table::run(&[Case::check("before the rotations", &[&p], "default", &[&v1]).code(0)]);
 
     client.rotate(&gun, "root", false);
     let root = published_root(&st, &gun);
     let (new_root, _) = root_key_of(&root);
     assert_ne!(new_root, old_root, "the root key changed");
     assert_eq!(root["signed"]["version"], 2, "{root:#}");
-    let run = check(&p, &[&v1]);
-    run.expect_code(0);
-    assert_eq!(run.one()["signers"], json!(["targets"]));
     let spec_new = verify_spec(&st, &[&gun], &st.notary_url, json!([{"keyID": new_root}]));
     let p_new = files.policy("new.yaml", "default", "new-root", &spec_new);
-    check(&p_new, &[&v1]).expect_code(0);
+    table::run(&[
+        Case::check("root rotated, old root pinned", &[&p], "default", &[&v1])
+            .code(0)
+            .result(Want::any().eq("signers", json!(["targets"]))),
+        Case::check(
+            "root rotated, new root pinned",
+            &[&p_new],
+            "default",
+            &[&v1],
+        )
+        .code(0),
+    ]);
 
     client.rotate(&gun, "targets", false);
     let (b, b_size) = push(&st, &repo, "check-e2e rotate B", "v2");
     client.addhash(&gun, "v2", &b, b_size);
     let v2 = format!("{gun}:v2");
-    let run = check(&p, &[&v1, &v2]);
-    run.expect_code(0);
-    let r = run.results();
-    assert_eq!(r[0]["digest"], a.as_str());
-    assert_eq!(r[1]["digest"], b.as_str());
+    table::run(&[Case::check(
+        "targets key rotated, new signature",
+        &[&p],
+        "default",
+        &[&v1, &v2],
+    )
+    .code(0)
+    .results(vec![
+        Want::any().eq("digest", a.as_str()),
+        Want::any().eq("digest", b.as_str()),
+    ])]);
 }
 
 // ------------------------------------------------------------------ 9-11: modes, actions, default
@@ -996,23 +922,39 @@ fn warn_and_audit_admit_unsigned() {
     let m = main_repo(&st);
     let files = Files::new();
     let image = m.image(":v2");
+    let mut cases = Vec::new();
     for (mode, verdict) in [("Warn", "WARNED"), ("Audit", "AUDITED")] {
         let mut spec = m.spec();
         spec["mode"] = json!(mode);
         let p = files.policy(&format!("{mode}.yaml"), "default", "modes", &spec);
-        let run = check(&p, &[&image]);
-        run.expect_code(0);
-        let r = run.one();
-        assert_result(&r, true, &["not signed", mode]);
-        assert_eq!(r["verified"], false);
-        assert_eq!(r["mode"], mode);
-        assert_eq!(r["verdict"], verdict);
-        assert_eq!(text_verdict(&[&p], "default", &[], &image), verdict);
-        // A signed tag under the same mode is plainly admitted.
-        let run = check(&p, &[&m.image(":v1")]);
-        run.expect_code(0);
-        assert_eq!(run.one()["verdict"], "ADMITTED");
+        cases.extend([
+            Case::check(&format!("{mode}: unsigned"), &[&p], "default", &[&image])
+                .code(0)
+                .result(
+                    Want::admitted(&["not signed", mode])
+                        .eq("verified", false)
+                        .eq("mode", mode)
+                        .eq("verdict", verdict),
+                ),
+            Case::check(
+                &format!("{mode}: unsigned, text"),
+                &[&p],
+                "default",
+                &[&image],
+            )
+            .text(&[verdict]),
+            // A signed tag under the same mode is plainly admitted.
+            Case::check(
+                &format!("{mode}: signed"),
+                &[&p],
+                "default",
+                &[&m.image(":v1")],
+            )
+            .code(0)
+            .result(Want::any().eq("verdict", "ADMITTED")),
+        ]);
     }
+    table::run(&cases);
 }
 
 /// Scenario 10: Action Allow admits without contacting Notary (its URL is a closed port); Deny
@@ -1026,30 +968,34 @@ fn actions_allow_and_deny() {
     let mut spec = m.spec();
     spec["notary"]["url"] = json!(dead);
     spec["action"] = json!("Allow");
-    let p = files.policy("allow.yaml", "default", "allow", &spec);
-    let run = check(&p, &[&m.image(":v2")]);
-    run.expect_code(0);
-    let r = run.one();
-    assert_result(&r, true, &["Allow"]);
-    assert_eq!(r["action"], "Allow");
-    assert_eq!(r["policy"], "default/allow");
-    assert_eq!(r["signers"], json!([]));
-    // The same URL with Verify fails: Allow really did not contact it.
+    let allow = files.policy("allow.yaml", "default", "allow", &spec);
     spec["action"] = json!("Verify");
-    let p_verify = files.policy("verify.yaml", "default", "verify-dead", &spec);
-    check(&p_verify, &[&m.image(":v2")]).expect_code(1);
-
+    let verify = files.policy("verify.yaml", "default", "verify-dead", &spec);
     spec["action"] = json!("Deny");
-    let p = files.policy("deny.yaml", "default", "deny", &spec);
-    let run = check(&p, &[&m.image(":v1")]);
-    run.expect_code(1);
-    let r = run.one();
-    assert_result(&r, false, &["Deny", "default/deny"]);
-    assert_eq!(r["action"], "Deny");
-    assert_eq!(
-        text_verdict(&[&p], "default", &[], &m.image(":v1")),
-        "REJECTED"
-    );
+    let deny = files.policy("deny.yaml", "default", "deny", &spec);
+    let (v1, v2) = (m.image(":v1"), m.image(":v2"));
+    table::run(&[
+        Case::check("Allow", &[&allow], "default", &[&v2])
+            .code(0)
+            .result(
+                Want::admitted(&["Allow"])
+                    .eq("action", "Allow")
+                    .eq("policy", "default/allow")
+                    .eq("signers", json!([])),
+            ),
+        // The same URL with Verify fails: Allow really did not contact it.
+        Case::check(
+            "Verify against the same dead URL",
+            &[&verify],
+            "default",
+            &[&v2],
+        )
+        .code(1),
+        Case::check("Deny", &[&deny], "default", &[&v1])
+            .code(1)
+            .result(Want::rejected(&["Deny", "default/deny"]).eq("action", "Deny")),
+        Case::check("Deny, text", &[&deny], "default", &[&v1]).text(&["REJECTED"]),
+    ]);
 }
 
 /// Scenario 11: An image no policy matches gets the default action: Deny unless `--default-action
@@ -1061,36 +1007,37 @@ fn unmatched_image_gets_the_default_action() {
     let files = Files::new();
     let p = files.policy("p.yaml", "default", "main-only", &m.spec());
     let unmatched = format!("{}/{}-other:v1", st.registry_http, m.repo);
-    let run = check(&p, &[&unmatched, "busybox"]);
-    run.expect_code(1);
-    let r = run.results();
-    assert_eq!(r.len(), 2);
-    for (res, reference) in r
-        .iter()
-        .zip([unmatched.as_str(), "docker.io/library/busybox:latest"])
-    {
-        assert_result(res, false, &["no policy"]);
-        assert_eq!(res["policy"], Value::Null);
-        assert_eq!(res["reference"], reference);
-        assert_eq!(res["action"], "Deny");
-    }
-    let run = check_with(
-        &[&p],
-        "default",
-        &["--default-action", "Allow"],
-        &[],
-        &[&unmatched, "busybox"],
-    );
-    run.expect_code(0);
-    for res in run.results() {
-        assert_result(&res, true, &["no policy"]);
-        assert_eq!(res["policy"], Value::Null);
-        assert_eq!(res["action"], "Allow");
-    }
-    assert_eq!(
-        text_verdict(&[&p], "default", &["--default-action", "Allow"], "busybox"),
-        "ADMITTED"
-    );
+    let images = [unmatched.as_str(), "busybox"];
+    let denied = |reference: &str| {
+        Want::rejected(&["no policy"])
+            .eq("policy", Value::Null)
+            .eq("reference", reference)
+            .eq("action", "Deny")
+    };
+    let allowed = Want::admitted(&["no policy"])
+        .eq("policy", Value::Null)
+        .eq("action", "Allow");
+    let allow = ["--default-action", "Allow"];
+    table::run(&[
+        Case::check("default Deny", &[&p], "default", &images)
+            .code(1)
+            .results(vec![
+                denied(&unmatched),
+                denied("docker.io/library/busybox:latest"),
+            ]),
+        Case::check("--default-action Allow", &[&p], "default", &images)
+            .flags(&allow)
+            .code(0)
+            .results(vec![allowed.clone(), allowed]),
+        Case::check(
+            "--default-action Allow, text",
+            &[&p],
+            "default",
+            &["busybox"],
+        )
+        .flags(&allow)
+        .text(&["ADMITTED"]),
+    ]);
 }
 
 // ------------------------------------------------------------------ 12: digests
@@ -1102,37 +1049,33 @@ fn digest_references() {
     let m = main_repo(&st);
     let files = Files::new();
     let p = files.policy("p.yaml", "default", "digests", &m.spec());
-
     let signed = m.image(&format!("@{}", m.a));
-    let run = check(&p, &[&signed]);
-    run.expect_code(0);
-    let r = run.one();
-    assert_eq!(r["digest"], m.a.as_str());
-    assert_eq!(r["reference"], signed.as_str());
-    assert_eq!(r["signers"], json!(["targets"]));
-
-    // B is in the registry (as `moved`) but signed under no tag.
-    let unsigned = m.image(&format!("@{}", m.b));
-    let run = check(&p, &[&unsigned]);
-    run.expect_code(1);
-    let r = run.one();
-    assert_result(&r, false, &["not signed"]);
-    assert_eq!(r["digest"], m.b.as_str());
-
-    let tag_digest = m.image(&format!(":v1@{}", m.a));
-    let run = check(&p, &[&tag_digest]);
-    run.expect_code(0);
-    assert_eq!(run.one()["digest"], m.a.as_str());
-    let tag_other = m.image(&format!(":v1@{}", m.b));
-    let run = check(&p, &[&tag_other]);
-    run.expect_code(1);
-    let r = run.one();
-    assert_result(&r, false, &["v1"]);
-    assert_eq!(r["digest"], m.b.as_str());
-    // v2 carries A in the registry, but the tag v2 itself was never signed.
-    let run = check(&p, &[&m.image(&format!(":v2@{}", m.a))]);
-    run.expect_code(1);
-    assert_result(&run.one(), false, &["v2", "not signed"]);
+    let one = |name: &str, image: &str| Case::check(name, &[&p], "default", &[image]);
+    table::run(&[
+        one("signed digest", &signed).code(0).result(
+            Want::any()
+                .eq("digest", m.a.as_str())
+                .eq("reference", signed.as_str())
+                .eq("signers", json!(["targets"])),
+        ),
+        // B is in the registry (as `moved`) but signed under no tag.
+        one("unsigned digest", &m.image(&format!("@{}", m.b)))
+            .code(1)
+            .result(Want::rejected(&["not signed"]).eq("digest", m.b.as_str())),
+        one("tag@signed digest", &m.image(&format!(":v1@{}", m.a)))
+            .code(0)
+            .result(Want::any().eq("digest", m.a.as_str())),
+        one("tag@another digest", &m.image(&format!(":v1@{}", m.b)))
+            .code(1)
+            .result(Want::rejected(&["v1"]).eq("digest", m.b.as_str())),
+        // v2 carries A in the registry, but the tag v2 itself was never signed.
+        one(
+            "unsigned tag@signed digest",
+            &m.image(&format!(":v2@{}", m.a)),
+        )
+        .code(1)
+        .result(Want::rejected(&["v2", "not signed"])),
+    ]);
 }
 
 // ------------------------------------------------------------------ 13-14: the Notary server
@@ -1145,46 +1088,30 @@ fn unreachable_notary_fails_closed_quickly() {
     let m = main_repo(&st);
     let files = Files::new();
     let port = closed_port();
-    let url = format!("https://127.0.0.1:{port}");
     let mut spec = m.spec();
-    spec["notary"]["url"] = json!(url);
-    let p = files.policy("closed.yaml", "default", "closed", &spec);
-    let run = check_with(
-        &[&p],
-        "default",
-        &["--deadline", "3"],
-        &[],
-        &[&m.image(":v1")],
-    );
-    run.expect_code(1);
-    assert!(
-        run.elapsed < Duration::from_secs(10),
-        "took {:?}",
-        run.elapsed
-    );
-    let r = run.one();
-    assert_result(&r, false, &[&format!("127.0.0.1:{port}")]);
-    assert_eq!(r["digest"], m.a.as_str(), "the tag was still resolved");
-
+    spec["notary"]["url"] = json!(format!("https://127.0.0.1:{port}"));
+    let closed = files.policy("closed.yaml", "default", "closed", &spec);
     // A black hole: the kernel accepts the connection, nobody ever answers the TLS handshake.
-    let hole = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("https://{}", hole.local_addr().unwrap());
-    spec["notary"]["url"] = json!(url);
-    let p = files.policy("hole.yaml", "default", "hole", &spec);
-    let run = check_with(
-        &[&p],
-        "default",
-        &["--deadline", "3"],
-        &[],
-        &[&m.image(":v1")],
-    );
-    run.expect_code(1);
-    assert!(
-        run.elapsed >= Duration::from_millis(2900) && run.elapsed < Duration::from_secs(10),
-        "took {:?}",
-        run.elapsed
-    );
-    assert_result(&run.one(), false, &[]);
+    let hole = black_hole();
+    spec["notary"]["url"] = json!(format!("https://{}", hole.local_addr().unwrap()));
+    let hole_p = files.policy("hole.yaml", "default", "hole", &spec);
+    let v1 = m.image(":v1");
+    table::run(&[
+        Case::check("closed port", &[&closed], "default", &[&v1])
+            .flags(&["--deadline", "3"])
+            .code(1)
+            .within(Duration::ZERO, Duration::from_secs(10))
+            .result(
+                Want::rejected(&[&format!("127.0.0.1:{port}")])
+                    // The tag was still resolved.
+                    .eq("digest", m.a.as_str()),
+            ),
+        Case::check("black hole", &[&hole_p], "default", &[&v1])
+            .flags(&["--deadline", "3"])
+            .code(1)
+            .within(Duration::from_millis(2900), Duration::from_secs(10))
+            .result(Want::rejected(&[])),
+    ]);
     drop(hole);
 }
 
@@ -1197,10 +1124,12 @@ fn notary_tls_needs_the_ca_bundle() {
     let mut spec = m.spec();
     spec["notary"].as_object_mut().unwrap().remove("caBundle");
     let p = files.policy("no-ca.yaml", "default", "no-ca", &spec);
-    let run = check(&p, &[&m.image(":v1")]);
-    run.expect_code(1);
     let host = st.notary_url.trim_start_matches("https://");
-    assert_result(&run.one(), false, &[host]);
+    table::run(&[
+        Case::check("no caBundle", &[&p], "default", &[&m.image(":v1")])
+            .code(1)
+            .result(Want::rejected(&[host])),
+    ]);
 }
 
 /// notary-server with the local (ed25519) trust service, over plain HTTP.
@@ -1224,15 +1153,19 @@ fn local_trust_service_over_http() {
     spec["notary"].as_object_mut().unwrap().remove("caBundle");
     let p = files.policy("p.yaml", "default", "local", &spec);
     let images = ["v1", "v2", "v3"].map(|t| format!("{gun}:{t}"));
-    let run = check(&p, &[&images[0], &images[1], &images[2]]);
-    run.expect_code(1);
-    let r = run.results();
-    assert_result(&r[0], true, &[]);
-    assert_eq!(r[0]["digest"], a.as_str());
-    assert_result(&r[1], false, &["v2", "not signed"]);
-    // A tag the registry does not have fails closed, with no digest.
-    assert_result(&r[2], false, &["v3", "not found"]);
-    assert_eq!(r[2]["digest"], Value::Null);
+    table::run(&[Case::check(
+        "signed, unsigned, absent",
+        &[&p],
+        "default",
+        &[&images[0], &images[1], &images[2]],
+    )
+    .code(1)
+    .results(vec![
+        Want::admitted(&[]).eq("digest", a.as_str()),
+        Want::rejected(&["v2", "not signed"]),
+        // A tag the registry does not have fails closed, with no digest.
+        Want::rejected(&["v3", "not found"]).eq("digest", Value::Null),
+    ])]);
 }
 
 /// Scenario 14: Token auth on the Notary server: NOTARY_AUTH, anonymous pull, the flags, a wrong
@@ -1257,46 +1190,38 @@ fn notary_token_auth() {
     let image = format!("{gun}:v1");
     let (user, pass) = (st.notary_user.as_str(), st.notary_password.as_str());
     let scope = format!("repository:{gun}:pull");
+    let token = |name: &str| Case::check(name, &[&p], "default", &[&image]);
 
     let before = st.token_requests_for_scope(&scope);
     let auth = B64.encode(format!("{user}:{pass}"));
-    let run = check_with(&[&p], "default", &[], &[("NOTARY_AUTH", &auth)], &[&image]);
-    run.expect_code(0);
-    assert_eq!(run.one()["signers"], json!(["targets"]));
+    table::run(&[token("NOTARY_AUTH")
+        .env("NOTARY_AUTH", &auth)
+        .code(0)
+        .result(Want::any().eq("signers", json!(["targets"])))]);
     assert!(
         st.token_requests_for_scope(&scope) > before,
         "a token was requested for {scope}"
     );
 
-    // Anonymous pull is allowed by the test token server.
-    let run = check(&p, &[&image]);
-    run.expect_code(0);
-    assert_eq!(run.one()["digest"], a.as_str());
-
-    // The flags instead of NOTARY_AUTH.
-    let run = check_with(
-        &[&p],
-        "default",
-        &["--notary-user", user, "--notary-password", pass],
-        &[],
-        &[&image],
-    );
-    run.expect_code(0);
-
     let wrong = B64.encode(format!("{user}:not-{pass}"));
-    let run = check_with(&[&p], "default", &[], &[("NOTARY_AUTH", &wrong)], &[&image]);
-    run.expect_code(1);
-    let r = run.one();
-    assert_result(&r, false, &[]);
-    let reason = r["reason"].as_str().unwrap().to_ascii_lowercase();
-    assert!(
-        reason.contains("unauthorized") || reason.contains("refused"),
-        "reason says the server refused the credentials: {reason}"
-    );
-    assert!(
-        !reason.contains(&format!("not-{pass}")),
-        "no password in the reason"
-    );
+    table::run(&[
+        // Anonymous pull is allowed by the test token server.
+        token("anonymous")
+            .code(0)
+            .result(Want::any().eq("digest", a.as_str())),
+        token("--notary-user/--notary-password")
+            .flags(&["--notary-user", user, "--notary-password", pass])
+            .code(0),
+        // The reason says the server refused the credentials, without the password.
+        token("wrong password")
+            .env("NOTARY_AUTH", &wrong)
+            .code(1)
+            .result(
+                Want::rejected(&[])
+                    .reason_any(&["unauthorized", "refused"])
+                    .reason_lacks(&[&format!("not-{pass}")]),
+            ),
+    ]);
 }
 
 // ------------------------------------------------------------------ 15: precedence
@@ -1322,29 +1247,6 @@ fn namespaced_policies_come_before_cluster_policies() {
         ]),
     );
     let ns = files.policy("shop.yaml", "shop", "verify", &shop);
-    let v1 = m.image(":v1");
-    let v2 = m.image(":v2");
-
-    let run = check_with(&[&cluster, &ns], "shop", &[], &[], &[&v1, &v2]);
-    run.expect_code(1);
-    let r = run.results();
-    assert_result(&r[0], true, &[]);
-    assert_eq!(r[0]["policy"], "shop/verify");
-    assert_eq!(r[0]["signers"], json!(["targets"]));
-    // The cluster policy naming v2 exactly does not beat the namespaced `<registry>/**`.
-    assert_result(&r[1], false, &["not signed"]);
-    assert_eq!(r[1]["policy"], "shop/verify");
-
-    let run = check_with(&[&cluster, &ns], "other", &[], &[], &[&v1, &v2]);
-    run.expect_code(1);
-    let r = run.results();
-    assert_result(&r[0], false, &["Deny"]);
-    assert_eq!(r[0]["policy"], "deny-all");
-    assert_eq!(r[0]["action"], "Deny");
-    assert_result(&r[1], true, &[]);
-    assert_eq!(r[1]["policy"], "exact-allow");
-    assert_eq!(r[1]["action"], "Allow");
-
     // The same through --policy-dir, and a TrustPolicy without namespace is in `default`.
     let dir = files.dir.path().join("dir");
     std::fs::create_dir(&dir).unwrap();
@@ -1354,27 +1256,51 @@ fn namespaced_policies_come_before_cluster_policies() {
     std::fs::write(dir.join("b-default.yml"), yaml_docs(&[no_ns])).unwrap();
     std::fs::write(dir.join("notes.txt"), "not a policy").unwrap();
     let dir_arg = dir.to_str().unwrap();
-    let run = trustgate(
-        &["check", "--policy-dir", dir_arg, "--output", "json", &v1],
-        &[],
-    );
-    run.expect_code(0);
-    assert_eq!(run.one()["policy"], "default/verify");
-    let run = trustgate(
-        &[
-            "check",
-            "--policy-dir",
-            dir_arg,
-            "--namespace",
-            "shop",
-            "--output",
-            "json",
-            &v1,
-        ],
-        &[],
-    );
-    run.expect_code(1);
-    assert_eq!(run.one()["policy"], "deny-all");
+    let (v1, v2) = (m.image(":v1"), m.image(":v2"));
+    let both: [&Path; 2] = [&cluster, &ns];
+    table::run(&[
+        Case::check("namespace shop", &both, "shop", &[&v1, &v2])
+            .code(1)
+            .results(vec![
+                Want::admitted(&[])
+                    .eq("policy", "shop/verify")
+                    .eq("signers", json!(["targets"])),
+                // The cluster policy naming v2 exactly does not beat the namespaced
+                // `<registry>/**`.
+                Want::rejected(&["not signed"]).eq("policy", "shop/verify"),
+            ]),
+        Case::check("namespace other", &both, "other", &[&v1, &v2])
+            .code(1)
+            .results(vec![
+                Want::rejected(&["Deny"])
+                    .eq("policy", "deny-all")
+                    .eq("action", "Deny"),
+                Want::admitted(&[])
+                    .eq("policy", "exact-allow")
+                    .eq("action", "Allow"),
+            ]),
+        Case::raw(
+            "--policy-dir, no namespace",
+            &["check", "--policy-dir", dir_arg, "--output", "json", &v1],
+        )
+        .code(0)
+        .result(Want::any().eq("policy", "default/verify")),
+        Case::raw(
+            "--policy-dir, namespace shop",
+            &[
+                "check",
+                "--policy-dir",
+                dir_arg,
+                "--namespace",
+                "shop",
+                "--output",
+                "json",
+                &v1,
+            ],
+        )
+        .code(1)
+        .result(Want::any().eq("policy", "deny-all")),
+    ]);
 }
 
 // ------------------------------------------------------------------ 16: configuration errors
@@ -1386,76 +1312,54 @@ fn malformed_policy_files_exit_2() {
     let m = main_repo(&st);
     let files = Files::new();
     let image = m.image(":v1");
-
     let bad_yaml = files.write(
         "bad-yaml.yaml",
         "apiVersion: trustgate.dev/v1alpha1\nkind: [\n",
     );
-    let run = check(&bad_yaml, &[&image]);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains(bad_yaml.to_str().unwrap()),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stdout.trim().is_empty(), "no results: {}", run.stdout);
-
     let mut spec = m.spec();
     spec.as_object_mut().unwrap().remove("trustRoots");
     let no_roots = files.policy("no-roots.yaml", "default", "no-roots", &spec);
-    let run = check(&no_roots, &[&image]);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains(no_roots.to_str().unwrap()),
-        "{}",
-        run.stderr
-    );
-    assert!(run.stderr.contains("trustRoots"), "{}", run.stderr);
-
     // Fields that parse as YAML but not as what they claim to be.
     let garbage_pem = "-----BEGIN PUBLIC KEY-----\nZ2FyYmFnZQ==\n-----END PUBLIC KEY-----\n";
     let mut bad_pem = m.spec();
     bad_pem["trustRoots"] = json!([{"publicKey": garbage_pem}]);
+    let bad_pem = files.policy("bad-pem.yaml", "default", "bad-pem", &bad_pem);
     let mut bad_threshold = m.spec();
     bad_threshold["signers"] = json!([{"name": "alice"}]);
     bad_threshold["signerThreshold"] = json!(2);
-    for (name, spec, field) in [
-        ("bad-pem", &bad_pem, "trustRoots[0].publicKey"),
-        ("bad-threshold", &bad_threshold, "signerThreshold"),
-    ] {
-        let file = files.policy(&format!("{name}.yaml"), "default", name, spec);
-        let run = check(&file, &[&image]);
-        run.expect_code(2);
-        assert!(
-            run.stderr.contains(file.to_str().unwrap()),
-            "{}",
-            run.stderr
-        );
-        assert!(run.stderr.contains(field), "{}", run.stderr);
-    }
-
-    // A good file next to a bad one still fails the whole run.
+    let bad_threshold = files.policy(
+        "bad-threshold.yaml",
+        "default",
+        "bad-threshold",
+        &bad_threshold,
+    );
     let good = files.policy("good.yaml", "default", "good", &m.spec());
-    let run = check_with(&[&good, &no_roots], "default", &[], &[], &[&image]);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains(no_roots.to_str().unwrap()),
-        "{}",
-        run.stderr
-    );
-
     let missing = files.dir.path().join("missing.yaml");
-    let run = check(&missing, &[&image]);
-    run.expect_code(2);
-    assert!(
-        run.stderr.contains(missing.to_str().unwrap()),
-        "{}",
-        run.stderr
-    );
-
-    // Usage errors: no image, no policy.
-    trustgate(&["check", "--policy", good.to_str().unwrap()], &[]).expect_code(2);
-    trustgate(&["check", &image], &[]).expect_code(2);
+    let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let bad = |name: &str, file: &PathBuf, more: &[&str]| {
+        Case::check(name, &[file], "default", &[&image])
+            .code(2)
+            .stderr_has(&[&path(file)])
+            .stderr_has(more)
+    };
+    table::run(&[
+        bad("bad YAML", &bad_yaml, &[]).stdout_empty(),
+        bad("no trustRoots", &no_roots, &["trustRoots"]),
+        bad("garbage PEM", &bad_pem, &["trustRoots[0].publicKey"]),
+        bad(
+            "threshold over the signers",
+            &bad_threshold,
+            &["signerThreshold"],
+        ),
+        // A good file next to a bad one still fails the whole run.
+        Case::check("good and bad", &[&good, &no_roots], "default", &[&image])
+            .code(2)
+            .stderr_has(&[&path(&no_roots)]),
+        bad("missing file", &missing, &[]),
+        // Usage errors: no image, no policy.
+        Case::raw("no image", &["check", "--policy", &path(&good)]).code(2),
+        Case::raw("no policy", &["check", &image]).code(2),
+    ]);
 }
 
 // ------------------------------------------------------------------ 17: several images
@@ -1477,41 +1381,35 @@ fn several_images_in_input_order() {
         "busybox".to_owned(),
         m.image(":moved"),
     ];
+    let allowed = [false, true, true, true, false, false];
     let refs: Vec<&str> = images.iter().map(String::as_str).collect();
-    let run = check_with(&[&main_p, &signers_p], "default", &[], &[], &refs);
-    run.expect_code(1);
-    let r = run.results();
-    assert_eq!(r.len(), images.len());
-    for (res, image) in r.iter().zip(&images) {
-        assert_eq!(res["image"], image.as_str());
-    }
-    let allowed: Vec<bool> = r.iter().map(|x| x["allowed"].as_bool().unwrap()).collect();
-    assert_eq!(allowed, [false, true, true, true, false, false]);
-    assert_eq!(r[2]["signers"], json!(["targets/releases"]));
-
-    let ok = [&images[1], &images[2], &images[3]].map(String::as_str);
-    let run = check_with(&[&main_p, &signers_p], "default", &[], &[], &ok);
-    run.expect_code(0);
-    assert!(run.results().iter().all(|x| x["allowed"] == true));
-
-    // Text output: one line per image, in input order.
-    let text = trustgate(
-        &[
-            "check",
-            "--policy",
-            main_p.to_str().unwrap(),
-            &images[1],
-            &images[0],
-        ],
-        &[],
-    );
-    text.expect_code(1);
-    let words: Vec<&str> = text
-        .stdout
-        .lines()
-        .map(|l| l.split_whitespace().next().unwrap_or_default())
+    let mut wants: Vec<Want> = images
+        .iter()
+        .zip(allowed)
+        .map(|(image, ok)| Want::any().eq("image", image.as_str()).eq("allowed", ok))
         .collect();
-    assert_eq!(words, ["ADMITTED", "REJECTED"], "{}", text.stdout);
+    wants[2] = wants[2].clone().eq("signers", json!(["targets/releases"]));
+    let ok = [&images[1], &images[2], &images[3]].map(String::as_str);
+    let policies: [&Path; 2] = [&main_p, &signers_p];
+    let main_p = main_p.to_str().unwrap();
+    table::run(&[
+        Case::check("one rejected: exit 1", &policies, "default", &refs)
+            .code(1)
+            .results(wants),
+        Case::check("none rejected: exit 0", &policies, "default", &ok)
+            .code(0)
+            .results(vec![Want::any().eq("allowed", true); 3]),
+        // Text output: one line per image, in input order.
+        Case::raw(
+            "text, in input order",
+            &["check", "--policy", main_p, &images[1], &images[0]],
+        )
+        .code(1)
+        .lines(vec![
+            Line::Word("ADMITTED".into()),
+            Line::Word("REJECTED".into()),
+        ]),
+    ]);
 }
 
 /// Scenario 17: The images are decided concurrently: three images stuck on a silent Notary server
@@ -1521,24 +1419,23 @@ fn several_images_are_decided_concurrently() {
     let Some(st) = common::stack() else { return };
     let m = main_repo(&st);
     let files = Files::new();
-    let hole = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hole = black_hole();
     let mut spec = m.spec();
     spec["notary"]["url"] = json!(format!("https://{}", hole.local_addr().unwrap()));
     let p = files.policy("hole.yaml", "default", "hole", &spec);
     let images = [m.image(":v1"), m.image(":v2"), m.image(":moved")];
     let refs: Vec<&str> = images.iter().map(String::as_str).collect();
-    let run = check_with(&[&p], "default", &["--deadline", "2"], &[], &refs);
-    run.expect_code(1);
-    assert!(
-        run.elapsed >= Duration::from_millis(1900) && run.elapsed < Duration::from_millis(4500),
-        "3 images with a 2 s deadline each took {:?}",
-        run.elapsed
-    );
-    let r = run.results();
-    for (res, image) in r.iter().zip(&images) {
-        assert_eq!(res["image"], image.as_str());
-        assert_result(res, false, &[]);
-    }
+    let wants = images
+        .iter()
+        .map(|image| Want::rejected(&[]).eq("image", image.as_str()))
+        .collect();
+    table::run(&[
+        Case::check("3 images, 2 s deadline each", &[&p], "default", &refs)
+            .flags(&["--deadline", "2"])
+            .code(1)
+            .within(Duration::from_millis(1900), Duration::from_millis(4500))
+            .results(wants),
+    ]);
     drop(hole);
 }
 
@@ -1580,121 +1477,57 @@ spec:
 "#
     );
     let path = files.write("manifest.yaml", &manifest);
-    let mut args = vec![
-        "check",
-        "--policy",
-        p.to_str().unwrap(),
-        "--namespace",
-        "shop",
-    ];
-    args.extend(["--output", "json", "-f", path.to_str().unwrap()]);
-    let run = trustgate(&args, &[]);
-    run.expect_code(1);
-    let results = run.results();
-    assert_eq!(results.len(), 3, "{}", run.stdout);
-    let summary: Vec<(String, String, String, bool)> = results
-        .iter()
-        .map(|r| {
-            let o = &r["object"];
-            (
-                format!(
-                    "{} {}/{}",
-                    o["kind"].as_str().unwrap(),
-                    o["namespace"].as_str().unwrap(),
-                    o["name"].as_str().unwrap()
+    let (p, path) = (p.to_str().unwrap(), path.to_str().unwrap());
+    let object = |kind: &str, ns: &str, name: &str| {
+        Want::any()
+            .eq("/object/kind", kind)
+            .eq("/object/namespace", ns)
+            .eq("/object/name", name)
+    };
+    let policy = ["check", "--policy", p, "--namespace", "shop"];
+    table::run(&[
+        Case::raw(
+            "-f FILE",
+            &[&policy[..], &["--output", "json", "-f", path]].concat(),
+        )
+        .code(1)
+        .results(vec![
+            object("Deployment", "shop", "web")
+                .prefix("location", "spec.template.spec.initContainers[0]")
+                .eq("image", signed.as_str())
+                .eq("allowed", true),
+            Want::any()
+                .prefix("location", "spec.template.spec.containers[0]")
+                .eq("image", unsigned.as_str())
+                .eq("allowed", false)
+                .eq("policy", "shop/signed"),
+            // No namespace in the object: --namespace.
+            object("CronJob", "shop", "nightly")
+                .prefix(
+                    "location",
+                    "spec.jobTemplate.spec.template.spec.containers[0]",
+                )
+                .eq("allowed", true),
+        ]),
+        // The same manifest from stdin, text output: one line per occurrence.
+        Case::raw("-f -, text", &[&policy[..], &["-f", "-"]].concat())
+            .stdin(&manifest)
+            .code(1)
+            .lines(vec![
+                Line::Prefix(
+                    "ADMITTED Deployment shop/web spec.template.spec.initContainers[0]".into(),
                 ),
-                r["location"].as_str().unwrap().to_string(),
-                r["image"].as_str().unwrap().to_string(),
-                r["allowed"].as_bool().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(summary[0].0, "Deployment shop/web");
-    assert!(
-        summary[0]
-            .1
-            .starts_with("spec.template.spec.initContainers[0]"),
-        "{summary:?}"
-    );
-    assert_eq!(
-        (summary[0].2.as_str(), summary[0].3),
-        (signed.as_str(), true)
-    );
-    assert!(
-        summary[1].1.starts_with("spec.template.spec.containers[0]"),
-        "{summary:?}"
-    );
-    assert_eq!(
-        (summary[1].2.as_str(), summary[1].3),
-        (unsigned.as_str(), false)
-    );
-    assert_eq!(
-        summary[2].0, "CronJob shop/nightly",
-        "no namespace: --namespace"
-    );
-    assert!(
-        summary[2]
-            .1
-            .starts_with("spec.jobTemplate.spec.template.spec.containers[0]")
-    );
-    assert!(summary[2].3);
-    assert_eq!(results[1]["policy"], "shop/signed");
-
-    // The same manifest from stdin, text output: one line per occurrence.
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_trustgate"));
-    cmd.args([
-        "check",
-        "--policy",
-        p.to_str().unwrap(),
-        "--namespace",
-        "shop",
-        "-f",
-        "-",
-    ])
-    .env_remove("NOTARY_AUTH")
-    .env("RUST_LOG", "warn")
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(manifest.as_bytes())
-            .unwrap();
-    }
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "{text}");
-    assert!(
-        lines[0].starts_with("ADMITTED Deployment shop/web spec.template.spec.initContainers[0]"),
-        "{text}"
-    );
-    assert!(
-        lines[1].starts_with("REJECTED Deployment shop/web spec.template.spec.containers[0]"),
-        "{text}"
-    );
-    assert!(
-        lines[2].starts_with("ADMITTED CronJob shop/nightly"),
-        "{text}"
-    );
-
-    // Unreadable input: exit 2.
-    let run = trustgate(
-        &[
-            "check",
-            "--policy",
-            p.to_str().unwrap(),
-            "-f",
-            "/nonexistent/m.yaml",
-        ],
-        &[],
-    );
-    run.expect_code(2);
+                Line::Prefix(
+                    "REJECTED Deployment shop/web spec.template.spec.containers[0]".into(),
+                ),
+                Line::Prefix("ADMITTED CronJob shop/nightly".into()),
+            ]),
+        Case::raw(
+            "unreadable input",
+            &["check", "--policy", p, "-f", "/nonexistent/m.yaml"],
+        )
+        .code(2),
+    ]);
 }
 
 /// `check --pin`: a verified tag in its pinned form, `tag@<verified digest>` (JSON `pinned`, a
@@ -1709,35 +1542,33 @@ fn check_pin_prints_the_pinned_reference() {
     let v1 = m.image(":v1");
     let by_digest = m.image(&format!("@{}", m.a));
     let unsigned = m.image(":v2");
-    let run = check_with(
-        &[&p],
-        "shop",
-        &["--pin"],
-        &[],
-        &[&v1, &by_digest, &unsigned],
-    );
-    run.expect_code(1);
-    let r = run.results();
-    assert_eq!(r[0]["pinned"], format!("{v1}@{}", m.a).as_str());
-    assert_eq!(r[1]["pinned"], by_digest.as_str());
-    assert_eq!(r[2]["pinned"], Value::Null);
-    assert!(check(&p, &[&v1]).one().get("pinned").is_none());
-
-    let text = trustgate(
-        &[
-            "check",
-            "--policy",
-            p.to_str().unwrap(),
-            "--namespace",
-            "shop",
-            "--pin",
-            &v1,
-        ],
-        &[],
-    );
-    text.expect_code(0);
-    let lines: Vec<&str> = text.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{}", text.stdout);
-    assert!(lines[0].starts_with("ADMITTED "), "{}", text.stdout);
-    assert_eq!(lines[1], format!("PINNED   {v1}@{}", m.a));
+    let pinned = format!("{v1}@{}", m.a);
+    table::run(&[
+        Case::check("--pin", &[&p], "shop", &[&v1, &by_digest, &unsigned])
+            .flags(&["--pin"])
+            .code(1)
+            .results(vec![
+                Want::any().eq("pinned", pinned.as_str()),
+                Want::any().eq("pinned", by_digest.as_str()),
+                Want::any().eq("pinned", Value::Null),
+            ]),
+        Case::check("no --pin", &[&p], "default", &[&v1]).result(Want::any().absent("pinned")),
+        Case::raw(
+            "--pin, text",
+            &[
+                "check",
+                "--policy",
+                p.to_str().unwrap(),
+                "--namespace",
+                "shop",
+                "--pin",
+                &v1,
+            ],
+        )
+        .code(0)
+        .lines(vec![
+            Line::Prefix("ADMITTED ".into()),
+            Line::Exact(format!("PINNED   {pinned}")),
+        ]),
+    ]);
 }

@@ -14,14 +14,14 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::Stack;
+use common::scenario::{signed_only_policy, signed_repo};
+use common::scripted::closed_port as free_port;
 
 /// A child process killed when dropped.
 struct Running(Child);
@@ -31,14 +31,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn prometheus_binary() -> Option<String> {
@@ -59,27 +51,6 @@ fn prometheus_binary() -> Option<String> {
             None
         }
     }
-}
-
-fn policy(st: &Stack, name: &str, gun: &str, root_id: &str) -> String {
-    let ca = std::fs::read_to_string(&st.ca).unwrap();
-    let ca_block: String = ca.lines().map(|l| format!("      {l}\n")).collect();
-    format!(
-        r#"apiVersion: trustgate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {{name: {name}, namespace: shop}}
-spec:
-  images: ["{gun}"]
-  notary:
-    url: {notary}
-    caBundle: |
-{ca_block}  registry: {{plainHTTP: true}}
-  trustRoots:
-  - keyID: "{root_id}"
----
-"#,
-        notary = st.notary_url,
-    )
 }
 
 fn pod(images: &[&str]) -> Value {
@@ -163,18 +134,13 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     let dir = tempfile::tempdir().unwrap();
 
     // Two repositories, each with a signed tag (v1) and an unsigned one (v2).
-    let notary = st.notary_client(&st.notary_url);
     let mut guns = Vec::new();
     let mut policies = String::new();
     for (i, name) in ["first", "second"].into_iter().enumerate() {
-        let repo = common::unique_repo(&format!("dashboard/{name}"));
-        let gun = format!("{}/{repo}", st.registry_http);
-        let signed = common::push_http(&st, &format!("dashboard-signed-{repo}"), &repo, "v1");
-        common::push_http(&st, &format!("dashboard-unsigned-{repo}"), &repo, "v2");
-        notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-        let root_id = notary.root_key_id(&gun);
-        policies += &policy(&st, &format!("p{i}"), &gun, &root_id);
-        guns.push(gun);
+        let repo = signed_repo(&st, &format!("dashboard/{name}"), true);
+        policies += &signed_only_policy(&st, &format!("p{i}"), &repo.gun, &repo.root_id);
+        policies += "---\n";
+        guns.push(repo.gun);
     }
     let policy_dir = dir.path().join("policies");
     std::fs::create_dir(&policy_dir).unwrap();

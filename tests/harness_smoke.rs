@@ -33,18 +33,7 @@ fn push_image_and_index_to_plain_registry() {
     let Some(st) = common::stack() else { return };
     let repo = unique_repo("smoke/http");
     let img = oci_image(&repo, "v1");
-    let pushed = skopeo_push(
-        &img,
-        &Push {
-            registry: &st.registry_http,
-            repo: &repo,
-            tag: "v1",
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
-            format_v2s2: false,
-        },
-    );
+    let pushed = skopeo_push(&img, &Push::plain(&st.registry_http, &repo, "v1"));
     assert_eq!(pushed, img.manifest_digest);
     let served = registry_digest(
         &format!("{}/{repo}:v1", st.registry_http),
@@ -55,18 +44,7 @@ fn push_image_and_index_to_plain_registry() {
     assert_eq!(served, img.manifest_digest);
 
     let idx = oci_index(&repo, "multi");
-    skopeo_push(
-        &idx,
-        &Push {
-            registry: &st.registry_http,
-            repo: &repo,
-            tag: "multi",
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
-            format_v2s2: false,
-        },
-    );
+    skopeo_push(&idx, &Push::plain(&st.registry_http, &repo, "multi"));
     let served = registry_digest(
         &format!("{}/{repo}:multi", st.registry_http),
         false,
@@ -91,13 +69,8 @@ fn push_image_and_index_to_plain_registry() {
     let v2 = skopeo_push(
         &img,
         &Push {
-            registry: &st.registry_http,
-            repo: &repo,
-            tag: "v1-docker",
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
             format_v2s2: true,
+            ..Push::plain(&st.registry_http, &repo, "v1-docker")
         },
     );
     assert_ne!(v2, img.manifest_digest);

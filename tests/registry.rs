@@ -7,6 +7,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::Push;
+use common::scripted::{Reply, Scripted, closed_port};
 use trustgate::image::credentials::{Credentials, DockerConfig};
 use trustgate::image::reference::ImageRef;
 use trustgate::image::registry::{RegistryError, RegistryOptions, Resolver};
@@ -37,21 +39,6 @@ fn basic(u: &str, p: &str) -> Credentials {
     }
 }
 
-fn push(layout: &common::Layout, registry: &str, repo: &str, tag: &str) {
-    common::skopeo_push(
-        layout,
-        &common::Push {
-            registry,
-            repo,
-            tag,
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
-            format_v2s2: false,
-        },
-    );
-}
-
 async fn resolve(
     image: &str,
     opts: &RegistryOptions,
@@ -64,47 +51,39 @@ async fn resolve(
         .map(|d| d.to_string())
 }
 
+/// [`resolve`] that must succeed.
+async fn resolved(image: &str, opts: &RegistryOptions, creds: &Credentials) -> String {
+    let result = resolve(image, opts, creds).await;
+    assert!(result.is_ok(), "resolve {image}: {result:?}");
+    result.expect("resolved")
+}
+
+/// `err` is `Unauthorized`, with or without credentials sent.
+fn assert_unauthorized(err: &RegistryError, with: bool) {
+    assert!(
+        matches!(err, RegistryError::Unauthorized { with_credentials, .. } if *with_credentials == with),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn plain_http_single_manifest_and_index() {
     let Some(stack) = setup() else { return };
     let repo = common::unique_repo("reg/http");
     let img = common::oci_image("plain-http", "v1");
-    push(&img, &stack.registry_http, &repo, "v1");
+    common::skopeo_push(&img, &Push::plain(&stack.registry_http, &repo, "v1"));
     let idx = common::oci_index("plain-http-multi", "multi");
-    push(&idx, &stack.registry_http, &repo, "multi");
-
-    let served = common::registry_digest(
-        &format!("{}/{repo}:v1", stack.registry_http),
-        false,
-        None,
-        None,
-    );
-    assert_eq!(served, img.manifest_digest);
-    let got = resolve(
-        &format!("{}/{repo}:v1", stack.registry_http),
-        &http(),
-        &Credentials::Anonymous,
-    )
-    .await
-    .expect("resolve v1");
-    assert_eq!(got, served);
+    common::skopeo_push(&idx, &Push::plain(&stack.registry_http, &repo, "multi"));
 
     // The multi-arch tag resolves to the index digest, which is what a kubelet pulls.
-    let served_idx = common::registry_digest(
-        &format!("{}/{repo}:multi", stack.registry_http),
-        false,
-        None,
-        None,
-    );
-    assert_eq!(served_idx, idx.manifest_digest);
-    let got = resolve(
-        &format!("{}/{repo}:multi", stack.registry_http),
-        &http(),
-        &Credentials::Anonymous,
-    )
-    .await
-    .expect("resolve index");
-    assert_eq!(got, served_idx);
+    let mut got = String::new();
+    for (tag, layout) in [("v1", &img), ("multi", &idx)] {
+        let reference = format!("{}/{repo}:{tag}", stack.registry_http);
+        let served = common::registry_digest(&reference, false, None, None);
+        assert_eq!(served, layout.manifest_digest, "{tag}");
+        got = resolved(&reference, &http(), &Credentials::Anonymous).await;
+        assert_eq!(got, served, "{tag}");
+    }
     assert_ne!(got, img.manifest_digest);
 }
 
@@ -115,36 +94,27 @@ async fn docker_v2s2_manifest_resolves_to_its_own_digest() {
     let img = common::oci_image("v2s2", "v1");
     common::skopeo_push(
         &img,
-        &common::Push {
-            registry: &stack.registry_http,
-            repo: &repo,
-            tag: "v1",
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
+        &Push {
             format_v2s2: true,
+            ..Push::plain(&stack.registry_http, &repo, "v1")
         },
     );
     let reference = format!("{}/{repo}:v1", stack.registry_http);
     let served = common::registry_digest(&reference, false, None, None);
     // skopeo converted the manifest, so the served digest differs from the OCI layout's.
     assert_ne!(served, img.manifest_digest);
-    let got = resolve(&reference, &http(), &Credentials::Anonymous)
-        .await
-        .expect("resolve");
-    assert_eq!(got, served);
+    assert_eq!(
+        resolved(&reference, &http(), &Credentials::Anonymous).await,
+        served
+    );
 }
 
 #[tokio::test]
 async fn unknown_tag_and_unknown_repository_are_distinct() {
     let Some(stack) = setup() else { return };
     let repo = common::unique_repo("reg/missing");
-    push(
-        &common::oci_image("missing", "v1"),
-        &stack.registry_http,
-        &repo,
-        "v1",
-    );
+    let img = common::oci_image("missing", "v1");
+    common::skopeo_push(&img, &Push::plain(&stack.registry_http, &repo, "v1"));
 
     let err = resolve(
         &format!("{}/{repo}:nope", stack.registry_http),
@@ -177,23 +147,11 @@ async fn tls_with_test_ca_and_untrusted_ca() {
     let Some(stack) = setup() else { return };
     let repo = common::unique_repo("reg/tls");
     let img = common::oci_image("tls", "v1");
-    common::skopeo_push(
-        &img,
-        &common::Push {
-            registry: &stack.registry_tls,
-            repo: &repo,
-            tag: "v1",
-            tls_verify: true,
-            cert_dir: Some(&stack.cert_dir),
-            creds: None,
-            format_v2s2: false,
-        },
-    );
+    let push = Push::tls(&stack.registry_tls, &repo, "v1", &stack.cert_dir);
+    common::skopeo_push(&img, &push);
     let reference = format!("{}/{repo}:v1", stack.registry_tls);
     let served = common::registry_digest(&reference, true, Some(&stack.cert_dir), None);
-    let got = resolve(&reference, &tls(&stack), &Credentials::Anonymous)
-        .await
-        .expect("resolve");
+    let got = resolved(&reference, &tls(&stack), &Credentials::Anonymous).await;
     assert_eq!(got, served);
     assert_eq!(got, img.manifest_digest);
 
@@ -217,50 +175,23 @@ async fn htpasswd_basic_auth() {
         stack.registry_user.as_str(),
         stack.registry_password.as_str(),
     );
-    common::skopeo_push(
-        &img,
-        &common::Push {
-            registry: &stack.registry_basic,
-            repo: &repo,
-            tag: "v1",
-            tls_verify: true,
-            cert_dir: Some(&stack.cert_dir),
-            creds: Some((u, p)),
-            format_v2s2: false,
-        },
-    );
+    let push = Push {
+        creds: Some((u, p)),
+        ..Push::tls(&stack.registry_basic, &repo, "v1", &stack.cert_dir)
+    };
+    common::skopeo_push(&img, &push);
     let reference = format!("{}/{repo}:v1", stack.registry_basic);
-    let got = resolve(&reference, &tls(&stack), &basic(u, p))
-        .await
-        .expect("resolve");
+    let got = resolved(&reference, &tls(&stack), &basic(u, p)).await;
     assert_eq!(got, img.manifest_digest);
 
     let err = resolve(&reference, &tls(&stack), &basic(u, "wrong-password"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RegistryError::Unauthorized {
-                with_credentials: true,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_unauthorized(&err, true);
     let err = resolve(&reference, &tls(&stack), &Credentials::Anonymous)
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RegistryError::Unauthorized {
-                with_credentials: false,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_unauthorized(&err, false);
 }
 
 #[tokio::test]
@@ -272,18 +203,11 @@ async fn token_auth_with_dockerconfigjson() {
         stack.registry_user.as_str(),
         stack.registry_password.as_str(),
     );
-    common::skopeo_push(
-        &img,
-        &common::Push {
-            registry: &stack.registry_token,
-            repo: &repo,
-            tag: "v1",
-            tls_verify: false,
-            cert_dir: None,
-            creds: Some((u, p)),
-            format_v2s2: false,
-        },
-    );
+    let push = Push {
+        creds: Some((u, p)),
+        ..Push::plain(&stack.registry_token, &repo, "v1")
+    };
+    common::skopeo_push(&img, &push);
     let reference = format!("{}/{repo}:v1", stack.registry_token);
 
     // Credentials picked from a dockerconfigjson by host, as a pull secret would give them.
@@ -294,39 +218,22 @@ async fn token_auth_with_dockerconfigjson() {
     let cfg = DockerConfig::parse(cfg.as_bytes()).expect("config");
     let creds = cfg.credentials_for(&stack.registry_token);
     assert_eq!(creds, basic(u, p));
-    let got = resolve(&reference, &http(), &creds)
-        .await
-        .expect("resolve with token");
+    let got = resolved(&reference, &http(), &creds).await;
     assert_eq!(got, img.manifest_digest);
 
     // Anonymous users get pull-only tokens from the test token service, so pulls work.
-    let got = resolve(&reference, &http(), &Credentials::Anonymous)
-        .await
-        .expect("anonymous pull");
+    let got = resolved(&reference, &http(), &Credentials::Anonymous).await;
     assert_eq!(got, img.manifest_digest);
 
     let err = resolve(&reference, &http(), &basic(u, "wrong"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            RegistryError::Unauthorized {
-                with_credentials: true,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert_unauthorized(&err, true);
 }
 
 #[tokio::test]
 async fn closed_port_fails_fast_and_clearly() {
     trustgate::tls::install_crypto_provider();
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
     let opts = RegistryOptions {
         plain_http: true,
         timeout: Duration::from_millis(500),
@@ -334,7 +241,7 @@ async fn closed_port_fails_fast_and_clearly() {
     };
     let start = Instant::now();
     let err = resolve(
-        &format!("127.0.0.1:{port}/a/b:v1"),
+        &format!("127.0.0.1:{}/a/b:v1", closed_port()),
         &opts,
         &Credentials::Anonymous,
     )
@@ -344,31 +251,31 @@ async fn closed_port_fails_fast_and_clearly() {
     assert!(start.elapsed() < Duration::from_secs(5));
 }
 
-#[tokio::test]
+/// On paused tokio time: the resolution deadline is the first timer due, so the clock jumps to it.
+#[tokio::test(start_paused = true)]
 async fn silent_server_hits_the_timeout() {
     trustgate::tls::install_crypto_provider();
-    // Accepts connections and never answers.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let server = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((sock, _)) = listener.accept().await {
-            held.push(sock);
-        }
-    });
+    // Reads each request and never answers.
+    let server = Scripted::start(|_| Reply::Silence).await;
+    let timeout = Duration::from_millis(300);
     let opts = RegistryOptions {
         plain_http: true,
-        timeout: Duration::from_millis(300),
+        timeout,
         ..RegistryOptions::default()
     };
-    let start = Instant::now();
-    let err = resolve(&format!("{addr}/a/b:v1"), &opts, &Credentials::Anonymous)
-        .await
-        .unwrap_err();
+    let start = tokio::time::Instant::now();
+    let err = resolve(
+        &format!("{}/a/b:v1", server.addr),
+        &opts,
+        &Credentials::Anonymous,
+    )
+    .await
+    .unwrap_err();
     let elapsed = start.elapsed();
-    server.abort();
     assert!(matches!(err, RegistryError::Timeout { .. }), "{err}");
-    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    assert!(
+        elapsed >= timeout && elapsed < 2 * timeout,
+        "took {elapsed:?}"
+    );
+    assert_eq!(server.requests().len(), 1, "the request was sent");
 }

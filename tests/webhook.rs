@@ -10,14 +10,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+use common::webhook as support;
 #[path = "webhook/metrics.rs"]
 mod metrics;
 #[path = "webhook/mutate.rs"]
 mod mutate;
 #[path = "webhook/real_stack.rs"]
 mod real_stack;
-#[path = "webhook/support.rs"]
-mod support;
 #[path = "webhook/tighten.rs"]
 mod tighten;
 #[path = "webhook/tls.rs"]
@@ -340,17 +339,16 @@ async fn not_ready_until_policies_load_and_bad_edits_keep_the_previous_set() {
     );
 
     let file = srv.policy_dir.join("policy.yaml");
-    std::fs::write(
+    support::replace_policy_file(
         &file,
-        support::policies(&support::closed_url(), &support::closed_url()),
-    )
-    .unwrap();
+        &support::policies(&support::closed_url(), &support::closed_url()),
+    );
     wait_for(|| async { srv.admin("/readyz").await.0 == 200 }).await;
     let allowed = fixture_with("pod.json", &[(SETUP, "allowed.example.com/a:1")]);
     assert_eq!(srv.review(&allowed).await["allowed"], true);
 
     // A bad edit: the previous set stays, the error is counted.
-    std::fs::write(&file, "apiVersion: trustgate.dev/v1alpha1\nkind: Nope\n").unwrap();
+    support::replace_policy_file(&file, "apiVersion: trustgate.dev/v1alpha1\nkind: Nope\n");
     wait_for(|| async {
         let (_, _, m) = srv.admin("/metrics").await;
         sample(&m, "trustgate_policy_reload_errors_total") >= 2.0

@@ -27,13 +27,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use trustgate::admission::{RunningServer, ServerConfig, Webhook, start};
-use trustgate::audit::metrics::Metrics;
+use common::webhook::{self, Options, TestServer};
 use trustgate::cache::CacheConfig;
-use trustgate::clock::SystemClock;
-use trustgate::decision::{Engine, EngineConfig};
-use trustgate::policy::{Action, DirPolicySource};
-use trustgate::tls::ServingCert;
 
 // ------------------------------------------------------------------ proxy
 
@@ -190,88 +185,38 @@ fn path_of(line: &str) -> &str {
 
 // ------------------------------------------------------------------ webhook
 
-struct Server {
-    server: RunningServer,
-    client: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-/// Starts an in-process webhook with `policy_yaml`, the review budget (also the engine
-/// deadline) and the cache settings.
-async fn serve(policy_yaml: &str, budget: Duration, cache: CacheConfig) -> Server {
-    trustgate::tls::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    let policy_dir = dir.path().join("policies");
-    std::fs::create_dir(&policy_dir).unwrap();
-    std::fs::write(policy_dir.join("policy.yaml"), policy_yaml).unwrap();
-    let metrics = Arc::new(Metrics::new());
-    let engine = Engine::new(
-        EngineConfig {
-            default_action: Action::Deny,
-            deadline: budget,
-            registry_timeout: Duration::from_secs(2),
-            notary_timeout: Duration::from_secs(2),
-            cache,
-        },
-        Arc::new(SystemClock),
-    )
-    .with_metrics(metrics.clone());
-    let source = DirPolicySource::start(
-        &policy_dir,
-        Action::Deny,
-        Some(Duration::from_millis(200)),
-        metrics,
-    );
-    let webhook = Webhook::new(Arc::new(engine), Arc::new(source)).with_budget(budget);
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let tls = ServingCert::SelfSigned {
-        sans: vec!["trustgate.test.svc".into()],
-        ca_out: None,
-    };
-    let server = start(&ServerConfig::new(any, any, tls), Arc::new(webhook))
-        .await
-        .unwrap();
-    let ca = server.ca_pem.clone().unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
+/// Starts the in-process webhook with `policy_yaml`, the review budget (also the engine
+/// deadline), 2 s registry and Notary timeouts and the cache settings, with a client of up to 64
+/// keep-alive HTTP/1.1 connections.
+async fn serve(policy_yaml: &str, budget: Duration, cache: CacheConfig) -> TestServer {
+    let mut srv = webhook::serve(Options {
+        policy_yaml: Some(policy_yaml.to_owned()),
+        budget,
+        policy_reload: Duration::from_millis(200),
+        registry_timeout: Duration::from_secs(2),
+        notary_timeout: Duration::from_secs(2),
+        cache,
+        ..Options::default()
+    })
+    .await;
+    srv.client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(srv.ca_pem.as_bytes()).unwrap()])
         .no_proxy()
         .http1_only()
         .pool_max_idle_per_host(64)
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    Server {
-        server,
-        client,
-        _dir: dir,
-    }
+    srv
 }
 
-impl Server {
-    /// Posts a review of a Pod running `image` and returns its `response`.
-    async fn review(&self, uid: &str, image: &str) -> Value {
-        let review = pod_review(uid, image);
-        let rsp = self
-            .client
-            .post(format!(
-                "https://localhost:{}/validate",
-                self.server.addr.port()
-            ))
-            .header("content-type", "application/json")
-            .body(review.to_string())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(rsp.status().as_u16(), 200);
-        let body: Value = rsp.json().await.unwrap();
-        let response = body["response"].clone();
-        assert_eq!(response["uid"], uid, "{body:#}");
-        response
-    }
-
-    async fn stop(self) {
-        self.server.shutdown(Duration::from_secs(5)).await.unwrap();
-    }
+/// Posts a review of a Pod running `image` and returns its `response`.
+async fn review(srv: &TestServer, uid: &str, image: &str) -> Value {
+    let (status, body) = srv.post(pod_review(uid, image).to_string()).await;
+    assert_eq!(status, 200, "{body:#}");
+    let response = body["response"].clone();
+    assert_eq!(response["uid"], uid, "{body:#}");
+    response
 }
 
 fn pod_review(uid: &str, image: &str) -> Value {
@@ -302,29 +247,10 @@ fn pod_review(uid: &str, image: &str) -> Value {
 
 // ------------------------------------------------------------------ stack helpers
 
-/// A namespaced Verify policy for `gun` against `notary_url` (with the stack CA when
-/// `ca` is given), root pinned by key ID, plain-HTTP registry.
+/// `shop/signed-only` verifying `gun` against `notary_url` (with the stack CA when `ca` is
+/// given), root pinned by key ID, plain-HTTP registry.
 fn policy(gun: &str, notary_url: &str, ca: Option<&str>, root_id: &str) -> String {
-    let ca_block = match ca {
-        Some(pem) => {
-            let lines: String = pem.lines().map(|l| format!("      {l}\n")).collect();
-            format!("    caBundle: |\n{lines}")
-        }
-        None => String::new(),
-    };
-    format!(
-        r#"apiVersion: trustgate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {{name: signed-only, namespace: shop}}
-spec:
-  images: ["{gun}"]
-  notary:
-    url: {notary_url}
-{ca_block}  registry: {{plainHTTP: true}}
-  trustRoots:
-  - keyID: "{root_id}"
-"#
-    )
+    common::scenario::verify_policy_yaml("shop", "signed-only", gun, notary_url, ca, root_id)
 }
 
 // ------------------------------------------------------------------ tests
@@ -361,7 +287,7 @@ async fn thousand_concurrent_reviews_fetch_each_file_once() {
     let responses: Vec<Value> = futures::stream::iter(0..REVIEWS)
         .map(|i| {
             let (srv, image) = (&srv, &image);
-            async move { srv.review(&format!("burst-{i}"), image).await }
+            async move { review(srv, &format!("burst-{i}"), image).await }
         })
         .buffer_unordered(CONNECTIONS)
         .collect()
@@ -414,7 +340,7 @@ async fn thousand_concurrent_reviews_fetch_each_file_once() {
          files {files:?}; registry: {tag_requests:?}",
         notary_proxy.forwarded()
     );
-    srv.stop().await;
+    srv.stop(Duration::from_secs(5)).await;
 }
 
 /// TLS Notary behind the proxy, short TTLs, a 3 s budget: admitted; proxy down → after the
@@ -457,7 +383,7 @@ async fn notary_down_mid_run_fails_closed_then_recovers() {
     let image_v2 = format!("{gun}:v2");
 
     // Up: admitted, through the proxy.
-    let rsp = srv.review("up-1", &image_v1).await;
+    let rsp = review(&srv, "up-1", &image_v1).await;
     assert_eq!(rsp["allowed"], true, "{rsp:#}");
     assert!(
         proxy.forwarded() > 0,
@@ -471,7 +397,7 @@ async fn notary_down_mid_run_fails_closed_then_recovers() {
     let mut down_message = String::new();
     for (uid, image) in [("down-v1", &image_v1), ("down-v2", &image_v2)] {
         let started = Instant::now();
-        let rsp = srv.review(uid, image).await;
+        let rsp = review(&srv, uid, image).await;
         let took = started.elapsed();
         down_times.push(took);
         assert_eq!(rsp["allowed"], false, "{uid}: {rsp:#}");
@@ -501,7 +427,7 @@ async fn notary_down_mid_run_fails_closed_then_recovers() {
     proxy.set_up(true);
     tokio::time::sleep(negative_ttl + Duration::from_millis(300)).await;
     for (uid, image, layout) in [("up-v1", &image_v1, &v1), ("up-v2", &image_v2, &v2)] {
-        let rsp = srv.review(uid, image).await;
+        let rsp = review(&srv, uid, image).await;
         assert_eq!(rsp["allowed"], true, "{uid}: {rsp:#}");
         let annotation = rsp["auditAnnotations"]["image-0"].as_str().unwrap();
         assert!(
@@ -515,5 +441,5 @@ async fn notary_down_mid_run_fails_closed_then_recovers() {
         proxy.forwarded(),
         proxy.rejected()
     );
-    srv.stop().await;
+    srv.stop(Duration::from_secs(5)).await;
 }

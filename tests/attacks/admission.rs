@@ -17,9 +17,7 @@ use trustgate::policy::{
 };
 use trustgate::tls::ServingCert;
 
-#[path = "../webhook/support.rs"]
-#[allow(dead_code)]
-mod support;
+use crate::common::webhook as support;
 
 fn policy(name: &str, images: &[&str], action: Action) -> LoadedPolicy {
     LoadedPolicy::new(
@@ -209,71 +207,6 @@ async fn reviews_one_past_the_size_and_depth_limits_are_refused() {
 
 // ---- image volumes (issue 9, H1) ----
 
-/// Policy YAML for the image-volume attack: `gun` verified against the stack's Notary with
-/// `root_id` pinned; everything else falls to the default action (Deny).
-fn image_volume_policy(st: &crate::common::Stack, gun: &str, root_id: &str) -> String {
-    let ca = std::fs::read_to_string(&st.ca).unwrap();
-    let ca_block: String = ca.lines().map(|l| format!("      {l}\n")).collect();
-    format!(
-        r#"apiVersion: trustgate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {{name: signed-only, namespace: shop}}
-spec:
-  images: ["{gun}"]
-  notary:
-    url: {notary}
-    caBundle: |
-{ca_block}  registry: {{plainHTTP: true}}
-  trustRoots:
-  - keyID: "{root_id}"
-"#,
-        notary = st.notary_url,
-    )
-}
-
-/// `trustgate serve`'s webhook in process (real HTTPS on 127.0.0.1:0) with policies from
-/// `policy_yaml`; returns the server, its `/validate` URL and a client trusting its CA.
-async fn image_volume_webhook(
-    policy_yaml: &str,
-) -> (
-    trustgate::admission::RunningServer,
-    String,
-    reqwest::Client,
-    tempfile::TempDir,
-) {
-    use std::sync::Arc;
-    use trustgate::admission::{ServerConfig, Webhook, start};
-    use trustgate::decision::{Engine, EngineConfig};
-    use trustgate::policy::{Action, DirPolicySource};
-    trustgate::tls::install_crypto_provider();
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("policy.yaml"), policy_yaml).unwrap();
-    let engine = Engine::new(
-        EngineConfig::default(),
-        Arc::new(trustgate::clock::SystemClock),
-    );
-    let metrics = Arc::clone(engine.metrics());
-    let source = DirPolicySource::start(dir.path(), Action::Deny, None, metrics);
-    let webhook = Webhook::new(Arc::new(engine), Arc::new(source));
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    let tls = trustgate::tls::ServingCert::SelfSigned {
-        sans: vec![],
-        ca_out: None,
-    };
-    let server = start(&ServerConfig::new(any, any, tls), Arc::new(webhook))
-        .await
-        .unwrap();
-    let ca = server.ca_pem.clone().unwrap();
-    let client = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.as_bytes()).unwrap()])
-        .no_proxy()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let url = format!("https://localhost:{}/validate", server.addr.port());
-    (server, url, client, dir)
-}
-
 /// An AdmissionReview (Pod CREATE in `shop`) for `spec`.
 fn image_volume_review(spec: serde_json::Value) -> serde_json::Value {
     serde_json::json!({
@@ -300,27 +233,24 @@ fn image_volume_review(spec: serde_json::Value) -> serde_json::Value {
 async fn image_volume_with_unsigned_image_is_rejected() {
     use crate::common;
     let Some(st) = common::stack() else { return };
-    let repo = common::unique_repo("attacks/image-volume");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("imgvol-signed-{repo}"), &repo, "v1");
-    common::push_http(&st, &format!("imgvol-unsigned-{repo}"), &repo, "v2");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
-    let (server, url, client, _dir) =
-        image_volume_webhook(&image_volume_policy(&st, &gun, &root_id)).await;
+    let common::scenario::SignedRepo { gun, root_id, .. } =
+        common::scenario::signed_repo(&st, "attacks/image-volume", true);
+    let server = support::serve(support::Options {
+        policy_yaml: Some(common::scenario::signed_only_policy(
+            &st,
+            "signed-only",
+            &gun,
+            &root_id,
+        )),
+        ..support::Options::default()
+    })
+    .await;
     let post = |spec: serde_json::Value| {
-        let client = client.clone();
-        let url = url.clone();
+        let body = image_volume_review(spec).to_string();
+        let server = &server;
         async move {
-            let rsp = client
-                .post(&url)
-                .json(&image_volume_review(spec))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(rsp.status(), 200);
-            let body: serde_json::Value = rsp.json().await.unwrap();
+            let (status, body) = server.post(body).await;
+            assert_eq!(status, 200, "{body:#}");
             body["response"].clone()
         }
     };
@@ -370,8 +300,5 @@ async fn image_volume_with_unsigned_image_is_rejected() {
         message.contains("spec.volumes[0] (name: payload) is an image volume without a reference"),
         "{message}"
     );
-    server
-        .shutdown(std::time::Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop(std::time::Duration::from_secs(1)).await;
 }

@@ -21,7 +21,7 @@ use trustgate::policy::{
     TrustPolicySpec, TrustRoot,
 };
 
-use super::scripted::{Reply, Scripted};
+use crate::common::scripted::{Reply, Scripted};
 
 const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const KEY_ID: &str = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809";
@@ -329,10 +329,8 @@ async fn resolve(image: &str, creds: &Credentials) -> Result<String, RegistryErr
 /// A registry whose Bearer challenge names a token realm (`realm_host:port`); with a token it
 /// serves the manifest digest.
 async fn bearer_registry(realm: String) -> Scripted {
-    Scripted::start(move |req| match &req.authorization {
-        Some(a) if a == "Bearer granted" => {
-            Reply::status(200, &[("Docker-Content-Digest", DIGEST)], "")
-        }
+    Scripted::start(move |req| match req.authorization().as_deref() {
+        Some("Bearer granted") => Reply::status(200, &[("Docker-Content-Digest", DIGEST)], ""),
         _ => Reply::status(
             401,
             &[(
@@ -402,7 +400,7 @@ async fn redirect_does_not_carry_authorization_to_another_host() {
         "http://localhost:{}/v2/team/app/manifests/v1",
         elsewhere.addr.port()
     );
-    let registry = Scripted::start(move |req| match &req.authorization {
+    let registry = Scripted::start(move |req| match req.authorization().as_deref() {
         None => Reply::status(401, &[("WWW-Authenticate", "Basic realm=\"reg\"")], ""),
         Some(_) => Reply::status(307, &[("Location", &target)], ""),
     })
@@ -420,7 +418,7 @@ async fn redirect_does_not_carry_authorization_to_another_host() {
         registry
             .requests()
             .iter()
-            .all(|r| r.path == "/v2/team/app/manifests/v1"),
+            .all(|r| r.target == "/v2/team/app/manifests/v1"),
         "{:?}",
         registry.requests()
     );
@@ -451,7 +449,7 @@ async fn endless_manifest_is_refused_at_the_limit() {
     );
     let limit = trustgate::limits::LIMITS.manifest_bytes;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let sent = *registry.sent.lock().unwrap();
+    let sent = registry.sent();
     assert!(
         sent < 64 << 20,
         "the client hung up early ({sent} bytes sent, limit {limit})"
@@ -558,7 +556,7 @@ async fn endless_token_and_error_bodies_are_cut_at_their_limits() {
     assert!(err.to_string().len() < 400, "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let sent = *endless.sent.lock().unwrap();
+    let sent = endless.sent();
     assert!(sent < 64 << 20, "{sent} bytes sent");
 }
 

@@ -7,7 +7,6 @@
 //! Fail` rejects. Needs both `e2e/apiserver.sh up` and `e2e/stack.sh up`.
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -18,6 +17,8 @@ use serde_json::{Value, json};
 use trustgate::policy::TrustPolicy;
 
 use crate::common;
+/// A port on 127.0.0.1 nothing listens on, for a child process to bind.
+pub use crate::common::scripted::closed_port as free_port;
 use crate::tier::{self, NS, eventually, put_stub_state, unique};
 
 const WEBHOOK: &str = "images.trustgate.dev";
@@ -31,11 +32,8 @@ pub struct Serve {
 }
 
 impl Serve {
-    pub fn start(env: &HashMap<String, String>, listen: u16) -> Serve {
-        Serve::start_with(env, listen, &[])
-    }
-
-    /// [`Serve::start`] with further `serve` arguments.
+    /// `trustgate serve` in cluster mode on `listen` with the tier's KUBECONFIG and webhook
+    /// certificate, the Widget kind, and further `serve` arguments `extra`.
     pub fn start_with(env: &HashMap<String, String>, listen: u16, extra: &[&str]) -> Serve {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("serve.log");
@@ -106,11 +104,6 @@ impl Drop for Serve {
     }
 }
 
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 pub fn widget_resource() -> ApiResource {
     ApiResource {
         group: "example.com".into(),
@@ -148,28 +141,84 @@ pub fn widget(name: &str, image: &str) -> DynamicObject {
     }))
 }
 
+/// One webhook `name` sending Widget CREATE/UPDATE to `https://127.0.0.1:<port><path>`, with
+/// the settings the chart renders.
+pub fn widget_hook(env: &HashMap<String, String>, name: &str, port: u16, path: &str) -> Value {
+    let ca = std::fs::read(&env["APISERVER_CA"]).unwrap();
+    json!({
+        "name": name,
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "NoneOnDryRun",
+        "failurePolicy": "Fail",
+        "matchPolicy": "Equivalent",
+        "timeoutSeconds": 10,
+        "namespaceSelector": {},
+        "objectSelector": {},
+        "clientConfig": {
+            "url": format!("https://127.0.0.1:{port}{path}"),
+            "caBundle": base64::engine::general_purpose::STANDARD.encode(ca),
+        },
+        "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"],
+                   "operations": ["CREATE", "UPDATE"], "resources": ["widgets"], "scope": "*"}]
+    })
+}
+
 /// The stub's state with one webhook sending Widget CREATE/UPDATE to `port`.
 fn webhook_state(env: &HashMap<String, String>, port: u16) -> Value {
-    let ca = std::fs::read(&env["APISERVER_CA"]).unwrap();
     json!({"validatingwebhookconfigurations": [{
         "metadata": {"name": "trustgate-cluster-test"},
-        "webhooks": [{
-            "name": WEBHOOK,
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "NoneOnDryRun",
-            "failurePolicy": "Fail",
-            "matchPolicy": "Equivalent",
-            "timeoutSeconds": 10,
-            "namespaceSelector": {},
-            "objectSelector": {},
-            "clientConfig": {
-                "url": format!("https://127.0.0.1:{port}/validate"),
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca),
-            },
-            "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"],
-                       "operations": ["CREATE", "UPDATE"], "resources": ["widgets"], "scope": "*"}]
-        }]
+        "webhooks": [widget_hook(env, WEBHOOK, port, "/validate")]
     }]})
+}
+
+/// Applies the Widget CRD and waits until the API server serves it; its API in [`NS`].
+pub async fn widgets_served(client: &kube::Client) -> Api<DynamicObject> {
+    tier::apply_crd(client, &widget_crd()).await;
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &widget_resource());
+    eventually(10, "widgets served", || {
+        let w = widgets.clone();
+        async move { w.list(&Default::default()).await.ok().map(drop) }
+    })
+    .await;
+    widgets
+}
+
+/// Creates TrustPolicy `NS/name` verifying `gun` against the stack's TLS Notary server, root
+/// pinned by key ID, registry over plain HTTP; returns the TrustPolicy API in [`NS`].
+pub async fn create_verify_policy(
+    client: &kube::Client,
+    st: &common::Stack,
+    name: &str,
+    gun: &str,
+    root_id: &str,
+) -> Api<DynamicObject> {
+    let resource = ApiResource::erase::<TrustPolicy>(&());
+    let policies: Api<DynamicObject> = Api::namespaced_with(client.clone(), NS, &resource);
+    let spec = json!({
+        "images": [gun],
+        "notary": {"url": st.notary_url, "caBundle": std::fs::read_to_string(&st.ca).unwrap()},
+        "registry": {"plainHTTP": true},
+        "trustRoots": [{"keyID": root_id}],
+    });
+    let object = DynamicObject::new(name, &resource).data(json!({ "spec": spec }));
+    policies
+        .create(&PostParams::default(), &object)
+        .await
+        .unwrap();
+    policies
+}
+
+/// `trustgate serve` (with `extra` arguments) on a free port, once `/readyz` says its policies
+/// are synced; returns it and its port.
+pub async fn serve_ready(env: &HashMap<String, String>, extra: &[&str]) -> (Serve, u16) {
+    let port = free_port();
+    let serve = Serve::start_with(env, port, extra);
+    eventually(30, "trustgate serve ready (policies synced)", || {
+        let (code, _) = serve.get("/readyz");
+        async move { (code == 200).then_some(()) }
+    })
+    .await;
+    (serve, port)
 }
 
 pub fn denial(result: Result<DynamicObject, kube::Error>) -> (u16, String) {
@@ -183,51 +232,17 @@ pub fn denial(result: Result<DynamicObject, kube::Error>) -> (u16, String) {
 async fn the_api_server_calls_trustgate_serve_in_cluster_mode() {
     let Some(t) = tier::tier().await else { return };
     let Some(st) = common::stack() else { return };
-    tier::apply_crd(&t.client, &widget_crd()).await;
-    let widgets: Api<DynamicObject> =
-        Api::namespaced_with(t.client.clone(), NS, &widget_resource());
-    eventually(10, "widgets served", || {
-        let w = widgets.clone();
-        async move { w.list(&Default::default()).await.ok().map(drop) }
-    })
-    .await;
+    let widgets = widgets_served(&t.client).await;
 
     // A signed tag and an unsigned one in the real registry + Notary.
-    let repo = common::unique_repo("cluster/app");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("cluster-signed-{repo}"), &repo, "v1");
-    common::push_http(&st, &format!("cluster-unsigned-{repo}"), &repo, "v2");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
+    let common::scenario::SignedRepo { gun, root_id, .. } =
+        common::scenario::signed_repo(&st, "cluster/app", true);
 
     let policy = unique("signed-only");
-    let policies: Api<DynamicObject> = Api::namespaced_with(
-        t.client.clone(),
-        NS,
-        &ApiResource::erase::<TrustPolicy>(&()),
-    );
-    let spec = json!({
-        "images": [gun],
-        "notary": {"url": st.notary_url, "caBundle": std::fs::read_to_string(&st.ca).unwrap()},
-        "registry": {"plainHTTP": true},
-        "trustRoots": [{"keyID": root_id}],
-    });
-    let object = DynamicObject::new(&policy, &ApiResource::erase::<TrustPolicy>(&()))
-        .data(json!({ "spec": spec }));
-    policies
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
+    let policies = create_verify_policy(&t.client, &st, &policy, &gun, &root_id).await;
 
     let _webhooks = tier::STUB_WEBHOOKS.lock().await;
-    let port = free_port();
-    let mut serve = Serve::start(&t.env, port);
-    eventually(30, "trustgate serve ready (policies synced)", || {
-        let (code, _) = serve.get("/readyz");
-        async move { (code == 200).then_some(()) }
-    })
-    .await;
+    let (mut serve, port) = serve_ready(&t.env, &[]).await;
     put_stub_state(&t.env, &webhook_state(&t.env, port)).await;
 
     let pp = PostParams::default();

@@ -7,14 +7,14 @@
 
 use std::collections::HashMap;
 
-use base64::Engine as _;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
+use kube::api::{DeleteParams, PostParams};
 use serde_json::{Value, json};
-use trustgate::policy::TrustPolicy;
 
-use crate::admission::{Serve, denial, free_port, widget, widget_crd, widget_resource};
+use crate::admission::{
+    create_verify_policy, denial, serve_ready, widget, widget_hook, widgets_served,
+};
 use crate::common;
-use crate::tier::{self, NS, eventually, put_stub_webhooks, unique};
+use crate::tier::{self, NS, put_stub_webhooks, unique};
 
 const PIN: &str = "pin.trustgate.dev";
 const CHECK: &str = "check.trustgate.dev";
@@ -22,25 +22,7 @@ const CHECK: &str = "check.trustgate.dev";
 /// The stub's state: `/mutate` then `/validate` for Widget CREATE/UPDATE on `port`, with the
 /// settings the chart renders.
 fn webhooks(env: &HashMap<String, String>, port: u16) -> Value {
-    let ca = std::fs::read(&env["APISERVER_CA"]).unwrap();
-    let hook = |name: &str, path: &str| {
-        json!({
-            "name": name,
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "NoneOnDryRun",
-            "failurePolicy": "Fail",
-            "matchPolicy": "Equivalent",
-            "timeoutSeconds": 10,
-            "namespaceSelector": {},
-            "objectSelector": {},
-            "clientConfig": {
-                "url": format!("https://127.0.0.1:{port}{path}"),
-                "caBundle": base64::engine::general_purpose::STANDARD.encode(&ca),
-            },
-            "rules": [{"apiGroups": ["example.com"], "apiVersions": ["v1"],
-                       "operations": ["CREATE", "UPDATE"], "resources": ["widgets"], "scope": "*"}]
-        })
-    };
+    let hook = |name: &str, path: &str| widget_hook(env, name, port, path);
     let mut pin = hook(PIN, "/mutate");
     pin["reinvocationPolicy"] = json!("IfNeeded");
     json!({
@@ -57,50 +39,20 @@ fn webhooks(env: &HashMap<String, String>, port: u16) -> Value {
 async fn the_api_server_stores_the_pinned_reference() {
     let Some(t) = tier::tier().await else { return };
     let Some(st) = common::stack() else { return };
-    tier::apply_crd(&t.client, &widget_crd()).await;
-    let widgets: Api<DynamicObject> =
-        Api::namespaced_with(t.client.clone(), NS, &widget_resource());
-    eventually(10, "widgets served", || {
-        let w = widgets.clone();
-        async move { w.list(&Default::default()).await.ok().map(drop) }
-    })
-    .await;
+    let widgets = widgets_served(&t.client).await;
 
-    let repo = common::unique_repo("cluster/pinned");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("pinned-signed-{repo}"), &repo, "v1");
-    common::push_http(&st, &format!("pinned-unsigned-{repo}"), &repo, "v2");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
+    let common::scenario::SignedRepo {
+        gun,
+        signed,
+        root_id,
+        ..
+    } = common::scenario::signed_repo(&st, "cluster/pinned", true);
 
     let policy = unique("pin-signed");
-    let policies: Api<DynamicObject> = Api::namespaced_with(
-        t.client.clone(),
-        NS,
-        &ApiResource::erase::<TrustPolicy>(&()),
-    );
-    let spec = json!({
-        "images": [gun],
-        "notary": {"url": st.notary_url, "caBundle": std::fs::read_to_string(&st.ca).unwrap()},
-        "registry": {"plainHTTP": true},
-        "trustRoots": [{"keyID": root_id}],
-    });
-    let object = DynamicObject::new(&policy, &ApiResource::erase::<TrustPolicy>(&()))
-        .data(json!({ "spec": spec }));
-    policies
-        .create(&PostParams::default(), &object)
-        .await
-        .unwrap();
+    let policies = create_verify_policy(&t.client, &st, &policy, &gun, &root_id).await;
 
     let _webhooks = tier::STUB_WEBHOOKS.lock().await;
-    let port = free_port();
-    let serve = Serve::start_with(&t.env, port, &["--pin-templates"]);
-    eventually(30, "trustgate serve ready (policies synced)", || {
-        let (code, _) = serve.get("/readyz");
-        async move { (code == 200).then_some(()) }
-    })
-    .await;
+    let (serve, port) = serve_ready(&t.env, &["--pin-templates"]).await;
     put_stub_webhooks(&t.env, &webhooks(&t.env, port)).await;
 
     let pp = PostParams::default();

@@ -79,19 +79,11 @@ pub fn stub_status(env: &HashMap<String, String>) -> Value {
     serde_json::from_slice(&out.stdout).expect("stub status JSON")
 }
 
-/// `PUT $STUB_URL/stub/state` with `state`, then waits until the apiserver received it.
-pub async fn put_stub_state(env: &HashMap<String, String>, state: &Value) {
+/// `PUT $STUB_URL/stub/state` with `state`; the stub's JSON answer.
+fn put_state(env: &HashMap<String, String>, state: &Value) -> Value {
     let out = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "--max-time",
-            "5",
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/json",
-        ])
-        .arg("--data-binary")
+        .args(["-sf", "--max-time", "5", "-X", "PUT"])
+        .args(["-H", "Content-Type: application/json", "--data-binary"])
         .arg(state.to_string())
         .arg(format!("{}/stub/state", env["STUB_URL"]))
         .output()
@@ -101,7 +93,12 @@ pub async fn put_stub_state(env: &HashMap<String, String>, state: &Value) {
         "PUT /stub/state: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let answer: Value = serde_json::from_slice(&out.stdout).expect("PUT answer");
+    serde_json::from_slice(&out.stdout).expect("PUT answer")
+}
+
+/// `PUT $STUB_URL/stub/state` with `state`, then waits until the apiserver received it.
+pub async fn put_stub_state(env: &HashMap<String, String>, state: &Value) {
+    let answer = put_state(env, state);
     let rv = answer["resourceVersion"].as_u64().expect("resourceVersion");
     eventually(10, "the stub to deliver the webhook configuration", || {
         let status = stub_status(env);
@@ -116,18 +113,7 @@ pub async fn put_stub_state(env: &HashMap<String, String>, state: &Value) {
 /// `PUT $STUB_URL/stub/state` with `state` (validating and/or mutating webhook
 /// configurations), then waits until the apiserver received every object of both kinds.
 pub async fn put_stub_webhooks(env: &HashMap<String, String>, state: &Value) {
-    let out = std::process::Command::new("curl")
-        .args(["-sf", "--max-time", "5", "-X", "PUT"])
-        .args(["-H", "Content-Type: application/json", "--data-binary"])
-        .arg(state.to_string())
-        .arg(format!("{}/stub/state", env["STUB_URL"]))
-        .output()
-        .expect("spawn curl");
-    assert!(
-        out.status.success(),
-        "PUT /stub/state: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    put_state(env, state);
     let served = std::process::Command::new("curl")
         .args(["-sf", "--max-time", "5"])
         .arg(format!("{}/stub/state", env["STUB_URL"]))

@@ -10,7 +10,9 @@
 
 pub mod apiserver;
 pub mod scenario;
+pub mod scripted;
 pub mod sigtools;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -551,6 +553,30 @@ pub struct Push<'a> {
     pub format_v2s2: bool,
 }
 
+impl<'a> Push<'a> {
+    /// An anonymous push over plain HTTP, the OCI manifest kept byte-for-byte.
+    pub fn plain(registry: &'a str, repo: &'a str, tag: &'a str) -> Push<'a> {
+        Push {
+            registry,
+            repo,
+            tag,
+            tls_verify: false,
+            cert_dir: None,
+            creds: None,
+            format_v2s2: false,
+        }
+    }
+
+    /// [`Push::plain`] over TLS, trusting the CA in `cert_dir` ([`Stack::cert_dir`]).
+    pub fn tls(registry: &'a str, repo: &'a str, tag: &'a str, cert_dir: &'a Path) -> Push<'a> {
+        Push {
+            tls_verify: true,
+            cert_dir: Some(cert_dir),
+            ..Push::plain(registry, repo, tag)
+        }
+    }
+}
+
 fn run_ok(cmd: &mut Command, what: &str) -> Output {
     let out = cmd
         .stdin(Stdio::null())
@@ -697,17 +723,6 @@ pub fn curl_status(args: &[&str]) -> u16 {
 /// Pushes `oci_image(seed)` as `repo:tag` to the stack's plain-HTTP registry; returns the layout.
 pub fn push_http(st: &Stack, seed: &str, repo: &str, tag: &str) -> Layout {
     let layout = oci_image(seed, tag);
-    skopeo_push(
-        &layout,
-        &Push {
-            registry: &st.registry_http,
-            repo,
-            tag,
-            tls_verify: false,
-            cert_dir: None,
-            creds: None,
-            format_v2s2: false,
-        },
-    );
+    skopeo_push(&layout, &Push::plain(&st.registry_http, repo, tag));
     layout
 }

@@ -1,11 +1,11 @@
 //! Notary CLI scenarios: delegations with generated keys (plain public key or x509 certificate),
 //! signing into roles, key rotations, and `notary list` parsed for comparison with trustgate's
-//! verified view.
+//! verified view; a signed repository on the stack and the Verify policy YAML that pins it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::NotaryClient;
+use super::{NotaryClient, Stack};
 
 /// One line of `notary list`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -221,4 +221,76 @@ impl NotaryClient {
             .expect("root key id")
             .to_string()
     }
+}
+
+/// A repository on the stack's plain-HTTP registry whose `v1` is signed in `targets` on the TLS
+/// Notary server (see [`signed_repo`]).
+pub struct SignedRepo {
+    /// The repository path inside the registry.
+    pub repo: String,
+    /// `<registry>/<repo>`.
+    pub gun: String,
+    /// The image pushed and signed as `v1`.
+    pub signed: super::Layout,
+    /// The repository's root key ID (to pin in `trustRoots`).
+    pub root_id: String,
+}
+
+/// Pushes an image as `<unique repo>:v1` to the plain-HTTP registry and signs it on the TLS
+/// Notary server; with `unsigned_v2`, another image as `v2`, never signed. `prefix` names the
+/// repository (made unique) and seeds the images.
+pub fn signed_repo(st: &Stack, prefix: &str, unsigned_v2: bool) -> SignedRepo {
+    let repo = super::unique_repo(prefix);
+    let gun = format!("{}/{repo}", st.registry_http);
+    let signed = super::push_http(st, &format!("{prefix}-signed-{repo}"), &repo, "v1");
+    if unsigned_v2 {
+        super::push_http(st, &format!("{prefix}-unsigned-{repo}"), &repo, "v2");
+    }
+    let notary = st.notary_client(&st.notary_url);
+    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
+    let root_id = notary.root_key_id(&gun);
+    SignedRepo {
+        repo,
+        gun,
+        signed,
+        root_id,
+    }
+}
+
+/// The YAML of a TrustPolicy `namespace/name` verifying `gun` against `notary_url` (with
+/// `ca_pem` as `caBundle` if given), root pinned by key ID, registry over plain HTTP.
+pub fn verify_policy_yaml(
+    namespace: &str,
+    name: &str,
+    gun: &str,
+    notary_url: &str,
+    ca_pem: Option<&str>,
+    root_id: &str,
+) -> String {
+    let ca_block = match ca_pem {
+        Some(pem) => {
+            let lines: String = pem.lines().map(|l| format!("      {l}\n")).collect();
+            format!("    caBundle: |\n{lines}")
+        }
+        None => String::new(),
+    };
+    format!(
+        r#"apiVersion: trustgate.dev/v1alpha1
+kind: TrustPolicy
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  images: ["{gun}"]
+  notary:
+    url: {notary_url}
+{ca_block}  registry: {{plainHTTP: true}}
+  trustRoots:
+  - keyID: "{root_id}"
+"#
+    )
+}
+
+/// [`verify_policy_yaml`] for `shop/<name>` against the stack's TLS Notary server and CA.
+pub fn signed_only_policy(st: &Stack, name: &str, gun: &str, root_id: &str) -> String {
+    let ca = std::fs::read_to_string(&st.ca).expect("read the stack CA");
+    verify_policy_yaml("shop", name, gun, &st.notary_url, Some(&ca), root_id)
 }

@@ -66,29 +66,15 @@ fn pod_review(spec: Value) -> Value {
     review
 }
 
+/// `shop/signed-only` verifying `gun`, and `allowed.example.com/**` allowed.
 fn policies(st: &Stack, gun: &str, root_id: &str) -> String {
-    let ca = std::fs::read_to_string(&st.ca).unwrap();
-    let ca_block: String = ca.lines().map(|l| format!("      {l}\n")).collect();
-    format!(
-        r#"apiVersion: trustgate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {{name: signed-only, namespace: shop}}
-spec:
-  images: ["{gun}"]
-  notary:
-    url: {notary}
-    caBundle: |
-{ca_block}  registry: {{plainHTTP: true}}
-  trustRoots:
-  - keyID: "{root_id}"
----
+    common::scenario::signed_only_policy(st, "signed-only", gun, root_id)
+        + r#"---
 apiVersion: trustgate.dev/v1alpha1
 kind: ClusterTrustPolicy
-metadata: {{name: allow}}
-spec: {{images: ["allowed.example.com/**"], action: Allow}}
-"#,
-        notary = st.notary_url,
-    )
+metadata: {name: allow}
+spec: {images: ["allowed.example.com/**"], action: Allow}
+"#
 }
 
 async fn stack_server(st: &Stack, gun: &str, root_id: &str) -> TestServer {
@@ -103,13 +89,12 @@ async fn stack_server(st: &Stack, gun: &str, root_id: &str) -> TestServer {
 #[tokio::test]
 async fn signed_tags_are_pinned_once_and_the_pinned_pod_validates() {
     let Some(st) = common::stack() else { return };
-    let repo = common::unique_repo("mutate/app");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("mutate-signed-{repo}"), &repo, "v1");
-    common::push_http(&st, &format!("mutate-unsigned-{repo}"), &repo, "v2");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
+    let common::scenario::SignedRepo {
+        gun,
+        signed,
+        root_id,
+        ..
+    } = common::scenario::signed_repo(&st, "mutate/app", true);
     let srv = stack_server(&st, &gun, &root_id).await;
     let digest = &signed.manifest_digest;
     let v1 = format!("{gun}:v1");
@@ -203,12 +188,13 @@ async fn signed_tags_are_pinned_once_and_the_pinned_pod_validates() {
 #[tokio::test]
 async fn a_tag_moved_after_admission_stays_pinned_to_the_verified_digest() {
     let Some(st) = common::stack() else { return };
-    let repo = common::unique_repo("mutate/moved");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("moved-signed-{repo}"), &repo, "v1");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
+    let common::scenario::SignedRepo {
+        repo,
+        gun,
+        signed,
+        root_id,
+        ..
+    } = common::scenario::signed_repo(&st, "mutate/moved", false);
     let srv = stack_server(&st, &gun, &root_id).await;
     let v1 = format!("{gun}:v1");
     let review = pod_review(json!({"containers": [{"name": "app", "image": v1}]}));

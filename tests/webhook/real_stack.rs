@@ -5,45 +5,29 @@
 
 use std::time::Duration;
 
-use crate::common::{self, Stack};
+use crate::common;
 use crate::support::{Options, fixture_with, serve};
 
 const APP: &str = "allowed.example.com/shop/web:1.0";
 const SETUP: &str = "denied.example.com/tools/setup:1.0";
 
-fn policy(st: &Stack, gun: &str, root_id: &str) -> String {
-    let ca = std::fs::read_to_string(&st.ca).unwrap();
-    let ca_block: String = ca.lines().map(|l| format!("      {l}\n")).collect();
-    format!(
-        r#"apiVersion: trustgate.dev/v1alpha1
-kind: TrustPolicy
-metadata: {{name: signed-only, namespace: shop}}
-spec:
-  images: ["{gun}"]
-  notary:
-    url: {notary}
-    caBundle: |
-{ca_block}  registry: {{plainHTTP: true}}
-  trustRoots:
-  - keyID: "{root_id}"
-"#,
-        notary = st.notary_url,
-    )
-}
-
 #[tokio::test]
 async fn signed_images_are_admitted_unsigned_denied_and_templates_checked() {
     let Some(st) = common::stack() else { return };
-    let repo = common::unique_repo("webhook/app");
-    let gun = format!("{}/{repo}", st.registry_http);
-    let signed = common::push_http(&st, &format!("webhook-signed-{repo}"), &repo, "v1");
-    common::push_http(&st, &format!("webhook-unsigned-{repo}"), &repo, "v2");
-    let notary = st.notary_client(&st.notary_url);
-    notary.sign(&gun, "v1", &signed.manifest_digest, signed.manifest_size);
-    let root_id = notary.root_key_id(&gun);
+    let common::scenario::SignedRepo {
+        gun,
+        signed,
+        root_id,
+        ..
+    } = common::scenario::signed_repo(&st, "webhook/app", true);
 
     let srv = serve(Options {
-        policy_yaml: Some(policy(&st, &gun, &root_id)),
+        policy_yaml: Some(common::scenario::signed_only_policy(
+            &st,
+            "signed-only",
+            &gun,
+            &root_id,
+        )),
         budget: Duration::from_secs(8),
         ..Options::default()
     })

@@ -10,7 +10,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use trustgate::tls::{ServingCert, generate_self_signed};
 
-use crate::support::{self, DIGEST, Options, fixture, fixture_with, serve};
+use crate::support::{self, DIGEST, Options, TestServer, fixture, fixture_with, serve};
 
 /// DER of the first certificate of a PEM text.
 fn der(pem: &str) -> Vec<u8> {
@@ -31,6 +31,16 @@ fn peer(rsp: &reqwest::Response) -> Vec<u8> {
 
 /// Writes `tls.crt`/`tls.key` into `dir/<version>/` and points `dir/..data` at it atomically,
 /// as the kubelet's atomic writer does for a mounted Secret.
+/// POSTs `review` to the server's `/validate` with `client`.
+async fn post(client: &reqwest::Client, srv: &TestServer, review: &str) -> reqwest::Response {
+    client
+        .post(srv.url())
+        .body(review.to_owned())
+        .send()
+        .await
+        .unwrap()
+}
+
 fn publish(dir: &Path, version: &str, cert: &str, key: &str) {
     let versioned = dir.join(version);
     std::fs::create_dir(&versioned).unwrap();
@@ -65,12 +75,7 @@ async fn reloaded_certificate_serves_new_connections_while_old_ones_finish() {
     .await;
     let review = fixture("pod.json").to_string();
     let old = support::client(&[&a.ca_pem, &b.ca_pem]);
-    let first = old
-        .post(srv.url())
-        .body(review.clone())
-        .send()
-        .await
-        .unwrap();
+    let first = post(&old, &srv, &review).await;
     assert_eq!(first.status(), 200);
     assert_eq!(peer(&first), der(&a.cert_pem));
     first.bytes().await.unwrap();
@@ -79,12 +84,7 @@ async fn reloaded_certificate_serves_new_connections_while_old_ones_finish() {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let fresh = support::client(&[&a.ca_pem, &b.ca_pem]);
-        let rsp = fresh
-            .post(srv.url())
-            .body(review.clone())
-            .send()
-            .await
-            .unwrap();
+        let rsp = post(&fresh, &srv, &review).await;
         assert_eq!(rsp.status(), 200);
         if peer(&rsp) == der(&b.cert_pem) {
             break;
@@ -96,12 +96,7 @@ async fn reloaded_certificate_serves_new_connections_while_old_ones_finish() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The connection opened before the swap still answers, with the old certificate.
-    let again = old
-        .post(srv.url())
-        .body(review.clone())
-        .send()
-        .await
-        .unwrap();
+    let again = post(&old, &srv, &review).await;
     assert_eq!(again.status(), 200);
     assert_eq!(peer(&again), der(&a.cert_pem), "same keep-alive connection");
     assert_eq!(srv.metrics.tls_reloads.get(), 2);
@@ -149,11 +144,15 @@ async fn self_signed_ca_is_written_and_verifies_the_server() {
     assert!(stranger.post(srv.url()).body("{}").send().await.is_err());
 }
 
-#[tokio::test]
+/// On paused tokio time: the budget is the first timer due, so the clock jumps to it.
+#[tokio::test(start_paused = true)]
 async fn budget_running_out_fails_closed() {
-    let (slow_url, _accepted) = support::slow_listener(Duration::from_secs(10)).await;
+    let slow_notary = support::slow_notary(Duration::from_secs(10)).await;
     let srv = serve(Options {
-        policy_yaml: Some(support::policies(&support::closed_url(), &slow_url)),
+        policy_yaml: Some(support::policies(
+            &support::closed_url(),
+            &slow_notary.url(),
+        )),
         budget: Duration::from_millis(400),
         ..Options::default()
     })
@@ -163,12 +162,12 @@ async fn budget_running_out_fails_closed() {
         "pod.json",
         &[("denied.example.com/tools/setup:1.0", slow.as_str())],
     );
-    let started = Instant::now();
+    let started = tokio::time::Instant::now();
     let rsp = srv.review(&review).await;
+    let took = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
-        started.elapsed()
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "{took:?}"
     );
     assert_eq!(rsp["allowed"], false);
     let message = rsp["status"]["message"].as_str().unwrap();
@@ -189,9 +188,12 @@ async fn budget_running_out_fails_closed() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_the_in_flight_request_finish() {
-    let (slow_url, mut accepted) = support::slow_listener(Duration::from_millis(1500)).await;
+    let slow_notary = support::slow_notary(Duration::from_millis(1500)).await;
     let mut srv = serve(Options {
-        policy_yaml: Some(support::policies(&support::closed_url(), &slow_url)),
+        policy_yaml: Some(support::policies(
+            &support::closed_url(),
+            &slow_notary.url(),
+        )),
         ..Options::default()
     })
     .await;
@@ -209,9 +211,8 @@ async fn graceful_shutdown_lets_the_in_flight_request_finish() {
         Ok::<_, reqwest::Error>((status, body))
     });
     // The engine is now waiting on the slow Notary: the request is in flight.
-    tokio::time::timeout(Duration::from_secs(5), accepted.recv())
+    tokio::time::timeout(Duration::from_secs(5), slow_notary.wait_for_requests(1))
         .await
-        .unwrap()
         .unwrap();
     let server = srv.server.take().unwrap();
     server.shutdown_handle().graceful(Duration::from_secs(20));

@@ -1,6 +1,7 @@
-//! Shared pieces of the webhook tests: an in-process server (real TLS, real listeners on
-//! 127.0.0.1:0) built from policy YAML, an HTTPS client trusting its CA, fixture loading, a
-//! recording event sink and a "slow Notary" TCP listener.
+//! The in-process webhook for the tests that post AdmissionReviews (webhook, attacks,
+//! resilience): a server (real TLS, real listeners on 127.0.0.1:0) built from policy YAML, an
+//! HTTPS client trusting its CA, fixture loading, a recording event sink and a slow Notary (a
+//! scripted server holding each request).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -8,12 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
+pub use super::scripted::closed_url;
+use super::scripted::{Reply, Scripted};
 use trustgate::admission::{KindTable, RunningServer, ServerConfig, Webhook, start};
 use trustgate::audit::metrics::Metrics;
 use trustgate::audit::{EventSink, ReviewContext};
+use trustgate::cache::CacheConfig;
 use trustgate::clock::SystemClock;
 use trustgate::decision::{Anonymous, CredentialSource, Decision, Engine, EngineConfig};
 use trustgate::policy::{Action, DirPolicySource};
@@ -59,14 +61,6 @@ spec:
     )
 }
 
-/// A URL on a port nothing listens on.
-pub fn closed_url() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
-}
-
 /// Every `record` call: the context and the verdict of each decision.
 #[derive(Default)]
 pub struct RecordingSink(pub Mutex<Vec<(ReviewContext, Vec<String>)>>);
@@ -90,6 +84,12 @@ pub struct Options {
     pub tls: Option<ServingCert>,
     /// Policy reload interval.
     pub policy_reload: Duration,
+    /// Registry timeout of the engine.
+    pub registry_timeout: Duration,
+    /// Notary timeout of the engine.
+    pub notary_timeout: Duration,
+    /// The engine's caches.
+    pub cache: CacheConfig,
     /// Credentials.
     pub credentials: Arc<dyn CredentialSource>,
 }
@@ -102,6 +102,9 @@ impl Default for Options {
             budget: Duration::from_secs(8),
             tls: None,
             policy_reload: Duration::from_millis(100),
+            registry_timeout: Duration::from_secs(5),
+            notary_timeout: Duration::from_secs(10),
+            cache: CacheConfig::default(),
             credentials: Arc::new(Anonymous),
         }
     }
@@ -148,9 +151,9 @@ pub async fn serve(opts: Options) -> TestServer {
         EngineConfig {
             default_action: Action::Deny,
             deadline: opts.budget,
-            registry_timeout: Duration::from_secs(5),
-            notary_timeout: Duration::from_secs(10),
-            ..EngineConfig::default()
+            registry_timeout: opts.registry_timeout,
+            notary_timeout: opts.notary_timeout,
+            cache: opts.cache,
         },
         Arc::new(SystemClock),
     )
@@ -189,6 +192,13 @@ pub async fn serve(opts: Options) -> TestServer {
 }
 
 impl TestServer {
+    /// Shuts the server down, waiting up to `grace` for requests in flight.
+    pub async fn stop(mut self, grace: Duration) {
+        if let Some(server) = self.server.take() {
+            server.shutdown(grace).await.unwrap();
+        }
+    }
+
     /// `https://localhost:<port>/validate`.
     pub fn url(&self) -> String {
         format!("https://localhost:{}/validate", self.addr.port())
@@ -252,6 +262,14 @@ impl TestServer {
     }
 }
 
+/// Replaces the policy file `file` atomically (a sibling temp file renamed over it), so the
+/// server's reload never reads it half-written.
+pub fn replace_policy_file(file: &Path, yaml: &str) {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, yaml).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
+}
+
 /// The fixture `tests/data/admission/<name>` as JSON.
 pub fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -270,22 +288,10 @@ pub fn fixture_with(name: &str, replace: &[(&str, &str)]) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// A TCP listener that accepts connections, reports each on the channel, holds it for
-/// `hold` and then closes it without answering: a Notary server that is too slow.
-pub async fn slow_listener(hold: Duration) -> (String, mpsc::UnboundedReceiver<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = tx.send(());
-            tokio::spawn(async move {
-                tokio::time::sleep(hold).await;
-                drop(stream);
-            });
-        }
-    });
-    (url, rx)
+/// A Notary server that is too slow: it holds each request for `hold`, then closes the
+/// connection without answering.
+pub async fn slow_notary(hold: Duration) -> Scripted {
+    Scripted::start(move |_| Reply::Hangup.after(hold)).await
 }
 
 /// The value of a Prometheus sample line `name{labels} value` (0 when absent).
