@@ -35,6 +35,11 @@ bash e2e/apiserver.sh up
 export TRUSTGATE_APISERVER_ENV="$TRUSTGATE_APISERVER_DIR/apiserver.env"
 export TRUSTGATE_REQUIRE_APISERVER=1
 
+step "new-format signing tools: the real notation and cosign (Debian sid packages, cached in ~/.cache/trustgate-sigtools)"
+bash e2e/sigtools.sh fetch
+eval "$(bash e2e/sigtools.sh env)"
+export TRUSTGATE_REQUIRE_SIGTOOLS=1
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -54,6 +59,9 @@ cargo test --locked --doc
 
 step "quick start (e2e/quickstart.sh against the running stack): a signed tag admitted, an unsigned one rejected"
 bash e2e/quickstart.sh --stack-env "$TRUSTGATE_STACK_ENV"
+
+step "migration guide (e2e/migration.sh, docs/migration.md): Docker Content Trust to Notation and cosign, step by step"
+bash e2e/migration.sh --stack-env "$TRUSTGATE_STACK_ENV"
 
 step "packaging: Helm chart lint + render + schema validation, manifests, CRD copies, examples, Dockerfile"
 cargo build --locked
