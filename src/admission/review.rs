@@ -268,10 +268,8 @@ impl Webhook {
         let pull = pull_identity(&object.data, path);
         let request = CredentialRequest {
             namespace: &ctx.namespace,
-            images: &images,
             image_pull_secrets: &pull.image_pull_secrets,
             service_account: pull.service_account.as_deref(),
-            policies: &policies,
         };
         let decide_started = Instant::now();
         let decided = tokio::time::timeout(self.budget + BUDGET_MARGIN, async {
