@@ -87,13 +87,13 @@ impl std::fmt::Debug for NotarySource {
 }
 
 impl MetadataSource for NotarySource {
-    fn fetch(
+    async fn fetch(
         &self,
         gun: &str,
         req: &MetaRequest,
         max_len: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, FetchError>> + Send {
-        async move { self.0.fetch_boxed(gun, req, max_len).await }
+    ) -> Result<Vec<u8>, FetchError> {
+        self.0.fetch_boxed(gun, req, max_len).await
     }
 
     fn server(&self) -> &str {

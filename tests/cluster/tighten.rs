@@ -64,7 +64,7 @@ async fn both_policies_secrets_are_read_under_tighten_only() {
         let cluster = LoadedPolicy::new(PolicyId::cluster("platform"), cluster_spec).unwrap();
         let mut policies = PolicySet::new(Action::Deny);
         policies.extend([namespaced.clone(), cluster.clone()]);
-        let images = vec!["reg.example/shop/app:1".to_string()];
+
         let creds = SecretCredentials::new(client, "trustgate", SecretConfig::default());
         let source = creds
             .for_request(CredentialRequest {
@@ -84,7 +84,7 @@ async fn both_policies_secrets_are_read_under_tighten_only() {
             "{how}"
         );
         // The engine asks for the credentials of every policy the selection names.
-        let image = ImageRef::parse(&images[0]).unwrap();
+        let image = ImageRef::parse("reg.example/shop/app:1").unwrap();
         for policy in policies.select("shop", &image).policies() {
             assert!(source.credentials(policy, image.domain()).await.is_ok());
         }
