@@ -393,12 +393,16 @@ impl Engine {
         if let Some(d) = image.digest() {
             return Ok(d.clone());
         }
-        let options = RegistryOptions {
-            timeout: self.config.registry_timeout,
-            ..compiled.registry.clone()
+        // The key names the policy's registry set-up; the engine's timeout is the same for
+        // every key, and the options are only built when the registry is asked.
+        let key = DigestCache::key(image, &compiled.registry, credentials);
+        let resolve = async {
+            let options = RegistryOptions {
+                timeout: self.config.registry_timeout,
+                ..compiled.registry.clone()
+            };
+            self.resolver.resolve(image, &options, credentials).await
         };
-        let key = DigestCache::key(image, &options, credentials);
-        let resolve = async { self.resolver.resolve(image, &options, credentials).await };
         self.digests
             .resolve(key, resolve, &self.metrics)
             .await
@@ -429,9 +433,7 @@ impl Engine {
 
     /// The identity of a Notary set-up: URL, CA bundle, credentials and timeout.
     fn source_id(&self, compiled: &CompiledPolicy, credentials: Option<&(String, String)>) -> Key {
-        let b = KeyBuilder::new("source")
-            .part(compiled.notary_url.as_bytes())
-            .opt(compiled.notary_ca.as_deref());
+        let b = KeyBuilder::new("source").part(&compiled.notary_fingerprint);
         let b = match credentials {
             None => b.part(b"anonymous"),
             Some((user, password)) => b

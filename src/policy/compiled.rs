@@ -31,6 +31,9 @@ pub struct CompiledPolicy {
     pub notary_url: String,
     /// Extra CA (PEM) for the Notary server.
     pub notary_ca: Option<Vec<u8>>,
+    /// [`notary_fingerprint`] of `notary_url` and `notary_ca`, computed once (the engine keys
+    /// its Notary sources by it).
+    pub notary_fingerprint: [u8; 32],
     /// GUN override.
     pub gun: Option<String>,
     /// Registry set-up (its `timeout` is the default; the engine applies its own).
@@ -43,6 +46,21 @@ pub struct CompiledPolicy {
     pub signers: Vec<CompiledSigner>,
     /// Distinct listed signers that must count.
     pub signer_threshold: usize,
+}
+
+/// A sha256 of a Notary server's URL and extra CA bundle.
+pub fn notary_fingerprint(url: &str, ca: Option<&[u8]>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((url.len() as u64).to_be_bytes());
+    h.update(url.as_bytes());
+    match ca {
+        None => h.update([0u8]),
+        Some(ca) => {
+            h.update([1u8]);
+            h.update(ca);
+        }
+    }
+    h.finalize().into()
 }
 
 /// The identity of a policy as decisions depend on it: its [`PolicyId`] (namespace, name,

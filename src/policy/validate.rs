@@ -18,7 +18,7 @@ use crate::image::registry::RegistryOptions;
 use crate::notary::keys::PinnedKey;
 use crate::notary::updater::{Revocations, TrustOptions, TrustRoot};
 
-use super::compiled::{CompiledPolicy, CompiledSigner};
+use super::compiled::{CompiledPolicy, CompiledSigner, notary_fingerprint};
 
 use super::crd::{
     Action, MAX_IMAGES, MAX_REVOKED_KEYS, MAX_SIGNERS, MAX_TRUST_ROOTS, SecretRef, TrustPolicySpec,
@@ -116,11 +116,14 @@ pub fn check(
         trust_root_threshold: spec.trust_root_threshold.map_or(1, |t| t as usize),
         revoked,
     };
+    let notary_url = notary.and_then(|n| n.url.clone()).unwrap_or_default();
+    let notary_ca = notary
+        .and_then(|n| n.ca_bundle.as_ref())
+        .map(|pem| pem.as_bytes().to_vec());
     Ok(Some(CompiledPolicy {
-        notary_url: notary.and_then(|n| n.url.clone()).unwrap_or_default(),
-        notary_ca: notary
-            .and_then(|n| n.ca_bundle.as_ref())
-            .map(|pem| pem.as_bytes().to_vec()),
+        notary_fingerprint: notary_fingerprint(&notary_url, notary_ca.as_deref()),
+        notary_url,
+        notary_ca,
         gun: notary.and_then(|n| n.gun.clone()).filter(|g| !g.is_empty()),
         registry: RegistryOptions {
             ca_pem: registry
