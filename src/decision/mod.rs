@@ -350,6 +350,7 @@ impl Engine {
         policy: &LoadedPolicy,
         creds: &dyn CredentialSource,
     ) -> Outcome {
+        // 1. What the policy compiled to when it was loaded, and its credentials.
         let compiled = match policy.compiled() {
             Some(Ok(compiled)) => compiled,
             Some(Err(e)) => return Err(invalid(e)),
@@ -359,9 +360,11 @@ impl Engine {
             .credentials(policy, image.domain())
             .await
             .map_err(|why| Failure::new(ReasonClass::FetchError, why))?;
+        // 2. The digest to verify.
         let digest = self
             .resolve_digest(image, compiled, &credentials.registry)
             .await?;
+        // 3. An outcome kept for this policy, digest and still-current trust data.
         let source_id = self.source_id(compiled, credentials.notary.as_ref());
         let decision_key = policy
             .fingerprint()
@@ -371,6 +374,7 @@ impl Engine {
         {
             return outcome;
         }
+        // 4. The verified trust data, then 5. the signature rules over it.
         let (trust_key, trust) = self
             .load_trust(image, &digest, compiled, source_id, credentials.notary)
             .await?;
