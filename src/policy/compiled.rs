@@ -1,8 +1,8 @@
 //! What verification needs from a `Verify` policy, built once when the policy is loaded (a
 //! file read, a watch event): parsed trust roots, pinned signer keys, revocations, the Notary
 //! and registry set-up, and a fingerprint of the policy for cache keys. The one pass that
-//! checks a spec ([`check`](super::validate::check)) builds it, so keys are parsed once and the rules exist
-//! once; the engine only looks it up.
+//! checks a spec ([`check`](super::validate::check)) builds it, so keys are parsed once and
+//! the rules exist once; the engine only looks it up.
 
 use sha2::{Digest as _, Sha256};
 

@@ -3,8 +3,8 @@
 //! each must be a `TrustPolicy` or `ClusterTrustPolicy` of `trustgate.dev/v1alpha1`. A
 //! `TrustPolicy` without `metadata.namespace` belongs to `default`. Unknown fields are errors
 //! (the API server would prune or reject them), every policy is checked with
-//! [`validate_for`](super::validate::validate_for) (in the pass that compiles it), and a (kind, namespace, name) seen twice is an
-//! error. Errors name the file, the document (1-based index among non-empty documents, and its
+//! [`validate_for`](super::validate::validate_for) (in the pass that compiles it), and a
+//! (kind, namespace, name) seen twice is an error. Errors name the file, the document (1-based index among non-empty documents, and its
 //! line), the policy and the field; all problems are reported, not just the first.
 //!
 //! A directory is read non-recursively: `*.yaml` and `*.yml` files in name order, skipping
