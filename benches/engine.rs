@@ -1,7 +1,7 @@
 //! How fast the engine decides with its caches (a plain binary that prints numbers;
-//! `harness = false`). An in-process HTTP server plays registry and Notary server for a
-//! synthetic signed repository (`trustgate::notary::testing`), so every figure includes real
-//! HTTP on 127.0.0.1 where the network is reached at all.
+//! `harness = false`). In-memory backends (`trustgate::decision::testing`) play registry and
+//! Notary server for a synthetic signed repository (`trustgate::notary::testing`), so the
+//! figures measure the engine itself (caches, verification), not a network.
 //!
 //! 1. warm cache: `Engine::decide` answered from the decision cache, for a digest-pinned and a
 //!    tag reference, one caller and 8 concurrent callers (decisions/s);
@@ -14,23 +14,20 @@
 //! figure>`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/backend.rs"]
-mod backend;
-
+use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use backend::{Served, accept};
 use sha2::{Digest as _, Sha256};
-use tokio::net::TcpListener;
 
 use trustgate::cache::CacheConfig;
 use trustgate::clock::SystemClock;
+use trustgate::decision::testing::{MemNotary, MemRegistry};
 use trustgate::decision::{Anonymous, Engine, EngineConfig};
+use trustgate::image::reference::Digest;
 use trustgate::notary::testing::Repo;
 use trustgate::policy::{
-    Action, LoadedPolicy, NotarySpec, PolicyId, PolicySet, RegistrySpec, TrustPolicySpec, TrustRoot,
+    Action, LoadedPolicy, NotarySpec, PolicyId, PolicySet, TrustPolicySpec, TrustRoot,
 };
 
 /// Decisions per second of `callers` concurrent loops over `image` for about `secs`.
@@ -64,6 +61,11 @@ async fn throughput(
     (total as f64 / started.elapsed().as_secs_f64(), total)
 }
 
+/// Requests both backends answered so far.
+fn requests(notary: &MemNotary, registry: &MemRegistry) -> usize {
+    notary.requests().values().sum::<usize>() + registry.requests().values().sum::<usize>()
+}
+
 fn main() {
     let secs: f64 = std::env::args()
         .skip(1)
@@ -80,10 +82,7 @@ fn main() {
 async fn run(secs: f64) {
     let digest: [u8; 32] = Sha256::digest(b"manifest").into();
     let digest_text = format!("sha256:{}", hex::encode(digest));
-    // The port is part of the GUN (and the root certificate's CN): bind first.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let gun = format!("127.0.0.1:{port}/shop/app");
+    let gun = "registry.test:5000/shop/app".to_string();
     let mut repo = Repo::new(&gun);
     for i in 0..100 {
         let d: [u8; 32] = Sha256::digest(format!("other {i}").as_bytes()).into();
@@ -92,23 +91,17 @@ async fn run(secs: f64) {
     repo.add_target("targets", "v1", digest);
     repo.delegate("targets/releases", &[""]);
     repo.add_target("targets/releases", "v1", digest);
-    let served = Arc::new(Served {
-        files: repo.publish().files,
-        digest: digest_text.clone(),
-        requests: AtomicUsize::new(0),
-    });
-    tokio::spawn(accept(listener, served.clone()));
+    let notary = MemNotary::new();
+    notary.serve(repo.publish().files);
+    let registry = MemRegistry::new();
+    registry.tag("v1", Digest::from_str(&digest_text).unwrap());
 
     let spec = TrustPolicySpec {
-        images: vec![format!("127.0.0.1:{port}/shop/**")],
+        images: vec!["registry.test:5000/shop/**".into()],
         action: Action::Verify,
         notary: Some(NotarySpec {
-            url: Some(format!("http://127.0.0.1:{port}")),
+            url: Some("https://notary.test".into()),
             ..NotarySpec::default()
-        }),
-        registry: Some(RegistrySpec {
-            plain_http: true,
-            ..RegistrySpec::default()
         }),
         trust_roots: vec![TrustRoot {
             public_key: None,
@@ -141,15 +134,18 @@ async fn run(secs: f64) {
             },
         ),
     ];
-    println!("synthetic repository: targets with 101 tags + targets/releases; HTTP on 127.0.0.1");
+    println!("synthetic repository: targets with 101 tags + targets/releases; in-memory backends");
     for (what, cache) in configs {
-        let engine = Arc::new(Engine::new(
-            EngineConfig {
-                cache,
-                ..EngineConfig::default()
-            },
-            Arc::new(SystemClock),
-        ));
+        let engine = Arc::new(
+            Engine::new(
+                EngineConfig {
+                    cache,
+                    ..EngineConfig::default()
+                },
+                Arc::new(SystemClock),
+            )
+            .with_backends(registry.clone(), notary.clone()),
+        );
         let t = Instant::now();
         let d = engine.decide("shop", &tagged, &policies, &Anonymous).await;
         assert!(d.verified, "{}", d.reason);
@@ -160,11 +156,11 @@ async fn run(secs: f64) {
         );
         for (name, image) in [("digest", &pinned), ("tag", &tagged)] {
             for callers in [1, 8] {
-                let before = served.requests.load(Ordering::Relaxed);
+                let before = requests(&notary, &registry);
                 let (rate, n) = throughput(&engine, &policies, image, callers, secs).await;
-                let reqs = served.requests.load(Ordering::Relaxed) - before;
+                let reqs = requests(&notary, &registry) - before;
                 println!(
-                    "  {name:<6} reference, {callers} caller(s): {rate:>10.0} decisions/s  ({n} decisions, {:.2} HTTP requests each)",
+                    "  {name:<6} reference, {callers} caller(s): {rate:>10.0} decisions/s  ({n} decisions, {:.2} backend requests each)",
                     reqs as f64 / n as f64
                 );
             }

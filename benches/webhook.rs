@@ -17,14 +17,10 @@
 //!
 //! Then warm `/mutate` against warm `/validate`, closed loop, same reviews: with `--features
 //! bench-support` a Pod whose two containers use a tag signed in a synthetic repository (served
-//! by an in-process fake registry + Notary, `support/backend.rs`), so `/mutate` verifies from the
-//! caches and pins both locations (a JSONPatch per review); without the feature, the Allow/Deny
+//! by the engine's in-memory registry and Notary, `decision::testing`), so `/mutate` verifies
+//! from the caches and pins both locations (a JSONPatch per review); without the feature, the Allow/Deny
 //! reviews above (the same path, no patch).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-#[cfg(feature = "bench-support")]
-#[path = "support/backend.rs"]
-mod backend;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -134,6 +130,8 @@ fn percentile(sorted: &[u32], q: f64) -> f64 {
 struct PinCase {
     /// Extra policy YAML (appended to [`POLICIES`]).
     policies: String,
+    /// What the engine reaches registries and Notary servers with.
+    backends: fn(Engine) -> Engine,
     /// The reviews sent.
     bodies: Arc<[String; 2]>,
     /// What they are.
@@ -147,6 +145,7 @@ struct PinCase {
 async fn pin_case() -> PinCase {
     PinCase {
         policies: String::new(),
+        backends: |engine| engine,
         bodies: Arc::new(review_bodies()),
         label: "Allow/Deny reviews (nothing pinned; --features bench-support pins)".into(),
         pins: false,
@@ -157,30 +156,32 @@ async fn pin_case() -> PinCase {
 /// tag in an initContainer and a container.
 #[cfg(feature = "bench-support")]
 async fn pin_case() -> PinCase {
+    use std::str::FromStr;
+    use std::sync::OnceLock;
+
     use sha2::{Digest as _, Sha256};
+    use trustgate::decision::testing::{MemNotary, MemRegistry};
+    use trustgate::image::reference::Digest;
     use trustgate::notary::testing::Repo;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let gun = format!("127.0.0.1:{port}/shop/app");
+
+    static BACKENDS: OnceLock<(Arc<MemRegistry>, Arc<MemNotary>)> = OnceLock::new();
+    let gun = "registry.test:5000/shop/app".to_string();
     let digest: [u8; 32] = Sha256::digest(b"manifest").into();
     let mut repo = Repo::new(&gun);
     repo.add_target("targets", "v1", digest);
     let root_id = repo.roles["root"].keys[0].id.clone();
-    let served = Arc::new(backend::Served {
-        files: repo.publish().files,
-        digest: format!("sha256:{}", hex::encode(digest)),
-        requests: std::sync::atomic::AtomicUsize::new(0),
-    });
-    tokio::spawn(backend::accept(listener, served));
+    let (registry, notary) = BACKENDS.get_or_init(|| (MemRegistry::new(), MemNotary::new()));
+    notary.serve(repo.publish().files);
+    let text = format!("sha256:{}", hex::encode(digest));
+    registry.tag("v1", Digest::from_str(&text).unwrap());
     let policies = format!(
         r#"---
 apiVersion: trustgate.dev/v1alpha1
 kind: ClusterTrustPolicy
 metadata: {{name: signed}}
 spec:
-  images: ["127.0.0.1:{port}/shop/**"]
-  notary: {{url: "http://127.0.0.1:{port}"}}
-  registry: {{plainHTTP: true}}
+  images: ["registry.test:5000/shop/**"]
+  notary: {{url: "https://notary.test"}}
   trustRoots: [{{keyID: "{root_id}"}}]
 "#
     );
@@ -190,6 +191,10 @@ spec:
         .replace("allowed.example.com/shop/web:1.0", &signed);
     PinCase {
         policies,
+        backends: |engine| {
+            let (registry, notary) = BACKENDS.get().unwrap();
+            engine.with_backends(registry.clone(), notary.clone())
+        },
         bodies: Arc::new([pod.clone(), pod]),
         label: "a Pod with one signed tag in 2 places (Verify, warm caches; /mutate pins both)"
             .into(),
@@ -208,6 +213,7 @@ fn review_bodies() -> [String; 2] {
 
 async fn start_server(
     extra_policies: &str,
+    backends: fn(Engine) -> Engine,
 ) -> (trustgate::admission::RunningServer, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -224,6 +230,7 @@ async fn start_server(
         Arc::new(SystemClock),
     )
     .with_metrics(Arc::clone(&metrics));
+    let engine = backends(engine);
     let policies = DirPolicySource::start(
         dir.path(),
         Action::Deny,
@@ -268,7 +275,7 @@ fn main() {
     let (server_rt, client_rt) = (runtime(SERVER_THREADS), runtime(CLIENT_THREADS));
     let rss_start = status_kib("VmRSS");
     let case = server_rt.block_on(pin_case());
-    let (server, _dir) = server_rt.block_on(start_server(&case.policies));
+    let (server, _dir) = server_rt.block_on(start_server(&case.policies, case.backends));
     std::thread::sleep(Duration::from_millis(200));
     let rss_idle = status_kib("VmRSS");
     let answered = client_rt.block_on(run(&server, connections, duration, http2, rate, &case));

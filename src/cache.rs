@@ -83,8 +83,6 @@ pub struct CacheConfig {
     pub root_ttl: Duration,
     /// Most trusted roots kept (default 1,024).
     pub root_max_entries: u64,
-    /// Most compiled policies kept (parsed keys; default 1,024).
-    pub policy_max_entries: u64,
     /// Most HTTP clients kept, each with its connections and tokens: Notary sources (per URL,
     /// CA and credentials) and registry clients (per options and credentials); default 256 each.
     pub client_max_entries: u64,
@@ -103,7 +101,6 @@ impl Default for CacheConfig {
             file_max_entries: 4_096,
             root_ttl: Duration::from_secs(300),
             root_max_entries: 1_024,
-            policy_max_entries: 1_024,
             client_max_entries: 256,
         }
     }
@@ -356,10 +353,16 @@ impl TrustCache {
 
     /// The key of `gun` from the source identified by `source_id`, verified under `opts`.
     pub fn key(source_id: &Key, gun: &str, opts: &TrustOptions) -> Key {
+        TrustCache::key_of(source_id, gun, &opts.fingerprint())
+    }
+
+    /// As [`TrustCache::key`], with the options' fingerprint computed beforehand (a compiled
+    /// policy keeps it).
+    pub fn key_of(source_id: &Key, gun: &str, trust_fingerprint: &[u8; 32]) -> Key {
         KeyBuilder::new("trust")
             .part(source_id)
             .part(gun.as_bytes())
-            .part(&opts.fingerprint())
+            .part(trust_fingerprint)
             .finish()
     }
 

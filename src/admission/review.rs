@@ -7,10 +7,11 @@
 //!    images that the old object does not use are checked, so an UPDATE that changes no image
 //!    is admitted without checks.
 //! 3. The distinct images are decided by the [`Engine`] against the current policy set, with
-//!    credentials that the [`RequestCredentials`] prepares for this request (cluster mode reads
-//!    the policies' and the PodSpec's pull Secrets), within the budget (the engine's per-image
-//!    deadline; preparing the credentials and `decide_all` together are also wrapped in a
-//!    timeout slightly above it, and running out denies every image: fail closed).
+//!    credentials from the source the [`RequestCredentials`] binds to this request, asked per
+//!    selected policy (cluster mode reads the policies' and the PodSpec's pull Secrets then),
+//!    within the budget (the engine's per-image deadline; binding the credentials and
+//!    `decide_all` together are also wrapped in a timeout slightly above it, and running out
+//!    denies every image: fail closed).
 //! 4. Every decision gets an audit log line and a metric sample; the decisions go to the
 //!    [`EventSink`] (with `dry_run` set for dry runs, which must produce no Events); the response
 //!    is built by [`response::respond`](super::response::respond).
@@ -101,7 +102,7 @@ impl Webhook {
         self
     }
 
-    /// Registry and Notary credentials prepared per request (cluster mode: Secrets).
+    /// Registry and Notary credentials bound to each request (cluster mode: Secrets).
     pub fn with_request_credentials(mut self, credentials: Arc<dyn RequestCredentials>) -> Webhook {
         self.credentials = credentials;
         self
@@ -268,10 +269,8 @@ impl Webhook {
         let pull = pull_identity(&object.data, path);
         let request = CredentialRequest {
             namespace: &ctx.namespace,
-            images: &images,
             image_pull_secrets: &pull.image_pull_secrets,
             service_account: pull.service_account.as_deref(),
-            policies: &policies,
         };
         let decide_started = Instant::now();
         let decided = tokio::time::timeout(self.budget + BUDGET_MARGIN, async {

@@ -160,10 +160,8 @@ pub async fn decide_pods(
         let creds = credentials
             .for_request(CredentialRequest {
                 namespace: &pod.namespace,
-                images: &images,
                 image_pull_secrets: &pull.image_pull_secrets,
                 service_account: pull.service_account.as_deref(),
-                policies,
             })
             .await;
         let decided = engine

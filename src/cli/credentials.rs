@@ -5,9 +5,10 @@
 //! `--notary-auth-server`: a policy whose `notary.url` is another server gets no login.
 
 use anyhow::Context;
+use futures::future::BoxFuture;
 use trustgate::admission::credentials::NotaryLogin;
-use trustgate::decision::CredentialSource;
-use trustgate::image::credentials::{Credentials, DockerConfig};
+use trustgate::decision::{CredentialSource, PolicyCredentials};
+use trustgate::image::credentials::DockerConfig;
 use trustgate::image::registry::RegistryOptions;
 use trustgate::policy::Action;
 use trustgate::policy::matcher::{LoadedPolicy, PolicySet};
@@ -86,12 +87,23 @@ fn bound_login(flags: &NotaryFlags, binding: Binding<'_>) -> anyhow::Result<Opti
     Ok(Some(login))
 }
 
-impl CredentialSource for CliCredentials {
-    fn registry(&self, _: &LoadedPolicy, registry: &str) -> Credentials {
-        self.docker.credentials_for(registry)
-    }
-    fn notary(&self, policy: &LoadedPolicy) -> Option<(String, String)> {
+impl CliCredentials {
+    /// The Notary login for `policy`'s Notary server, if the login is bound to it.
+    fn notary_for(&self, policy: &LoadedPolicy) -> Option<(String, String)> {
         let url = policy.spec.notary.as_ref()?.url.as_deref()?;
         self.notary.as_ref()?.for_url(url)
+    }
+}
+
+impl CredentialSource for CliCredentials {
+    fn credentials<'a>(
+        &'a self,
+        policy: &'a LoadedPolicy,
+        registry: &'a str,
+    ) -> BoxFuture<'a, Result<PolicyCredentials, String>> {
+        Box::pin(futures::future::ready(Ok(PolicyCredentials {
+            registry: self.docker.credentials_for(registry),
+            notary: self.notary_for(policy),
+        })))
     }
 }

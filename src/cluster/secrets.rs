@@ -1,9 +1,10 @@
 //! [`SecretCredentials`]: the webhook's per-request credentials in cluster mode, read from
 //! Kubernetes Secrets through the API (never mounted) and cached.
 //!
-//! For one review, only the policies that will verify something matter: each image is matched
-//! against the policy set as the engine will match it, and for every deciding `Verify` policy
-//! (both, where a `namespacedPolicies: Tighten` cluster policy and a namespaced one decide):
+//! For one review, [`SecretCredentials`] gives the engine a source bound to the workload (its
+//! namespace, pull Secrets and service account); the engine asks it, after selecting the
+//! policy that verifies an image, for exactly that policy and the image's registry, and the
+//! Secrets that answer are read then:
 //!
 //! * **Registry:** the policy's `registry.credentialsSecret` (a Secret in the policy's
 //!   namespace; for a `ClusterTrustPolicy`, in trustgate's own namespace), read as
@@ -23,26 +24,30 @@
 //!   only ever gets credentials from its own namespace.
 //!
 //! A Secret that a policy names and that is missing or unreadable is not silently skipped:
-//! [`CredentialSource::problem`] reports it and the engine rejects the policy's images (fail
-//! closed) with that reason. Lookups are cached (moka, bounded): found objects for `ttl`
+//! [`CredentialSource::credentials`] answers with the reason and the engine rejects the
+//! policy's images (fail closed) with it. The workload's pull Secrets are read at most once per
+//! review. Lookups are cached (moka, bounded): found objects for `ttl`
 //! (default 30 s), missing ones for `missing_ttl` (5 s); API errors are not cached. Each
 //! lookup is bounded by `timeout`, and concurrent lookups of one object are coalesced.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::{BoxFuture, join_all};
+
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::{Api, Client};
 
 use crate::admission::credentials::{CredentialRequest, RequestCredentials};
-use crate::decision::CredentialSource;
+use crate::decision::{CredentialSource, PolicyCredentials};
 use crate::image::credentials::{Credentials, DockerConfig, same_registry};
-use crate::image::reference::ImageRef;
-use crate::policy::Action;
-use crate::policy::matcher::{LoadedPolicy, PolicyId};
+use crate::policy::matcher::LoadedPolicy;
+
+mod parse;
+
+use parse::{Named, named, notary_host, notary_secret, pull_secret, registry_secret};
 
 /// Type of Secrets holding a `.dockerconfigjson`.
 pub const DOCKER_CONFIG_JSON: &str = "kubernetes.io/dockerconfigjson";
@@ -138,18 +143,23 @@ impl moka::Expiry<Key, Arc<Lookup>> for ByOutcome {
 
 /// Registry and Notary credentials from Kubernetes Secrets (see the module docs).
 pub struct SecretCredentials {
+    reader: Arc<Reader>,
+    fallback: Option<Arc<dyn CredentialSource>>,
+}
+
+/// Reads Secrets and ServiceAccounts through a cache.
+struct Reader {
     client: Client,
     namespace: String,
     config: SecretConfig,
     cache: moka::future::Cache<Key, Arc<Lookup>>,
-    fallback: Option<Arc<dyn CredentialSource>>,
 }
 
 impl fmt::Debug for SecretCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SecretCredentials")
-            .field("namespace", &self.namespace)
-            .field("config", &self.config)
+            .field("namespace", &self.reader.namespace)
+            .field("config", &self.reader.config)
             .finish_non_exhaustive()
     }
 }
@@ -166,10 +176,12 @@ impl SecretCredentials {
             })
             .build();
         SecretCredentials {
-            client,
-            namespace: namespace.into(),
-            config,
-            cache,
+            reader: Arc::new(Reader {
+                client,
+                namespace: namespace.into(),
+                config,
+                cache,
+            }),
             fallback: None,
         }
     }
@@ -180,7 +192,9 @@ impl SecretCredentials {
         self.fallback = Some(fallback);
         self
     }
+}
 
+impl Reader {
     /// Reads one object through the cache.
     async fn lookup(&self, key: Key) -> Result<Arc<Lookup>, String> {
         let client = self.client.clone();
@@ -253,11 +267,11 @@ impl SecretCredentials {
     }
 
     /// The workload's pull Secrets merged in order (see the module docs).
-    async fn pull_config(&self, request: &CredentialRequest<'_>) -> DockerConfig {
-        let ns = request.namespace;
-        let mut names: Vec<String> = request.image_pull_secrets.to_vec();
+    async fn pull_config(&self, workload: &Workload) -> DockerConfig {
+        let ns = workload.namespace.as_str();
+        let mut names: Vec<String> = workload.image_pull_secrets.clone();
         if names.is_empty() {
-            let account = request.service_account.unwrap_or("default");
+            let account = workload.service_account.as_deref().unwrap_or("default");
             let key = Key {
                 account: true,
                 namespace: ns.into(),
@@ -294,34 +308,14 @@ impl SecretCredentials {
         }
         config
     }
+}
 
-    /// Reads everything `request` needs.
-    async fn prepare(&self, request: CredentialRequest<'_>) -> Prepared {
-        let policies = verifying_policies(&request);
-        let registry = policies.iter().filter_map(|p| {
-            let name = registry_secret(p)?;
-            Some(async move { (p.id.clone(), self.policy_registry(p, name).await) })
-        });
-        let notary = policies.iter().filter_map(|p| {
-            let name = notary_secret(p)?;
-            Some(async move { (p.id.clone(), self.policy_notary(p, name).await) })
-        });
-        let needs_pull = policies.iter().any(|p| registry_secret(p).is_none());
-        let pull = async {
-            if needs_pull {
-                self.pull_config(&request).await
-            } else {
-                DockerConfig::default()
-            }
-        };
-        let (registry, notary, pull) = futures::join!(join_all(registry), join_all(notary), pull);
-        Prepared {
-            registry: registry.into_iter().collect(),
-            notary: notary.into_iter().collect(),
-            pull,
-            fallback: self.fallback.clone(),
-        }
-    }
+/// Whose pull Secrets a review's images are pulled with.
+#[derive(Debug)]
+struct Workload {
+    namespace: String,
+    image_pull_secrets: Vec<String>,
+    service_account: Option<String>,
 }
 
 impl RequestCredentials for SecretCredentials {
@@ -329,7 +323,97 @@ impl RequestCredentials for SecretCredentials {
         &'a self,
         request: CredentialRequest<'a>,
     ) -> BoxFuture<'a, Arc<dyn CredentialSource>> {
-        Box::pin(async move { Arc::new(self.prepare(request).await) as Arc<dyn CredentialSource> })
+        let source = WorkloadCredentials {
+            reader: Arc::clone(&self.reader),
+            fallback: self.fallback.clone(),
+            workload: Workload {
+                namespace: request.namespace.to_owned(),
+                image_pull_secrets: request.image_pull_secrets.to_vec(),
+                service_account: request.service_account.map(str::to_owned),
+            },
+            pull: tokio::sync::OnceCell::new(),
+        };
+        Box::pin(futures::future::ready(
+            Arc::new(source) as Arc<dyn CredentialSource>
+        ))
+    }
+}
+
+/// The credentials of one review: Secrets read when the engine asks for a policy's.
+struct WorkloadCredentials {
+    reader: Arc<Reader>,
+    fallback: Option<Arc<dyn CredentialSource>>,
+    workload: Workload,
+    /// The merged pull Secrets, read once (for the policies without a registry Secret).
+    pull: tokio::sync::OnceCell<DockerConfig>,
+}
+
+impl WorkloadCredentials {
+    /// Registry credentials of `policy` for `registry`.
+    async fn registry(&self, policy: &LoadedPolicy, registry: &str) -> Result<Credentials, String> {
+        if let Some(name) = registry_secret(policy) {
+            return Ok(match self.reader.policy_registry(policy, name).await? {
+                Named::Config(config) => config.credentials_for(registry),
+                Named::Basic {
+                    registry: Some(host),
+                    user,
+                    password,
+                } if same_registry(&host, registry) => Credentials::Basic {
+                    username: user,
+                    password,
+                },
+                Named::Basic { .. } => Credentials::Anonymous,
+            });
+        }
+        let pull = self
+            .pull
+            .get_or_init(|| self.reader.pull_config(&self.workload))
+            .await;
+        let found = pull.credentials_for(registry);
+        match &self.fallback {
+            Some(fallback) if found.is_anonymous() => {
+                Ok(fallback.credentials(policy, registry).await?.registry)
+            }
+            _ => Ok(found),
+        }
+    }
+
+    /// Notary credentials of `policy`.
+    async fn notary(
+        &self,
+        policy: &LoadedPolicy,
+        registry: &str,
+    ) -> Result<Option<(String, String)>, String> {
+        if let Some(name) = notary_secret(policy) {
+            return self.reader.policy_notary(policy, name).await;
+        }
+        if policy.id.namespace.is_some() {
+            // A namespaced policy gets credentials only from its own namespace.
+            return Ok(None);
+        }
+        match &self.fallback {
+            Some(fallback) => Ok(fallback.credentials(policy, registry).await?.notary),
+            None => Ok(None),
+        }
+    }
+}
+
+impl CredentialSource for WorkloadCredentials {
+    fn credentials<'a>(
+        &'a self,
+        policy: &'a LoadedPolicy,
+        registry: &'a str,
+    ) -> BoxFuture<'a, Result<PolicyCredentials, String>> {
+        Box::pin(async move {
+            let (registry_creds, notary) = futures::join!(
+                self.registry(policy, registry),
+                self.notary(policy, registry)
+            );
+            Ok(PolicyCredentials {
+                registry: registry_creds?,
+                notary: notary?,
+            })
+        })
     }
 }
 
@@ -361,177 +445,6 @@ async fn fetch(client: Client, key: &Key) -> Result<Lookup, String> {
     }))
 }
 
-/// What a Secret named by a policy holds.
-enum Named {
-    /// A docker config, matched per host.
-    Config(DockerConfig),
-    /// `username`/`password`, with the registry host of a `registry` key (required for a
-    /// registry Secret; a Notary Secret's login is for the policy's own Notary server).
-    Basic {
-        /// The `registry` key.
-        registry: Option<String>,
-        /// The user name.
-        user: String,
-        /// The password.
-        password: String,
-    },
-}
-
-/// Reads a Secret named by a policy: `.dockerconfigjson`, `.dockercfg`, or
-/// `username`/`password` (and `registry`).
-fn named(data: &BTreeMap<String, Vec<u8>>) -> Result<Named, String> {
-    for key in [".dockerconfigjson", ".dockercfg"] {
-        if let Some(bytes) = data.get(key) {
-            return DockerConfig::parse(bytes)
-                .map(Named::Config)
-                .map_err(|e| format!("{key}: {e}"));
-        }
-    }
-    match (data.get("username"), data.get("password")) {
-        (Some(user), Some(password)) => {
-            let text = |b: &[u8], k: &str| {
-                String::from_utf8(b.to_vec()).map_err(|_| format!("{k} is not UTF-8"))
-            };
-            let registry = match data.get("registry") {
-                Some(r) => Some(text(r, "registry")?.trim().to_string()).filter(|r| !r.is_empty()),
-                None => None,
-            };
-            Ok(Named::Basic {
-                registry,
-                user: text(user, "username")?,
-                password: text(password, "password")?,
-            })
-        }
-        _ => {
-            Err("has none of the keys .dockerconfigjson, .dockercfg, username and password".into())
-        }
-    }
-}
-
-/// A pull Secret as the kubelet reads it: by type; `None` for other types.
-fn pull_secret(
-    type_: &str,
-    data: &BTreeMap<String, Vec<u8>>,
-) -> Option<Result<DockerConfig, String>> {
-    let key = match type_ {
-        DOCKER_CONFIG_JSON => ".dockerconfigjson",
-        DOCKER_CFG => ".dockercfg",
-        _ => return None,
-    };
-    Some(match data.get(key) {
-        Some(bytes) => DockerConfig::parse(bytes).map_err(|e| format!("{key}: {e}")),
-        None => Err(format!("type {type_} without the key {key}")),
-    })
-}
-
-fn registry_secret(policy: &LoadedPolicy) -> Option<&str> {
-    let secret = policy.spec.registry.as_ref()?.credentials_secret.as_ref()?;
-    Some(secret.name.as_str())
-}
-
-fn notary_secret(policy: &LoadedPolicy) -> Option<&str> {
-    let secret = policy.spec.notary.as_ref()?.credentials_secret.as_ref()?;
-    Some(secret.name.as_str())
-}
-
-/// `host[:port]` of the policy's Notary URL.
-fn notary_host(policy: &LoadedPolicy) -> Option<String> {
-    let url = url::Url::parse(policy.spec.notary.as_ref()?.url.as_deref()?).ok()?;
-    let host = url.host_str()?;
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_string(),
-    })
-}
-
-/// The distinct valid `Verify` policies that decide `request`'s images (both policies of an
-/// image that a `namespacedPolicies: Tighten` cluster policy and a namespaced one decide).
-fn verifying_policies(request: &CredentialRequest<'_>) -> Vec<Arc<LoadedPolicy>> {
-    let mut out: Vec<Arc<LoadedPolicy>> = Vec::new();
-    for image in request.images {
-        let Ok(image) = ImageRef::parse(image) else {
-            continue;
-        };
-        for policy in request
-            .policies
-            .select(request.namespace, &image)
-            .policies()
-        {
-            if policy.action() == Action::Verify
-                && policy.problem().is_none()
-                && !out.iter().any(|p| p.id == policy.id)
-            {
-                out.push(Arc::clone(policy));
-            }
-        }
-    }
-    out
-}
-
-/// The credentials of one request.
-struct Prepared {
-    registry: HashMap<PolicyId, Result<Named, String>>,
-    notary: HashMap<PolicyId, Result<Option<(String, String)>, String>>,
-    pull: DockerConfig,
-    fallback: Option<Arc<dyn CredentialSource>>,
-}
-
-impl CredentialSource for Prepared {
-    fn registry(&self, policy: &LoadedPolicy, registry: &str) -> Credentials {
-        if registry_secret(policy).is_some() {
-            return match self.registry.get(&policy.id) {
-                Some(Ok(Named::Config(config))) => config.credentials_for(registry),
-                Some(Ok(Named::Basic {
-                    registry: Some(host),
-                    user,
-                    password,
-                })) if same_registry(host, registry) => Credentials::Basic {
-                    username: user.clone(),
-                    password: password.clone(),
-                },
-                _ => Credentials::Anonymous,
-            };
-        }
-        let found = self.pull.credentials_for(registry);
-        match &self.fallback {
-            Some(fallback) if found.is_anonymous() => fallback.registry(policy, registry),
-            _ => found,
-        }
-    }
-
-    fn notary(&self, policy: &LoadedPolicy) -> Option<(String, String)> {
-        if notary_secret(policy).is_some() {
-            return self.notary.get(&policy.id)?.as_ref().ok()?.clone();
-        }
-        if policy.id.namespace.is_some() {
-            // A namespaced policy gets credentials only from its own namespace.
-            return None;
-        }
-        self.fallback.as_ref()?.notary(policy)
-    }
-
-    fn problem(&self, policy: &LoadedPolicy) -> Option<String> {
-        let not_read = |what: &str, name: &str| {
-            format!("{what} {name} was not read for this request (fail closed)")
-        };
-        if let Some(name) = registry_secret(policy) {
-            match self.registry.get(&policy.id) {
-                None => return Some(not_read("registry.credentialsSecret", name)),
-                Some(Err(e)) => return Some(e.clone()),
-                Some(Ok(_)) => {}
-            }
-        }
-        if let Some(name) = notary_secret(policy) {
-            match self.notary.get(&policy.id) {
-                None => return Some(not_read("notary.credentialsSecret", name)),
-                Some(Err(e)) => return Some(e.clone()),
-                Some(Ok(_)) => {}
-            }
-        }
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,50 +454,6 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_string(), v.as_bytes().to_vec()))
             .collect()
-    }
-
-    #[test]
-    fn named_secrets_read_docker_configs_or_logins() {
-        let cfg = r#"{"auths":{"reg.example:5000":{"username":"u","password":"p"}}}"#;
-        let Ok(Named::Config(c)) = named(&data(&[(".dockerconfigjson", cfg)])) else {
-            panic!("docker config")
-        };
-        assert!(matches!(
-            c.credentials_for("reg.example:5000"),
-            Credentials::Basic { .. }
-        ));
-        assert!(matches!(
-            named(&data(&[("username", "a"), ("password", "b")])),
-            Ok(Named::Basic { registry: None, user, password }) if user == "a" && password == "b"
-        ));
-        assert!(matches!(
-            named(&data(&[("username", "a"), ("password", "b"), ("registry", "r.example")])),
-            Ok(Named::Basic { registry: Some(r), .. }) if r == "r.example"
-        ));
-        let Err(e) = named(&data(&[("token", "x")])) else {
-            panic!("no usable key")
-        };
-        assert!(e.contains("has none of the keys"), "{e}");
-        let Err(e) = named(&data(&[(".dockerconfigjson", "{")])) else {
-            panic!("bad JSON")
-        };
-        assert!(e.starts_with(".dockerconfigjson: "), "{e}");
-    }
-
-    #[test]
-    fn pull_secrets_count_only_docker_config_types() {
-        let cfg = r#"{"auths":{"r.example":{"auth":"dTpw"}}}"#;
-        assert!(pull_secret("Opaque", &data(&[(".dockerconfigjson", cfg)])).is_none());
-        assert!(matches!(
-            pull_secret(DOCKER_CONFIG_JSON, &data(&[(".dockerconfigjson", cfg)])),
-            Some(Ok(_))
-        ));
-        let legacy = r#"{"r.example":{"auth":"dTpw"}}"#;
-        assert!(matches!(
-            pull_secret(DOCKER_CFG, &data(&[(".dockercfg", legacy)])),
-            Some(Ok(_))
-        ));
-        assert!(matches!(pull_secret(DOCKER_CFG, &data(&[])), Some(Err(_))));
     }
 
     #[test]

@@ -7,10 +7,18 @@
 //! Where two policies take part (a `namespacedPolicies: Tighten` cluster policy and a
 //! namespaced one), each decides on its own, concurrently, and `combine` makes the one
 //! decision shown for the image.
+//!
+//! The engine selects the deciding policy once, then works with what was compiled when the
+//! policy was loaded (`LoadedPolicy::compiled`), asks its [`CredentialSource`] for that policy's
+//! credentials, and reaches the registry and the Notary server through the traits of
+//! [`backends`] (HTTP by default, in memory in tests: `testing`).
 
+pub mod backends;
 mod combine;
-mod compile;
+pub mod credentials;
 mod rules;
+#[cfg(any(test, feature = "bench-support"))]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 
@@ -20,17 +28,22 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::audit::metrics::Metrics;
-use crate::cache::{CacheConfig, DecisionCache, DigestCache, Key, KeyBuilder, TrustCache};
+use crate::cache::{
+    CacheConfig, DecisionCache, DigestCache, Key, KeyBuilder, TrustCache, TrustEntry,
+};
 use crate::clock::Clock;
 use crate::image::credentials::Credentials;
-use crate::image::reference::ImageRef;
-use crate::image::registry::Resolver;
-use crate::notary::fetch::{HttpSource, NotaryConfig};
+use crate::image::reference::{Digest, ImageRef};
+use crate::image::registry::RegistryOptions;
+use crate::notary::fetch::NotaryConfig;
 use crate::policy::matcher::{LoadedPolicy, PolicySet, Selection};
-use crate::policy::{Action, Mode};
+use crate::policy::{Action, CompiledPolicy, Mode};
 
-pub use compile::{CompiledPolicy, compile};
+pub use backends::{DigestResolver, HttpBackends, NotaryConnector, NotarySource};
+pub use credentials::{Anonymous, CredentialSource, PolicyCredentials};
 pub use rules::ReasonClass;
+
+use rules::Failure;
 
 /// The outcome of verifying one digest (what the decision cache keeps).
 type Outcome = Result<rules::Passed, rules::Failure>;
@@ -40,7 +53,7 @@ type Outcome = Result<rules::Passed, rules::Failure>;
 pub struct EngineConfig {
     /// Action for images that no policy matches (contract: `Deny` unless configured).
     pub default_action: Action,
-    /// Time allowed for deciding one image (registry + Notary + verification).
+    /// Time allowed for deciding one image (credentials + registry + Notary + verification).
     pub deadline: Duration,
     /// Timeout of each registry resolution.
     pub registry_timeout: Duration,
@@ -59,35 +72,6 @@ impl Default for EngineConfig {
             notary_timeout: Duration::from_secs(5),
             cache: CacheConfig::default(),
         }
-    }
-}
-
-/// Where registry and Notary credentials come from for one request: the CLI gives a docker
-/// config file and `NOTARY_AUTH`; the webhook gives the policy's secrets and the pod's pull
-/// secrets, fetched before deciding.
-pub trait CredentialSource: Send + Sync {
-    /// Registry credentials for `registry` (a host) when `policy` decides the image.
-    fn registry(&self, policy: &LoadedPolicy, registry: &str) -> Credentials;
-    /// Notary credentials (`user`, `password`) for `policy`'s Notary server.
-    fn notary(&self, policy: &LoadedPolicy) -> Option<(String, String)>;
-    /// Why credentials that `policy` names cannot be had (e.g. its `credentialsSecret` is
-    /// missing or unreadable), if so: its images then fail closed with this reason instead of
-    /// being tried without them.
-    fn problem(&self, _policy: &LoadedPolicy) -> Option<String> {
-        None
-    }
-}
-
-/// No credentials at all.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Anonymous;
-
-impl CredentialSource for Anonymous {
-    fn registry(&self, _: &LoadedPolicy, _: &str) -> Credentials {
-        Credentials::Anonymous
-    }
-    fn notary(&self, _: &LoadedPolicy) -> Option<(String, String)> {
-        None
     }
 }
 
@@ -145,34 +129,47 @@ impl Decision {
     }
 }
 
-/// The engine: a registry resolver and a Notary updater (with its rollback memory) behind the
-/// digest, trust-data and decision caches, compiled policies and one HTTP source per Notary
-/// set-up, all shared by every decision of the process.
-#[derive(Debug)]
+/// The engine: a registry resolver and Notary sources (behind [`backends`]'s traits), the
+/// digest, trust-data and decision caches (the trust cache's updater keeps the rollback
+/// memory), all shared by every decision of the process.
 pub struct Engine {
     config: EngineConfig,
-    resolver: Resolver,
+    resolver: Arc<dyn DigestResolver>,
+    notary: Arc<dyn NotaryConnector>,
+    /// Whether `resolver` and `notary` were given ([`Engine::with_backends`]) rather than the
+    /// HTTP defaults (which [`Engine::with_metrics`] rebuilds).
+    custom_backends: bool,
     digests: DigestCache,
     trust: TrustCache,
     decisions: DecisionCache<Outcome>,
-    policies: moka::sync::Cache<Key, Arc<Result<CompiledPolicy, String>>>,
-    sources: moka::sync::Cache<Key, HttpSource>,
+    sources: moka::sync::Cache<Key, NotarySource>,
     metrics: Arc<Metrics>,
 }
 
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("custom_backends", &self.custom_backends)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Engine {
-    /// An engine with its own caches.
+    /// An engine with its own caches, reaching registries and Notary servers over HTTP.
     pub fn new(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
         let metrics = Arc::new(Metrics::new());
         let cache = &config.cache;
         let trust = TrustCache::new(clock, cache);
         metrics.state.set_trust_expiry_source(trust.expiry_source());
+        let http = HttpBackends::new(cache.client_max_entries, metrics.clone());
         Engine {
-            resolver: Resolver::new(cache.client_max_entries).with_metrics(metrics.clone()),
+            resolver: http.resolver(),
+            notary: Arc::new(http),
+            custom_backends: false,
             digests: DigestCache::new(cache),
             trust,
             decisions: DecisionCache::new(cache),
-            policies: moka::sync::Cache::new(cache.policy_max_entries),
             sources: moka::sync::Cache::builder()
                 .max_capacity(cache.client_max_entries)
                 .time_to_idle(Duration::from_secs(600))
@@ -184,12 +181,30 @@ impl Engine {
 
     /// Uses `metrics` (shared with the webhook and the admin server) instead of a private set.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
-        self.resolver = self.resolver.with_metrics(metrics.clone());
+        if !self.custom_backends {
+            let http = HttpBackends::new(self.config.cache.client_max_entries, metrics.clone());
+            self.resolver = http.resolver();
+            self.notary = Arc::new(http);
+        }
         self.sources.invalidate_all();
         metrics
             .state
             .set_trust_expiry_source(self.trust.expiry_source());
         self.metrics = metrics;
+        self
+    }
+
+    /// Reaches registries through `resolver` and Notary servers through `notary` instead of
+    /// HTTP (tests and benches use in-memory ones).
+    pub fn with_backends(
+        mut self,
+        resolver: Arc<dyn DigestResolver>,
+        notary: Arc<dyn NotaryConnector>,
+    ) -> Engine {
+        self.resolver = resolver;
+        self.notary = notary;
+        self.custom_backends = true;
+        self.sources.invalidate_all();
         self
     }
 
@@ -241,21 +256,7 @@ impl Engine {
     ) -> Decision {
         let parsed = match ImageRef::parse(image) {
             Ok(r) => r,
-            Err(e) => {
-                return Decision {
-                    image: image.to_string(),
-                    reference: None,
-                    digest: None,
-                    policy: None,
-                    action: self.config.default_action,
-                    mode: Mode::Enforce,
-                    allowed: false,
-                    verified: false,
-                    reason_class: ReasonClass::BadReference,
-                    reason: e.to_string(),
-                    signers: Vec::new(),
-                };
-            }
+            Err(e) => return rules::bad_reference(image, self.config.default_action, &e),
         };
         let reference = parsed.normalized();
         match policies.select(namespace, &parsed) {
@@ -306,10 +307,7 @@ impl Engine {
             // An invalid cluster policy rejects what it matches, whatever its action and mode.
             decision.mode = Mode::Enforce;
             let why = format!("the policy is invalid: {problem}");
-            return rules::finish(
-                decision,
-                Err(rules::Failure::new(ReasonClass::PolicyInvalid, why)),
-            );
+            return rules::finish(decision, Err(Failure::new(ReasonClass::PolicyInvalid, why)));
         }
         match spec.action {
             Action::Allow => {
@@ -331,7 +329,7 @@ impl Engine {
         )
         .await
         .unwrap_or_else(|_| {
-            Err(rules::Failure::new(
+            Err(Failure::new(
                 ReasonClass::Timeout,
                 format!(
                     "not decided within {:?} (fail closed)",
@@ -342,6 +340,9 @@ impl Engine {
         rules::finish(decision, outcome)
     }
 
+    /// Verifies `image` under the `Verify` policy `policy`, in the steps every signature format
+    /// shares: the policy's compiled form and credentials, the digest, the decision cache, the
+    /// trust data, the signature rules.
     async fn verify(
         &self,
         image: &ImageRef,
@@ -349,56 +350,34 @@ impl Engine {
         policy: &LoadedPolicy,
         creds: &dyn CredentialSource,
     ) -> Outcome {
-        use rules::Failure;
-        let policy_key = policy_key(policy);
-        let compiled = match policy_key {
-            Some(key) => self.policies.get_with(key, || {
-                Arc::new(compile(&policy.spec, self.config.registry_timeout))
-            }),
-            None => Arc::new(compile(&policy.spec, self.config.registry_timeout)),
+        // 1. What the policy compiled to when it was loaded, and its credentials.
+        let compiled = match policy.compiled() {
+            Some(Ok(compiled)) => compiled,
+            Some(Err(e)) => return Err(invalid(e)),
+            None => return Err(invalid("its action is not Verify")),
         };
-        let compiled = compiled.as_ref().as_ref().map_err(|e| {
-            Failure::new(
-                ReasonClass::PolicyInvalid,
-                format!("policy is invalid: {e}"),
-            )
-        })?;
-        if let Some(why) = creds.problem(policy) {
-            return Err(Failure::new(ReasonClass::FetchError, why));
-        }
-        let digest = match image.digest() {
-            Some(d) => d.clone(),
-            None => {
-                let registry_creds = creds.registry(policy, image.domain());
-                let key = DigestCache::key(image, &compiled.registry, &registry_creds);
-                let resolve = self
-                    .resolver
-                    .resolve(image, &compiled.registry, &registry_creds);
-                self.digests
-                    .resolve(key, resolve, &self.metrics)
-                    .await
-                    .map_err(|e| Failure::new(ReasonClass::of_registry(&e), e.to_string()))?
-            }
-        };
-        let notary_creds = creds.notary(policy);
-        let source_id = self.source_id(compiled, notary_creds.as_ref());
-        let decision_key =
-            policy_key.map(|p| DecisionCache::<Outcome>::key(&p, reference, &digest, &source_id));
+        let credentials = creds
+            .credentials(policy, image.domain())
+            .await
+            .map_err(|why| Failure::new(ReasonClass::FetchError, why))?;
+        // 2. The digest to verify.
+        let digest = self
+            .resolve_digest(image, compiled, &credentials.registry)
+            .await?;
+        // 3. An outcome kept for this policy, digest and still-current trust data.
+        let source_id = self.source_id(compiled, credentials.notary.as_ref());
+        let decision_key = policy
+            .fingerprint()
+            .map(|p| DecisionCache::<Outcome>::key(p, reference, &digest, &source_id));
         if let Some(key) = &decision_key
             && let Some(outcome) = self.decisions.get(key, &self.trust, &self.metrics).await
         {
             return outcome;
         }
-        let source = self
-            .source(source_id, compiled, notary_creds)
-            .map_err(|e| Failure::with_digest(ReasonClass::of_fetch(&e), &digest, e.to_string()))?;
-        let gun = compiled.gun.clone().unwrap_or_else(|| image.repository());
-        let trust_key = TrustCache::key(&source_id, &gun, &compiled.trust);
-        let trust = self
-            .trust
-            .load(&source, trust_key, &gun, &compiled.trust, &self.metrics)
-            .await
-            .map_err(|e| Failure::with_digest(ReasonClass::of_trust(&e), &digest, e.to_string()))?;
+        // 4. The verified trust data, then 5. the signature rules over it.
+        let (trust_key, trust) = self
+            .load_trust(image, &digest, compiled, source_id, credentials.notary)
+            .await?;
         let outcome = rules::check_signatures(image, &digest, &trust.data, compiled);
         if let Some(key) = decision_key {
             self.decisions
@@ -408,11 +387,57 @@ impl Engine {
         outcome
     }
 
+    /// The digest of `image`: its own, or the one the registry serves for its tag (cached).
+    async fn resolve_digest(
+        &self,
+        image: &ImageRef,
+        compiled: &CompiledPolicy,
+        credentials: &Credentials,
+    ) -> Result<Digest, Failure> {
+        if let Some(d) = image.digest() {
+            return Ok(d.clone());
+        }
+        // The key names the policy's registry set-up; the engine's timeout is the same for
+        // every key, and the options are only built when the registry is asked.
+        let key = DigestCache::key(image, &compiled.registry, credentials);
+        let resolve = async {
+            let options = RegistryOptions {
+                timeout: self.config.registry_timeout,
+                ..compiled.registry.clone()
+            };
+            self.resolver.resolve(image, &options, credentials).await
+        };
+        self.digests
+            .resolve(key, resolve, &self.metrics)
+            .await
+            .map_err(|e| Failure::new(ReasonClass::of_registry(&e), e.to_string()))
+    }
+
+    /// The verified trust data of `image`'s repository (cached) and its cache key.
+    async fn load_trust(
+        &self,
+        image: &ImageRef,
+        digest: &Digest,
+        compiled: &CompiledPolicy,
+        source_id: Key,
+        credentials: Option<(String, String)>,
+    ) -> Result<(Key, Arc<TrustEntry>), Failure> {
+        let source = self
+            .source(source_id, compiled, credentials)
+            .map_err(|e| Failure::with_digest(ReasonClass::of_fetch(&e), digest, e.to_string()))?;
+        let gun = compiled.gun.clone().unwrap_or_else(|| image.repository());
+        let trust_key = TrustCache::key_of(&source_id, &gun, &compiled.trust_fingerprint);
+        let trust = self
+            .trust
+            .load(&source, trust_key, &gun, &compiled.trust, &self.metrics)
+            .await
+            .map_err(|e| Failure::with_digest(ReasonClass::of_trust(&e), digest, e.to_string()))?;
+        Ok((trust_key, trust))
+    }
+
     /// The identity of a Notary set-up: URL, CA bundle, credentials and timeout.
     fn source_id(&self, compiled: &CompiledPolicy, credentials: Option<&(String, String)>) -> Key {
-        let b = KeyBuilder::new("source")
-            .part(compiled.notary_url.as_bytes())
-            .opt(compiled.notary_ca.as_deref());
+        let b = KeyBuilder::new("source").part(&compiled.notary_fingerprint);
         let b = match credentials {
             None => b.part(b"anonymous"),
             Some((user, password)) => b
@@ -423,45 +448,31 @@ impl Engine {
         b.duration(self.config.notary_timeout).finish()
     }
 
+    /// The source of the Notary set-up `key` (opened once, then kept).
     fn source(
         &self,
         key: Key,
         compiled: &CompiledPolicy,
         credentials: Option<(String, String)>,
-    ) -> Result<HttpSource, crate::notary::source::FetchError> {
+    ) -> Result<NotarySource, crate::notary::source::FetchError> {
         if let Some(s) = self.sources.get(&key) {
             return Ok(s);
         }
-        let source = HttpSource::new(NotaryConfig {
+        let source = self.notary.connect(NotaryConfig {
             url: compiled.notary_url.clone(),
             ca_pem: compiled.notary_ca.clone(),
             credentials,
             timeout: self.config.notary_timeout,
-        })?
-        .with_metrics(self.metrics.clone());
+        })?;
         self.sources.insert(key, source.clone());
         Ok(source)
     }
 }
 
-/// The identity of a policy as decisions depend on it: its `PolicyId` (namespace, name,
-/// generation, uid) and its whole spec. `None` if the spec cannot be serialised (then nothing
-/// about the policy is cached).
-fn policy_key(policy: &LoadedPolicy) -> Option<Key> {
-    let spec = serde_json::to_vec(&policy.spec).ok()?;
-    let id = &policy.id;
-    Some(
-        KeyBuilder::new("policy")
-            .opt(id.namespace.as_deref().map(str::as_bytes))
-            .part(id.name.as_bytes())
-            .opt(
-                id.generation
-                    .map(i64::to_be_bytes)
-                    .as_ref()
-                    .map(|g| g.as_slice()),
-            )
-            .opt(id.uid.as_deref().map(str::as_bytes))
-            .part(&spec)
-            .finish(),
+/// The failure of a policy that does not compile.
+fn invalid(why: &str) -> Failure {
+    Failure::new(
+        ReasonClass::PolicyInvalid,
+        format!("policy is invalid: {why}"),
     )
 }

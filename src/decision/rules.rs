@@ -13,7 +13,7 @@ use crate::notary::view::{SignerResult, TrustData};
 use crate::policy::{Action, Mode};
 
 use super::Decision;
-use super::compile::CompiledPolicy;
+use crate::policy::CompiledPolicy;
 
 /// Why a decision came out as it did, in one of a few stable classes (the `reason` label of
 /// `trustgate_image_decisions_total`). Serialised in snake case, as [`ReasonClass::as_str`].
@@ -141,6 +141,23 @@ impl Failure {
             digest: Some(digest.clone()),
             ..Failure::new(class, why)
         }
+    }
+}
+
+/// The decision for an image whose reference does not parse (`error` says why).
+pub fn bad_reference(image: &str, action: Action, error: &dyn std::fmt::Display) -> Decision {
+    Decision {
+        image: image.to_string(),
+        reference: None,
+        digest: None,
+        policy: None,
+        action,
+        mode: Mode::Enforce,
+        allowed: false,
+        verified: false,
+        reason_class: ReasonClass::BadReference,
+        reason: error.to_string(),
+        signers: Vec::new(),
     }
 }
 

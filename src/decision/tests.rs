@@ -1,23 +1,24 @@
-//! Engine tests over HTTP: a small in-process server plays both the registry (tag to digest)
-//! and the Notary server (a synthetic signed repository from `notary::updater::tests::builder`),
-//! counting every request. Covers single flight through the whole engine, the digest TTL and a
-//! re-pushed tag, decision-cache hits, expiry with cached data, reason classes and metrics.
+//! Engine tests on in-memory outside systems (`decision::testing`): a registry (tag to digest)
+//! and a Notary server (a synthetic signed repository from `notary::updater::tests::builder`),
+//! each counting what it was asked. Covers single flight through the whole engine, the digest
+//! TTL and a re-pushed tag, decision-cache hits, expiry with cached data, reason classes,
+//! metrics, credentials asked after selection, and the per-image deadline (on paused time).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, RwLock};
+use std::str::FromStr;
 
 use time::OffsetDateTime;
 use time::macros::datetime;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
 
+use super::testing::{MemNotary, MemRegistry};
 use super::*;
 use crate::clock::FixedClock;
 use crate::notary::updater::tests::builder::{MemSource, Repo};
 use crate::notary::updater::tests::caching::MovableClock;
 use crate::policy::{NotarySpec, PolicyId, RegistrySpec, TrustPolicySpec, TrustRoot};
 
+mod deadline;
 mod tighten;
 
 const NOW: OffsetDateTime = datetime!(2025-06-01 00:00 UTC);
@@ -28,57 +29,55 @@ fn hex_of(d: [u8; 32]) -> String {
     format!("sha256:{}", hex::encode(d))
 }
 
-/// What the fake server serves and what it was asked.
-#[derive(Default)]
-struct State {
-    notary: RwLock<Option<Arc<MemSource>>>,
-    /// Tag to digest for the registry part.
-    tags: RwLock<BTreeMap<String, String>>,
-    counts: Mutex<BTreeMap<String, usize>>,
-}
-
+/// The registry and Notary server of a test, in memory.
 struct Server {
-    port: u16,
-    state: Arc<State>,
+    registry: Arc<MemRegistry>,
+    notary: Arc<MemNotary>,
 }
 
 impl Server {
     async fn start() -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(State::default());
-        let s = state.clone();
-        tokio::spawn(async move {
-            while let Ok((sock, _)) = listener.accept().await {
-                tokio::spawn(connection(sock, s.clone()));
-            }
-        });
-        Server { port, state }
+        Server {
+            registry: MemRegistry::new(),
+            notary: MemNotary::new(),
+        }
+    }
+
+    /// The registry host (part of every image and of the GUN).
+    fn host(&self) -> &'static str {
+        "registry.test:5000"
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        "https://notary.test".into()
     }
 
     fn gun(&self) -> String {
-        format!("127.0.0.1:{}/shop/app", self.port)
+        format!("{}/shop/app", self.host())
     }
 
     fn serve_notary(&self, src: MemSource) {
-        *self.state.notary.write().unwrap() = Some(Arc::new(src));
+        self.notary.serve(src.files);
     }
 
     fn tag(&self, tag: &str, digest: [u8; 32]) {
-        self.state
-            .tags
-            .write()
-            .unwrap()
-            .insert(tag.into(), hex_of(digest));
+        self.registry
+            .tag(tag, Digest::from_str(&hex_of(digest)).unwrap());
     }
 
-    /// Requests per path (method and path, e.g. `GET /v2/.../timestamp.json`).
+    /// Requests per file or manifest (`GET .../_trust/tuf/<file>`, `GET .../manifests/<tag>`).
     fn counts(&self) -> BTreeMap<String, usize> {
-        self.state.counts.lock().unwrap().clone()
+        let gun = self.gun();
+        let mut counts: BTreeMap<String, usize> = self
+            .notary
+            .requests()
+            .into_iter()
+            .map(|(file, n)| (format!("GET /v2/{gun}/_trust/tuf/{file}"), n))
+            .collect();
+        for (tag, n) in self.registry.requests() {
+            counts.insert(format!("GET /v2/{gun}/manifests/{tag}"), n);
+        }
+        counts
     }
 
     fn count(&self, suffix: &str) -> usize {
@@ -88,83 +87,6 @@ impl Server {
             .map(|(_, n)| n)
             .sum()
     }
-}
-
-async fn connection(sock: TcpStream, state: Arc<State>) {
-    let mut sock = BufReader::new(sock);
-    loop {
-        let mut line = String::new();
-        if sock.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return;
-        }
-        loop {
-            let mut h = String::new();
-            if sock.read_line(&mut h).await.unwrap_or(0) == 0 {
-                return;
-            }
-            if h.trim_end().is_empty() {
-                break;
-            }
-        }
-        let mut parts = line.split_whitespace();
-        let (method, path) = (
-            parts.next().unwrap_or_default().to_string(),
-            parts.next().unwrap_or_default().to_string(),
-        );
-        *state
-            .counts
-            .lock()
-            .unwrap()
-            .entry(format!("{method} {path}"))
-            .or_default() += 1;
-        let (status, headers, body) = answer(&state, &path);
-        let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\n", body.len());
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut out = head.into_bytes();
-        if method != "HEAD" {
-            out.extend_from_slice(&body);
-        }
-        if sock.get_mut().write_all(&out).await.is_err() {
-            return;
-        }
-    }
-}
-
-fn answer(state: &State, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    if path == "/v2/" {
-        return (200, Vec::new(), b"{}".to_vec());
-    }
-    if let Some((_, file)) = path.split_once("/_trust/tuf/") {
-        let src = state.notary.read().unwrap().clone();
-        return match src.and_then(|s| s.files.get(file).cloned()) {
-            Some(body) => (200, Vec::new(), body),
-            None => (
-                404,
-                Vec::new(),
-                br#"{"errors":[{"code":"METADATA_NOT_FOUND"}]}"#.to_vec(),
-            ),
-        };
-    }
-    if let Some((_, tag)) = path.split_once("/manifests/")
-        && let Some(digest) = state.tags.read().unwrap().get(tag)
-    {
-        let headers = vec![
-            ("Docker-Content-Digest".into(), digest.clone()),
-            (
-                "Content-Type".into(),
-                "application/vnd.docker.distribution.manifest.v2+json".into(),
-            ),
-        ];
-        return (200, headers, Vec::new());
-    }
-    (
-        404,
-        vec![("Content-Type".into(), "application/json".into())],
-        br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"unknown"}]}"#.to_vec(),
-    )
 }
 
 /// A signed repository for `gun`: v1 -> A in targets and targets/releases.
@@ -178,16 +100,13 @@ fn repo(gun: &str) -> Repo {
 
 fn policies(server: &Server, repo: &Repo, action: Action) -> PolicySet {
     let spec = TrustPolicySpec {
-        images: vec![format!("127.0.0.1:{}/shop/**", server.port)],
+        images: vec![format!("{}/shop/**", server.host())],
         action,
         notary: Some(NotarySpec {
             url: Some(server.url()),
             ..NotarySpec::default()
         }),
-        registry: Some(RegistrySpec {
-            plain_http: true,
-            ..RegistrySpec::default()
-        }),
+        registry: Some(RegistrySpec::default()),
         trust_roots: vec![TrustRoot {
             public_key: None,
             key_id: Some(repo.roles["root"].keys[0].id.clone()),
@@ -199,7 +118,7 @@ fn policies(server: &Server, repo: &Repo, action: Action) -> PolicySet {
     set
 }
 
-fn engine(cache: CacheConfig, clock: Arc<dyn Clock>) -> Engine {
+fn engine(server: &Server, cache: CacheConfig, clock: Arc<dyn Clock>) -> Engine {
     Engine::new(
         EngineConfig {
             cache,
@@ -207,6 +126,7 @@ fn engine(cache: CacheConfig, clock: Arc<dyn Clock>) -> Engine {
         },
         clock,
     )
+    .with_backends(server.registry.clone(), server.notary.clone())
 }
 
 /// 1,000 concurrent decisions for a new image: one request per metadata file (and one
@@ -218,7 +138,11 @@ async fn a_burst_of_decisions_fetches_everything_once() {
     server.serve_notary(repo.publish());
     server.tag("v1", A);
     let policies = Arc::new(policies(&server, &repo, Action::Verify));
-    let engine = Arc::new(engine(CacheConfig::default(), Arc::new(FixedClock(NOW))));
+    let engine = Arc::new(engine(
+        &server,
+        CacheConfig::default(),
+        Arc::new(FixedClock(NOW)),
+    ));
 
     for image in [
         format!("{}@{}", server.gun(), hex_of(A)),
@@ -255,9 +179,6 @@ async fn a_burst_of_decisions_fetches_everything_once() {
     let text = engine.metrics().encode();
     for want in [
         r#"trustgate_image_decisions_total{policy="shop/p",policy_kind="TrustPolicy",namespace="shop",result="admitted",reason="verified"} 2000"#,
-        r#"trustgate_notary_fetches_total{role="root",outcome="ok"} 1"#,
-        r#"trustgate_notary_fetches_total{role="delegation",outcome="ok"} 1"#,
-        r#"trustgate_registry_resolutions_total{outcome="ok"} 1"#,
         r#"cache="digest",outcome="miss"} 1"#,
         r#"cache="digest",outcome="hit"} 999"#,
         r#"cache="trust",outcome="miss"} 1"#,
@@ -297,7 +218,7 @@ async fn a_repushed_tag_is_seen_after_the_digest_ttl() {
         digest_ttl: Duration::from_secs(1),
         ..CacheConfig::default()
     };
-    let engine = engine(cache, Arc::new(FixedClock(NOW)));
+    let engine = engine(&server, cache, Arc::new(FixedClock(NOW)));
     let image = format!("{}:v1", server.gun());
     // Warm the trust data first, so the two decisions below are quick (well within the TTL).
     let pinned = format!("{}@{}", server.gun(), hex_of(A));
@@ -334,7 +255,7 @@ async fn expired_trust_data_rejects_even_when_cached() {
     server.serve_notary(repo.publish());
     let policies = policies(&server, &repo, Action::Verify);
     let clock = MovableClock::at(NOW);
-    let engine = engine(CacheConfig::default(), clock.clone());
+    let engine = engine(&server, CacheConfig::default(), clock.clone());
     let image = format!("{}@{}", server.gun(), hex_of(A));
 
     assert!(
@@ -372,7 +293,7 @@ async fn reason_classes_and_decision_metrics() {
     let repo = repo(&server.gun());
     server.serve_notary(repo.publish());
     server.tag("v1", A);
-    let engine = engine(CacheConfig::default(), Arc::new(FixedClock(NOW)));
+    let engine = engine(&server, CacheConfig::default(), Arc::new(FixedClock(NOW)));
     let verify = policies(&server, &repo, Action::Verify);
     let gun = server.gun();
     let cases = [
@@ -436,10 +357,14 @@ async fn reason_classes_and_decision_metrics() {
         r#"{policy="",policy_kind="default",namespace="shop",result="rejected",reason="default_action"} 1"#,
         r#"{policy="shop/p",policy_kind="TrustPolicy",namespace="shop",result="admitted",reason="action_allow"} 1"#,
         r#"{policy="shop/p",policy_kind="TrustPolicy",namespace="shop",result="rejected",reason="policy_invalid"} 1"#,
-        r#"trustgate_registry_resolutions_total{outcome="tag_not_found"} 1"#,
     ] {
         assert!(text.contains(want), "{want} in\n{text}");
     }
+    assert_eq!(
+        server.count("/manifests/v2"),
+        1,
+        "the unknown tag was asked once"
+    );
 }
 
 #[tokio::test]
@@ -447,7 +372,7 @@ async fn a_changed_policy_is_not_answered_from_the_decision_cache() {
     let server = Server::start().await;
     let repo = repo(&server.gun());
     server.serve_notary(repo.publish());
-    let engine = engine(CacheConfig::default(), Arc::new(FixedClock(NOW)));
+    let engine = engine(&server, CacheConfig::default(), Arc::new(FixedClock(NOW)));
     let image = format!("{}@{}", server.gun(), hex_of(A));
     let open = policies(&server, &repo, Action::Verify);
     assert!(
@@ -517,4 +442,159 @@ fn failure_classes_come_from_the_error_kinds() {
         serde_json::to_value(ReasonClass::DigestMismatch).unwrap(),
         "digest_mismatch"
     );
+}
+
+/// Answers with fixed logins (or a failure) and records what it was asked.
+struct Logins {
+    fail: Option<String>,
+    asked: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl CredentialSource for Logins {
+    fn credentials<'a>(
+        &'a self,
+        policy: &'a LoadedPolicy,
+        registry: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<PolicyCredentials, String>> {
+        self.asked
+            .lock()
+            .unwrap()
+            .push((policy.id.to_string(), registry.to_string()));
+        let answer = match &self.fail {
+            Some(why) => Err(why.clone()),
+            None => Ok(PolicyCredentials {
+                registry: Credentials::Basic {
+                    username: "reg-user".into(),
+                    password: "reg-pw".into(),
+                },
+                notary: Some(("notary-user".into(), "notary-pw".into())),
+            }),
+        };
+        Box::pin(async move { answer })
+    }
+}
+
+/// The engine selects once and asks the source for exactly the deciding policy and the image's
+/// registry; the answer is what the registry and the Notary source get. Allow, Deny and
+/// unmatched images ask nothing.
+#[tokio::test]
+async fn credentials_are_asked_after_selection_for_the_deciding_policy() {
+    let server = Server::start().await;
+    let repo = repo(&server.gun());
+    server.serve_notary(repo.publish());
+    server.tag("v1", A);
+    let mut set = policies(&server, &repo, Action::Verify);
+    let other = TrustPolicySpec {
+        images: vec!["other.example/**".into()],
+        action: Action::Allow,
+        ..TrustPolicySpec::default()
+    };
+    set.insert(LoadedPolicy::new(PolicyId::namespaced("shop", "other"), other).unwrap());
+    let engine = engine(&server, CacheConfig::default(), Arc::new(FixedClock(NOW)));
+    let logins = Logins {
+        fail: None,
+        asked: Default::default(),
+    };
+    let images = [
+        format!("{}:v1", server.gun()),
+        "other.example/app:v1".to_string(),
+        "unmatched.example/app:v1".to_string(),
+    ];
+    let decided = engine.decide_all("shop", &images, &set, &logins).await;
+    assert!(decided[0].verified, "{}", decided[0].reason);
+    assert_eq!(decided[1].class(), "action_allow");
+    assert_eq!(decided[2].class(), "default_action");
+    assert_eq!(
+        *logins.asked.lock().unwrap(),
+        [("shop/p".to_string(), server.host().to_string())]
+    );
+    assert_eq!(
+        server.registry.credentials(),
+        [Credentials::Basic {
+            username: "reg-user".into(),
+            password: "reg-pw".into(),
+        }]
+    );
+    let connected = server.notary.connected();
+    assert_eq!(connected.len(), 1);
+    assert_eq!(
+        connected[0].credentials,
+        Some(("notary-user".into(), "notary-pw".into()))
+    );
+}
+
+/// Credentials the policy names but that cannot be had reject its images (fail closed) before
+/// the registry or the Notary server is asked.
+#[tokio::test]
+async fn credentials_that_cannot_be_had_reject_without_asking_anyone() {
+    let server = Server::start().await;
+    let repo = repo(&server.gun());
+    server.serve_notary(repo.publish());
+    server.tag("v1", A);
+    let set = policies(&server, &repo, Action::Verify);
+    let engine = engine(&server, CacheConfig::default(), Arc::new(FixedClock(NOW)));
+    let logins = Logins {
+        fail: Some("registry.credentialsSecret shop/pull: not found".into()),
+        asked: Default::default(),
+    };
+    let d = engine
+        .decide("shop", &format!("{}:v1", server.gun()), &set, &logins)
+        .await;
+    assert!(!d.allowed);
+    assert_eq!(d.class(), "fetch_error");
+    assert!(
+        d.reason
+            .contains("registry.credentialsSecret shop/pull: not found"),
+        "{}",
+        d.reason
+    );
+    assert!(server.counts().is_empty(), "{:?}", server.counts());
+}
+
+/// A policy is compiled when it is loaded: the decision path finds it compiled (or its
+/// problem) and its fingerprint changes with its spec.
+#[test]
+fn policies_are_compiled_when_loaded() {
+    let spec = TrustPolicySpec {
+        images: vec!["registry.test:5000/**".into()],
+        notary: Some(NotarySpec {
+            url: Some("https://notary.test".into()),
+            ..NotarySpec::default()
+        }),
+        trust_roots: vec![TrustRoot {
+            public_key: None,
+            key_id: Some("a".repeat(64)),
+        }],
+        ..TrustPolicySpec::default()
+    };
+    let p = LoadedPolicy::new(PolicyId::namespaced("shop", "p"), spec.clone()).unwrap();
+    let compiled = p.compiled().unwrap().unwrap();
+    assert_eq!(compiled.notary_url, "https://notary.test");
+    assert_eq!(compiled.signer_threshold, 0);
+    let mut changed = spec.clone();
+    changed.signers = vec![crate::policy::Signer {
+        name: "alice".into(),
+        ..crate::policy::Signer::default()
+    }];
+    let q = LoadedPolicy::new(PolicyId::namespaced("shop", "p"), changed).unwrap();
+    assert_ne!(p.fingerprint(), q.fingerprint());
+    let mut broken = spec;
+    broken.trust_roots[0] = TrustRoot {
+        public_key: Some("not a pem".into()),
+        key_id: None,
+    };
+    let b = LoadedPolicy::new(PolicyId::namespaced("shop", "p"), broken.clone()).unwrap();
+    let Some(Err(why)) = b.compiled() else {
+        panic!("compiles")
+    };
+    assert!(why.starts_with("spec.trustRoots[0].publicKey: "), "{why}");
+    let e = LoadedPolicy::checked(PolicyId::namespaced("shop", "p"), broken).unwrap_err();
+    assert_eq!(e[0].path, "spec.trustRoots[0].publicKey");
+    let allow = TrustPolicySpec {
+        images: vec!["**".into()],
+        action: Action::Allow,
+        ..TrustPolicySpec::default()
+    };
+    let a = LoadedPolicy::new(PolicyId::cluster("a"), allow).unwrap();
+    assert!(a.compiled().is_none());
 }

@@ -4,13 +4,13 @@
 //! [`PolicySource::current`] is `Some`) only once both initial lists are synced; until then
 //! the webhook denies (fail closed) and `/readyz` says why.
 //!
-//! Every object is checked with [`validate_for`] (the CRD's rules plus the parse checks CEL cannot
-//! do, such as PEM keys). **Fail closed:** an invalid policy is *not* dropped, which would let
-//! its images fall through to a more permissive policy or the default action; it stays in the
-//! set as [`LoadedPolicy::invalid`], claiming the images its patterns match, and the engine
-//! rejects each of them with `the policy is invalid: <field errors>`, whatever its action and
-//! mode. Only a policy none of whose patterns parse can claim nothing and is left out. Either
-//! way its status says `Ready=False`.
+//! Every object is checked with [`validate_for`](super::validate::validate_for) (the CRD's rules
+//! plus the parse checks CEL cannot do, such as PEM keys). **Fail closed:** an invalid policy is
+//! *not* dropped, which would let its images fall through to a more permissive policy or the
+//! default action; it stays in the set as [`LoadedPolicy::invalid`], claiming the images its
+//! patterns match, and the engine rejects each of them with `the policy is invalid: <field
+//! errors>`, whatever its action and mode. Only a policy none of whose patterns parse can claim
+//! nothing and is left out. Either way its status says `Ready=False`.
 //!
 //! The watches read the objects as `DynamicObject`s and parse each spec on its own, so one
 //! object this build cannot parse (say, an enum value added by a newer CRD) cannot stall the
@@ -43,7 +43,7 @@ use super::crd::{
 };
 use super::matcher::{LoadedPolicy, PolicyId, PolicySet};
 use super::source::PolicySource;
-use super::validate::{FieldErrors, validate_for};
+use super::validate::FieldErrors;
 
 /// Settings of a [`ClusterPolicySource`].
 #[derive(Debug, Clone)]
@@ -93,11 +93,8 @@ pub enum Assessment {
 
 /// Validates one policy: the [`LoadedPolicy`] to put in the set (if any) and the assessment.
 pub fn assess(id: PolicyId, spec: &TrustPolicySpec) -> (Option<LoadedPolicy>, Assessment) {
-    let errors = match validate_for(spec, id.namespace.is_some()) {
-        Ok(()) => match LoadedPolicy::new(id.clone(), spec.clone()) {
-            Ok(policy) => return (Some(policy), Assessment::Valid),
-            Err(errors) => errors,
-        },
+    let errors = match LoadedPolicy::checked(id.clone(), spec.clone()) {
+        Ok(policy) => return (Some(policy), Assessment::Valid),
         Err(errors) => errors,
     };
     let message = FieldErrors(&errors).to_string();

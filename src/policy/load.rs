@@ -3,8 +3,8 @@
 //! each must be a `TrustPolicy` or `ClusterTrustPolicy` of `trustgate.dev/v1alpha1`. A
 //! `TrustPolicy` without `metadata.namespace` belongs to `default`. Unknown fields are errors
 //! (the API server would prune or reject them), every policy is checked with
-//! [`validate_for`], and a (kind, namespace, name) seen twice is an
-//! error. Errors name the file, the document (1-based index among non-empty documents, and its
+//! [`validate_for`](super::validate::validate_for) (in the pass that compiles it), and a
+//! (kind, namespace, name) seen twice is an error. Errors name the file, the document (1-based index among non-empty documents, and its
 //! line), the policy and the field; all problems are reported, not just the first.
 //!
 //! A directory is read non-recursively: `*.yaml` and `*.yml` files in name order, skipping
@@ -22,7 +22,7 @@ use super::crd::{
     TrustPolicy,
 };
 use super::matcher::{LoadedPolicy, PolicyId, PolicySet};
-use super::validate::{FieldError, FieldErrors, is_dns_subdomain, validate_for};
+use super::validate::{FieldError, FieldErrors, is_dns_subdomain};
 
 /// Where a document is: file, 1-based index among the file's non-empty documents, first line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -346,26 +346,20 @@ fn parse_document(value: &Value, at: &DocumentRef) -> Result<LoadedPolicy, LoadE
             format!("{ns:?} is not a valid namespace name (lower-case RFC 1123 label)"),
         ));
     }
+    // One pass checks the spec (every rule of `validate_for`) and compiles it.
     let loaded = if kind == TRUST_POLICY_KIND {
         typed::<TrustPolicy>(value, &mut errors)
-            .map(|object| (LoadedPolicy::from_trust_policy(&object), object.spec))
+            .map(|object| LoadedPolicy::from_trust_policy(&object))
     } else {
-        typed::<ClusterTrustPolicy>(value, &mut errors).map(|object| {
-            (
-                LoadedPolicy::from_cluster_trust_policy(&object),
-                object.spec.0,
-            )
-        })
+        typed::<ClusterTrustPolicy>(value, &mut errors)
+            .map(|object| LoadedPolicy::from_cluster_trust_policy(&object))
     };
-    let Some((loaded, spec)) = loaded else {
-        return Err(invalid(errors));
-    };
-    if let Err(spec_errors) = validate_for(&spec, kind == TRUST_POLICY_KIND) {
-        errors.extend(spec_errors);
-    }
     match loaded {
-        Ok(policy) if errors.is_empty() => Ok(policy),
-        // Pattern errors (the only errors of `LoadedPolicy::new`) are among `errors` already.
+        Some(Ok(policy)) if errors.is_empty() => Ok(policy),
+        Some(Err(spec_errors)) => {
+            errors.extend(spec_errors);
+            Err(invalid(errors))
+        }
         _ => Err(invalid(errors)),
     }
 }

@@ -15,11 +15,12 @@ use std::sync::Arc;
 
 use crate::image::reference::ImageRef;
 
+use super::compiled::{CompiledPolicy, fingerprint};
 use super::crd::{
     Action, ClusterTrustPolicy, Mode, NamespacedPolicies, TrustPolicy, TrustPolicySpec,
 };
 use super::pattern::ImagePattern;
-use super::validate::FieldError;
+use super::validate::{FieldError, FieldErrors, check};
 
 /// Identity of a loaded policy. `namespace` is `Some` for a `TrustPolicy` and `None` for a
 /// `ClusterTrustPolicy`. Displays as the contract's JSON `policy` field: `namespace/name` or
@@ -75,45 +76,77 @@ impl fmt::Display for PolicyId {
     }
 }
 
-/// A policy ready for matching: its identity, its spec and its compiled image patterns.
-#[derive(Clone, Debug, PartialEq)]
+/// A policy ready for matching and verifying: its identity, its spec, its compiled image
+/// patterns, and what verification needs (compiled once, when the policy is loaded).
+#[derive(Clone, Debug)]
 pub struct LoadedPolicy {
     /// Which object this is.
     pub id: PolicyId,
-    /// The spec as written.
+    /// The spec as written (the compiled form below is built from it by the constructors).
     pub spec: TrustPolicySpec,
     patterns: Vec<ImagePattern>,
     /// Why the policy is invalid, when it is kept only to reject what it matches (cluster mode,
     /// see [`LoadedPolicy::invalid`]).
     problem: Option<String>,
+    /// For a `Verify` policy: its compiled form, or why it does not compile.
+    compiled: Option<Result<Arc<CompiledPolicy>, String>>,
+    /// [`fingerprint`] of the id and spec (cache keys of decisions).
+    fingerprint: Option<[u8; 32]>,
+}
+
+impl PartialEq for LoadedPolicy {
+    /// Same object and spec (the compiled parts follow from them).
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.spec == other.spec
+            && self.patterns == other.patterns
+            && self.problem == other.problem
+    }
 }
 
 impl LoadedPolicy {
-    /// Compiles the image patterns of `spec`. Only the patterns are checked here (a policy whose
-    /// keys do not parse still claims its images and then fails closed at verification); run
-    /// [`validate`](super::validate::validate) for the full checks.
+    /// Compiles the image patterns of `spec`, and, for a `Verify` policy, what verification
+    /// needs. Only the patterns can make this fail (a policy whose keys do not parse still
+    /// claims its images and then fails closed at verification, naming the problem); use
+    /// [`LoadedPolicy::checked`] to refuse a policy with any problem.
     ///
     /// # Errors
     /// One [`FieldError`] per pattern that does not parse, at `spec.images[i]`.
     pub fn new(id: PolicyId, spec: TrustPolicySpec) -> Result<LoadedPolicy, Vec<FieldError>> {
-        let mut patterns = Vec::with_capacity(spec.images.len());
-        let mut errors = Vec::new();
-        for (i, text) in spec.images.iter().enumerate() {
-            match ImagePattern::parse(text) {
-                Ok(p) => patterns.push(p),
-                Err(e) => errors.push(FieldError::new(format!("spec.images[{i}]"), e.to_string())),
+        let patterns = patterns(&spec)?;
+        let compiled = match check(&spec, Some(id.namespace.is_some())) {
+            Ok(compiled) => compiled.map(|c| Ok(Arc::new(c))),
+            Err(errors) => {
+                (spec.action == Action::Verify).then(|| Err(FieldErrors(&errors).to_string()))
             }
-        }
-        if errors.is_empty() {
-            Ok(LoadedPolicy {
-                id,
-                spec,
-                patterns,
-                problem: None,
-            })
-        } else {
-            Err(errors)
-        }
+        };
+        Ok(LoadedPolicy {
+            fingerprint: fingerprint(&id, &spec),
+            id,
+            spec,
+            patterns,
+            problem: None,
+            compiled,
+        })
+    }
+
+    /// As [`LoadedPolicy::new`], but a policy with any problem (every rule of
+    /// [`validate_for`](super::validate::validate_for), checked in the same pass that compiles
+    /// it) is refused.
+    ///
+    /// # Errors
+    /// Every problem found, in field order.
+    pub fn checked(id: PolicyId, spec: TrustPolicySpec) -> Result<LoadedPolicy, Vec<FieldError>> {
+        let compiled = check(&spec, Some(id.namespace.is_some()))?;
+        let patterns = patterns(&spec)?;
+        Ok(LoadedPolicy {
+            fingerprint: fingerprint(&id, &spec),
+            id,
+            spec,
+            patterns,
+            problem: None,
+            compiled: compiled.map(|c| Ok(Arc::new(c))),
+        })
     }
 
     /// A policy that failed validation but still claims the images its parseable patterns
@@ -133,11 +166,14 @@ impl LoadedPolicy {
         if patterns.is_empty() {
             return None;
         }
+        let problem = problem.into();
         Some(LoadedPolicy {
+            fingerprint: fingerprint(&id, &spec),
             id,
             spec,
             patterns,
-            problem: Some(problem.into()),
+            compiled: Some(Err(problem.clone())),
+            problem: Some(problem),
         })
     }
 
@@ -146,10 +182,26 @@ impl LoadedPolicy {
         self.problem.as_deref()
     }
 
-    /// From a `TrustPolicy` object (namespace `default` when it has none).
+    /// For a `Verify` policy, what verification needs, or why the policy does not compile;
+    /// `None` for `Allow` and `Deny`. Built once, when the policy was loaded.
+    pub fn compiled(&self) -> Option<Result<&CompiledPolicy, &str>> {
+        self.compiled
+            .as_ref()
+            .map(|c| c.as_ref().map(Arc::as_ref).map_err(String::as_str))
+    }
+
+    /// A sha256 of the policy's identity (namespace, name, generation, uid) and whole spec,
+    /// computed once: decisions cached under it are not reused once the policy changes. `None`
+    /// if the spec could not be serialised (then no decision of the policy is cached).
+    pub fn fingerprint(&self) -> Option<&[u8; 32]> {
+        self.fingerprint.as_ref()
+    }
+
+    /// From a `TrustPolicy` object (namespace `default` when it has none), checked as
+    /// [`LoadedPolicy::checked`] does.
     ///
     /// # Errors
-    /// As [`LoadedPolicy::new`].
+    /// As [`LoadedPolicy::checked`].
     pub fn from_trust_policy(object: &TrustPolicy) -> Result<LoadedPolicy, Vec<FieldError>> {
         let meta = &object.metadata;
         let id = PolicyId {
@@ -162,13 +214,13 @@ impl LoadedPolicy {
             generation: meta.generation,
             uid: meta.uid.clone(),
         };
-        LoadedPolicy::new(id, object.spec.clone())
+        LoadedPolicy::checked(id, object.spec.clone())
     }
 
-    /// From a `ClusterTrustPolicy` object.
+    /// From a `ClusterTrustPolicy` object, checked as [`LoadedPolicy::checked`] does.
     ///
     /// # Errors
-    /// As [`LoadedPolicy::new`].
+    /// As [`LoadedPolicy::checked`].
     pub fn from_cluster_trust_policy(
         object: &ClusterTrustPolicy,
     ) -> Result<LoadedPolicy, Vec<FieldError>> {
@@ -179,7 +231,7 @@ impl LoadedPolicy {
             generation: meta.generation,
             uid: meta.uid.clone(),
         };
-        LoadedPolicy::new(id, object.spec.0.clone())
+        LoadedPolicy::checked(id, object.spec.0.clone())
     }
 
     /// The compiled patterns, in `spec.images` order.
@@ -380,6 +432,23 @@ impl Extend<LoadedPolicy> for PolicySet {
         for policy in iter {
             self.insert(policy);
         }
+    }
+}
+
+/// The patterns of `spec`, or one error per pattern that does not parse.
+fn patterns(spec: &TrustPolicySpec) -> Result<Vec<ImagePattern>, Vec<FieldError>> {
+    let mut patterns = Vec::with_capacity(spec.images.len());
+    let mut errors = Vec::new();
+    for (i, text) in spec.images.iter().enumerate() {
+        match ImagePattern::parse(text) {
+            Ok(p) => patterns.push(p),
+            Err(e) => errors.push(FieldError::new(format!("spec.images[{i}]"), e.to_string())),
+        }
+    }
+    if errors.is_empty() {
+        Ok(patterns)
+    } else {
+        Err(errors)
     }
 }
 

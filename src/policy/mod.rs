@@ -1,10 +1,11 @@
 //! Trust policies (docs/policy-reference.md): the `TrustPolicy` / `ClusterTrustPolicy` resources and their
 //! CRDs (`crd`), the same validation in Rust for policies read from files (`validate`), image
-//! patterns (`pattern`), which policy decides an image (`matcher`), and loading policies from
+//! patterns (`pattern`), what verification needs, compiled once (`compiled`), which policy decides an image (`matcher`), and loading policies from
 //! YAML files (`load`); `source` holds the policy sources of `serve`. Only `cluster` (the
 //! policy source of cluster mode, with its status writer) talks to a cluster.
 
 pub mod cluster;
+pub mod compiled;
 pub mod crd;
 pub mod formats;
 pub mod load;
@@ -17,6 +18,7 @@ pub mod validate;
 pub(crate) mod testdata;
 
 pub use cluster::{ClusterPolicyConfig, ClusterPolicySource};
+pub use compiled::{CompiledPolicy, CompiledSigner};
 pub use crd::{
     API_VERSION, Action, CLUSTER_TRUST_POLICY_KIND, CRD_FILE, ClusterTrustPolicy,
     ClusterTrustPolicySpec, CrdError, GROUP, Mode, NamespacedPolicies, NotarySpec, PolicyCondition,

@@ -3,6 +3,10 @@
 //! checks CEL cannot do: image patterns parse, PEM keys and certificates parse, revoked keys are
 //! key IDs or PEM keys, GUNs and URLs are well formed. Each problem is a [`FieldError`] naming
 //! the field path (`spec.trustRoots[1].publicKey`) and what is wrong.
+//!
+//! The same pass builds what verification needs ([`CompiledPolicy`]) from what it parsed, so a
+//! key is parsed once and each rule is written once, for files and cluster objects alike
+//! ([`check`]; the CRD's CEL rules repeat the structural ones at apply time).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -10,7 +14,11 @@ use std::fmt;
 use x509_cert::der::Decode;
 
 use crate::image::reference::ImageRef;
+use crate::image::registry::RegistryOptions;
 use crate::notary::keys::PinnedKey;
+use crate::notary::updater::{Revocations, TrustOptions, TrustRoot};
+
+use super::compiled::{CompiledPolicy, CompiledSigner, notary_fingerprint};
 
 use super::crd::{
     Action, MAX_IMAGES, MAX_REVOKED_KEYS, MAX_SIGNERS, MAX_TRUST_ROOTS, SecretRef, TrustPolicySpec,
@@ -60,19 +68,7 @@ impl fmt::Display for FieldErrors<'_> {
 /// # Errors
 /// All problems found, in field order.
 pub fn validate(spec: &TrustPolicySpec) -> Result<(), Vec<FieldError>> {
-    let mut errors = Vec::new();
-    check_images(spec, &mut errors);
-    check_notary(spec, &mut errors);
-    check_registry(spec, &mut errors);
-    check_trust_roots(spec, &mut errors);
-    check_signers(spec, &mut errors);
-    check_revoked_keys(spec, &mut errors);
-    super::formats::check_formats(spec, &mut errors);
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
-    }
+    check(spec, None).map(drop)
 }
 
 /// As [`validate`], plus the rule that depends on the resource kind: only a
@@ -82,18 +78,67 @@ pub fn validate(spec: &TrustPolicySpec) -> Result<(), Vec<FieldError>> {
 /// # Errors
 /// All problems found, in field order.
 pub fn validate_for(spec: &TrustPolicySpec, namespaced: bool) -> Result<(), Vec<FieldError>> {
-    let mut errors = validate(spec).err().unwrap_or_default();
-    if namespaced && spec.namespaced_policies.is_some() {
+    check(spec, Some(namespaced)).map(drop)
+}
+
+/// The one pass over a spec: every rule of [`validate`] (and, when `namespaced` says which
+/// kind the spec belongs to, of [`validate_for`]), and for a valid `Verify` policy its
+/// compiled form, built from the keys the checks parsed (`None` for `Allow` and `Deny`).
+///
+/// # Errors
+/// All problems found, in field order.
+pub fn check(
+    spec: &TrustPolicySpec,
+    namespaced: Option<bool>,
+) -> Result<Option<CompiledPolicy>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    check_images(spec, &mut errors);
+    check_notary(spec, &mut errors);
+    check_registry(spec, &mut errors);
+    let trust_roots = check_trust_roots(spec, &mut errors);
+    let signers = check_signers(spec, &mut errors);
+    let revoked = check_revoked_keys(spec, &mut errors);
+    super::formats::check_formats(spec, &mut errors);
+    if namespaced == Some(true) && spec.namespaced_policies.is_some() {
         errors.push(FieldError::new(
             "spec.namespacedPolicies",
             "can only be set on a ClusterTrustPolicy",
         ));
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(errors)
+    if !errors.is_empty() {
+        return Err(errors);
     }
+    if spec.action != Action::Verify {
+        return Ok(None);
+    }
+    let notary = spec.notary.as_ref();
+    let registry = spec.registry.as_ref();
+    let trust = TrustOptions {
+        trust_roots,
+        trust_root_threshold: spec.trust_root_threshold.map_or(1, |t| t as usize),
+        revoked,
+    };
+    let notary_url = notary.and_then(|n| n.url.clone()).unwrap_or_default();
+    let notary_ca = notary
+        .and_then(|n| n.ca_bundle.as_ref())
+        .map(|pem| pem.as_bytes().to_vec());
+    Ok(Some(CompiledPolicy {
+        notary_fingerprint: notary_fingerprint(&notary_url, notary_ca.as_deref()),
+        notary_url,
+        notary_ca,
+        gun: notary.and_then(|n| n.gun.clone()).filter(|g| !g.is_empty()),
+        registry: RegistryOptions {
+            ca_pem: registry
+                .and_then(|r| r.ca_bundle.as_ref())
+                .map(|pem| pem.as_bytes().to_vec()),
+            plain_http: registry.is_some_and(|r| r.plain_http),
+            ..RegistryOptions::default()
+        },
+        trust_fingerprint: trust.fingerprint(),
+        trust,
+        signer_threshold: spec.signer_threshold.map_or(signers.len(), |t| t as usize),
+        signers,
+    }))
 }
 
 /// True for a Notary key ID: 64 lower-case hex digits (a SHA-256).
@@ -241,7 +286,9 @@ fn check_secret(path: &str, secret: &SecretRef, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn check_trust_roots(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
+/// Checks `spec.trustRoots` and returns the roots that parsed.
+fn check_trust_roots(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) -> Vec<TrustRoot> {
+    let mut parsed = Vec::new();
     let roots = &spec.trust_roots;
     if roots.is_empty()
         && spec.action == Action::Verify
@@ -269,8 +316,13 @@ fn check_trust_roots(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
             )),
             _ => {}
         }
-        if let Some(pem) = &root.public_key {
-            check_pem_key(&format!("{path}.publicKey"), pem, errors);
+        if let Some(pem) = &root.public_key
+            && let Some(key) = check_pem_key(&format!("{path}.publicKey"), pem, errors)
+        {
+            parsed.push(TrustRoot::Key(key));
+        }
+        if let Some(id) = &root.key_id {
+            parsed.push(TrustRoot::KeyId(id.clone()));
         }
         if let Some(id) = &root.key_id
             && !is_key_id(id)
@@ -299,9 +351,12 @@ fn check_trust_roots(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
             ),
         ));
     }
+    parsed
 }
 
-fn check_signers(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
+/// Checks `spec.signers` and `spec.signerThreshold`; returns the signers with their parsed keys.
+fn check_signers(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) -> Vec<CompiledSigner> {
+    let mut compiled = Vec::with_capacity(spec.signers.len());
     let signers = &spec.signers;
     if signers.len() > MAX_SIGNERS {
         errors.push(too_many("spec.signers", MAX_SIGNERS));
@@ -333,9 +388,15 @@ fn check_signers(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
                 format!("duplicate signer {:?}", signer.name),
             ));
         }
-        if let Some(pem) = &signer.public_key {
-            check_pem_key(&format!("{path}.publicKey"), pem, errors);
-        }
+        let key = signer
+            .public_key
+            .as_ref()
+            .and_then(|pem| check_pem_key(&format!("{path}.publicKey"), pem, errors));
+        compiled.push(CompiledSigner {
+            name: signer.name.clone(),
+            key,
+            required: signer.required,
+        });
     }
     if let Some(threshold) = spec.signer_threshold
         && (threshold < 1 || threshold as usize > signers.len())
@@ -348,15 +409,19 @@ fn check_signers(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
             ),
         ));
     }
+    compiled
 }
 
-fn check_revoked_keys(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
+/// Checks `spec.revokedKeys`; returns the revocations (IDs and parsed keys).
+fn check_revoked_keys(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) -> Revocations {
+    let mut revoked = Revocations::new();
     if spec.revoked_keys.len() > MAX_REVOKED_KEYS {
         errors.push(too_many("spec.revokedKeys", MAX_REVOKED_KEYS));
     }
     for (i, key) in spec.revoked_keys.iter().enumerate() {
         let path = format!("spec.revokedKeys[{i}]");
         if is_key_id(key) {
+            revoked.add_key_id(key);
             continue;
         }
         if !key.contains("-----BEGIN") {
@@ -366,14 +431,18 @@ fn check_revoked_keys(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
             ));
             continue;
         }
-        check_pem_key(&path, key, errors);
+        if let Some(pinned) = check_pem_key(&path, key, errors) {
+            revoked.add_key(pinned);
+        }
     }
+    revoked
 }
 
-fn check_pem_key(path: &str, pem: &str, errors: &mut Vec<FieldError>) {
-    if let Err(e) = PinnedKey::from_pem(pem) {
-        errors.push(FieldError::new(path, e.to_string()));
-    }
+/// Parses a PEM key or certificate, recording an error at `path` when it does not parse.
+fn check_pem_key(path: &str, pem: &str, errors: &mut Vec<FieldError>) -> Option<PinnedKey> {
+    PinnedKey::from_pem(pem)
+        .map_err(|e| errors.push(FieldError::new(path, e.to_string())))
+        .ok()
 }
 
 fn too_many(path: &str, max: usize) -> FieldError {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use trustgate::admission::credentials::{CredentialRequest, RequestCredentials};
 use trustgate::clock::SystemClock;
 use trustgate::cluster::{SecretConfig, SecretCredentials};
-use trustgate::decision::{CredentialSource, Engine, EngineConfig};
+use trustgate::decision::{CredentialSource, Engine, EngineConfig, PolicyCredentials};
 use trustgate::image::credentials::Credentials;
 use trustgate::image::reference::ImageRef;
 use trustgate::image::registry::{RegistryError, RegistryOptions, Resolver};
@@ -191,12 +191,43 @@ fn spec(images: &[&str], registry_secret: Option<&str>) -> TrustPolicySpec {
 struct OperatorLogin;
 
 impl CredentialSource for OperatorLogin {
-    fn registry(&self, _: &LoadedPolicy, _: &str) -> Credentials {
-        Credentials::Anonymous
+    fn credentials<'a>(
+        &'a self,
+        _: &'a LoadedPolicy,
+        _: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<PolicyCredentials, String>> {
+        Box::pin(async {
+            Ok(PolicyCredentials {
+                registry: Credentials::Anonymous,
+                notary: Some(("ops".into(), "s3cret".into())),
+            })
+        })
     }
-    fn notary(&self, _: &LoadedPolicy) -> Option<(String, String)> {
-        Some(("ops".into(), "s3cret".into()))
-    }
+}
+/// The registry credentials `source` gives `policy` for `host` (anonymous when it refuses).
+async fn registry_of(
+    source: &dyn CredentialSource,
+    policy: &LoadedPolicy,
+    host: &str,
+) -> Credentials {
+    source
+        .credentials(policy, host)
+        .await
+        .map(|c| c.registry)
+        .unwrap_or_default()
+}
+
+/// The Notary login `source` gives `policy` (none when it refuses).
+async fn notary_of(
+    source: &dyn CredentialSource,
+    policy: &LoadedPolicy,
+) -> Option<(String, String)> {
+    source.credentials(policy, "").await.ok()?.notary
+}
+
+/// Why `source` refuses `policy` credentials, if it does.
+async fn problem_of(source: &dyn CredentialSource, policy: &LoadedPolicy) -> Option<String> {
+    source.credentials(policy, "").await.err()
 }
 
 /// M6 and H3 in cluster mode: a policy's `username`/`password` registry Secret under a `**`
@@ -239,34 +270,32 @@ async fn policy_registry_login_is_not_sent_to_another_registry() {
     set.extend(vec![bound.clone(), unbound.clone()]);
     let creds = SecretCredentials::new(client, "trustgate", SecretConfig::default())
         .with_fallback(Arc::new(OperatorLogin));
-    let images = vec![
-        "reg.shop.example/app:1".to_string(),
-        "attacker.example/app:1".to_string(),
-        "evil.example/app:1".to_string(),
-    ];
     let source = creds
         .for_request(CredentialRequest {
             namespace: "shop",
-            images: &images,
             image_pull_secrets: &[],
             service_account: None,
-            policies: &set,
         })
         .await;
-    assert_eq!(source.registry(&bound, "reg.shop.example"), basic("u", "p"));
     assert_eq!(
-        source.registry(&bound, "attacker.example"),
+        registry_of(source.as_ref(), &bound, "reg.shop.example").await,
+        basic("u", "p")
+    );
+    assert_eq!(
+        registry_of(source.as_ref(), &bound, "attacker.example").await,
         Credentials::Anonymous,
         "the login goes only to its registry"
     );
-    let problem = source.problem(&unbound).unwrap_or_default();
+    let problem = problem_of(source.as_ref(), &unbound)
+        .await
+        .unwrap_or_default();
     assert!(problem.contains("`registry` key"), "{problem:?}");
     assert_eq!(
-        source.registry(&unbound, "evil.example"),
+        registry_of(source.as_ref(), &unbound, "evil.example").await,
         Credentials::Anonymous
     );
     assert_eq!(
-        source.notary(&bound),
+        notary_of(source.as_ref(), &bound).await,
         None,
         "a namespaced policy never gets the operator's Notary login"
     );
@@ -295,10 +324,8 @@ async fn namespaced_policy_never_gets_the_operator_notary_login() {
     let source = creds
         .for_request(CredentialRequest {
             namespace: "shop",
-            images: &images,
             image_pull_secrets: &[],
             service_account: None,
-            policies: &set,
         })
         .await;
     let engine = Engine::new(EngineConfig::default(), Arc::new(SystemClock));

@@ -7,14 +7,14 @@ use serde_json::json;
 use trustgate::admission::credentials::{CredentialRequest, RequestCredentials};
 use trustgate::clock::SystemClock;
 use trustgate::cluster::{SecretConfig, SecretCredentials};
-use trustgate::decision::{CredentialSource, Engine, EngineConfig};
+use trustgate::decision::{CredentialSource, Engine, EngineConfig, PolicyCredentials};
 use trustgate::image::credentials::Credentials;
 use trustgate::policy::{
     Action, LoadedPolicy, NotarySpec, PolicyId, PolicySet, RegistrySpec, SecretRef,
     TrustPolicySpec, TrustRoot,
 };
 
-use crate::mock::{docker_config, fake, objects, secret};
+use crate::mock::{docker_config, fake, notary_of, objects, problem_of, registry_of, secret};
 
 const DOCKER_JSON: &str = "kubernetes.io/dockerconfigjson";
 
@@ -57,18 +57,11 @@ fn set(policies: Vec<LoadedPolicy>) -> PolicySet {
     set
 }
 
-fn request<'a>(
-    images: &'a [String],
-    pull: &'a [String],
-    account: Option<&'a str>,
-    policies: &'a PolicySet,
-) -> CredentialRequest<'a> {
+fn request<'a>(pull: &'a [String], account: Option<&'a str>) -> CredentialRequest<'a> {
     CredentialRequest {
         namespace: "shop",
-        images,
         image_pull_secrets: pull,
         service_account: account,
-        policies,
     }
 }
 
@@ -79,11 +72,17 @@ fn strings(items: &[&str]) -> Vec<String> {
 struct Fallback;
 
 impl CredentialSource for Fallback {
-    fn registry(&self, _: &LoadedPolicy, _: &str) -> Credentials {
-        basic("fallback", "fb")
-    }
-    fn notary(&self, _: &LoadedPolicy) -> Option<(String, String)> {
-        Some(("notary-fallback".into(), "nf".into()))
+    fn credentials<'a>(
+        &'a self,
+        _: &'a LoadedPolicy,
+        _: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<PolicyCredentials, String>> {
+        Box::pin(async {
+            Ok(PolicyCredentials {
+                registry: basic("fallback", "fb"),
+                notary: Some(("notary-fallback".into(), "nf".into())),
+            })
+        })
     }
 }
 
@@ -149,31 +148,30 @@ async fn pull_secrets_are_merged_in_order_and_used_for_their_registry() {
         ),
     )
     .unwrap();
-    let policies = set(vec![policy.clone()]);
     let creds = SecretCredentials::new(client, "trustgate", SecretConfig::default());
-    let images = strings(&["reg-a.example:5000/app:1", "reg-b.example/x:1"]);
     let pull = strings(&["pull-a", "missing", "opaque", "pull-b"]);
 
-    let source = creds
-        .for_request(request(&images, &pull, Some("builder"), &policies))
-        .await;
+    let source = creds.for_request(request(&pull, Some("builder"))).await;
     assert_eq!(
-        source.registry(&policy, "reg-a.example:5000"),
+        registry_of(source.as_ref(), &policy, "reg-a.example:5000").await,
         basic("a", "pa"),
         "first secret wins"
     );
-    assert_eq!(source.registry(&policy, "reg-b.example"), basic("b", "pb"));
     assert_eq!(
-        source.registry(&policy, "reg-c.example"),
+        registry_of(source.as_ref(), &policy, "reg-b.example").await,
+        basic("b", "pb")
+    );
+    assert_eq!(
+        registry_of(source.as_ref(), &policy, "reg-c.example").await,
         Credentials::Anonymous,
         "Opaque secrets are not pull secrets, and the account's are not used when the pod lists its own"
     );
     assert_eq!(
-        source.problem(&policy),
+        problem_of(source.as_ref(), &policy).await,
         None,
         "a missing pull secret is skipped, as the kubelet does"
     );
-    assert_eq!(source.notary(&policy), None);
+    assert_eq!(notary_of(source.as_ref(), &policy).await, None);
     let mut paths = api.paths();
     paths.sort();
     assert_eq!(
@@ -187,11 +185,9 @@ async fn pull_secrets_are_merged_in_order_and_used_for_their_registry() {
     );
 
     // No pull secrets in the PodSpec: its service account's.
-    let source = creds
-        .for_request(request(&images, &[], Some("builder"), &policies))
-        .await;
+    let source = creds.for_request(request(&[], Some("builder"))).await;
     assert_eq!(
-        source.registry(&policy, "reg-c.example"),
+        registry_of(source.as_ref(), &policy, "reg-c.example").await,
         basic("sa", "psa")
     );
     assert!(
@@ -201,10 +197,11 @@ async fn pull_secrets_are_merged_in_order_and_used_for_their_registry() {
 
     // Cached: the same request reads nothing again.
     let before = api.requests().len();
-    let source = creds
-        .for_request(request(&images, &pull, Some("builder"), &policies))
-        .await;
-    assert_eq!(source.registry(&policy, "reg-b.example"), basic("b", "pb"));
+    let source = creds.for_request(request(&pull, Some("builder"))).await;
+    assert_eq!(
+        registry_of(source.as_ref(), &policy, "reg-b.example").await,
+        basic("b", "pb")
+    );
     assert_eq!(api.requests().len(), before, "{:?}", api.paths());
 }
 
@@ -274,37 +271,36 @@ async fn policy_secrets_come_from_the_policy_namespace_or_trustgates() {
         ),
     )
     .unwrap();
-    let policies = set(vec![namespaced.clone(), cluster.clone()]);
     let creds = SecretCredentials::new(client, "trustgate", SecretConfig::default())
         .with_fallback(Arc::new(Fallback));
-    let images = strings(&["reg.example/team/app:1", "other.example/x:1"]);
     let pull = strings(&["pod-pull"]);
-    let source = creds
-        .for_request(request(&images, &pull, None, &policies))
-        .await;
+    let source = creds.for_request(request(&pull, None)).await;
 
     assert_eq!(
-        source.registry(&namespaced, "reg.example"),
+        registry_of(source.as_ref(), &namespaced, "reg.example").await,
         basic("r", "pr"),
         "the policy's secret, not the pod's"
     );
-    assert_eq!(source.notary(&namespaced), Some(("u".into(), "p".into())));
     assert_eq!(
-        source.registry(&cluster, "other.example"),
+        notary_of(source.as_ref(), &namespaced).await,
+        Some(("u".into(), "p".into()))
+    );
+    assert_eq!(
+        registry_of(source.as_ref(), &cluster, "other.example").await,
         basic("cu", "cp")
     );
     assert_eq!(
-        source.registry(&cluster, "evil.example"),
+        registry_of(source.as_ref(), &cluster, "evil.example").await,
         Credentials::Anonymous,
         "a username/password login goes only to its `registry`"
     );
     assert_eq!(
-        source.notary(&cluster),
+        notary_of(source.as_ref(), &cluster).await,
         Some(("nu".into(), "np".into())),
         "docker config matched against the Notary host"
     );
-    assert_eq!(source.problem(&namespaced), None);
-    assert_eq!(source.problem(&cluster), None);
+    assert_eq!(problem_of(source.as_ref(), &namespaced).await, None);
+    assert_eq!(problem_of(source.as_ref(), &cluster).await, None);
     let mut paths = api.paths();
     paths.sort();
     assert_eq!(
@@ -363,40 +359,32 @@ async fn missing_or_unreadable_policy_secrets_fail_closed_pull_secrets_fall_back
         },
     )
     .with_fallback(Arc::new(Fallback));
-    let images = strings(&[
-        "reg.example/absent/a:1",
-        "reg.example/broken/a:1",
-        "reg.example/empty/a:1",
-        "reg.example/pod/a:1",
-    ]);
     let pull = strings(&["pull-missing", "pull-broken"]);
-    let source = creds
-        .for_request(request(&images, &pull, None, &policies))
-        .await;
+    let source = creds.for_request(request(&pull, None)).await;
 
     assert_eq!(
-        source.problem(&absent).as_deref(),
+        problem_of(source.as_ref(), &absent).await.as_deref(),
         Some("registry.credentialsSecret shop/absent: not found")
     );
-    let broken_problem = source.problem(&broken).unwrap();
+    let broken_problem = problem_of(source.as_ref(), &broken).await.unwrap();
     assert!(
         broken_problem.starts_with("notary.credentialsSecret shop/broken: cannot read it: "),
         "{broken_problem}"
     );
     assert_eq!(
-        source.problem(&empty).as_deref(),
+        problem_of(source.as_ref(), &empty).await.as_deref(),
         Some(
             "registry.credentialsSecret shop/empty: has none of the keys .dockerconfigjson, .dockercfg, username and password"
         )
     );
     // Unusable pull secrets are skipped: the fallback (the CLI's docker config) answers.
-    assert_eq!(source.problem(&pod), None);
+    assert_eq!(problem_of(source.as_ref(), &pod).await, None);
     assert_eq!(
-        source.registry(&pod, "reg.example"),
+        registry_of(source.as_ref(), &pod, "reg.example").await,
         basic("fallback", "fb")
     );
     assert_eq!(
-        source.notary(&pod),
+        notary_of(source.as_ref(), &pod).await,
         None,
         "a namespaced policy never gets the operator's Notary login"
     );
@@ -417,8 +405,8 @@ async fn missing_or_unreadable_policy_secrets_fail_closed_pull_secrets_fall_back
     );
 }
 
-/// What one review asked for: namespace, images, pull secrets, service account.
-type Asked = (String, Vec<String>, Vec<String>, Option<String>);
+/// What one review asked for: namespace, pull secrets, service account.
+type Asked = (String, Vec<String>, Option<String>);
 
 /// Records what the webhook asks for, then delegates.
 struct Recording {
@@ -433,7 +421,6 @@ impl RequestCredentials for Recording {
     ) -> futures::future::BoxFuture<'a, Arc<dyn CredentialSource>> {
         self.seen.lock().unwrap().push((
             request.namespace.to_string(),
-            request.images.to_vec(),
             request.image_pull_secrets.to_vec(),
             request.service_account.map(str::to_string),
         ));
@@ -483,7 +470,6 @@ async fn the_webhook_reads_pull_secrets_of_the_pod_spec_and_names_missing_policy
         recording.seen.lock().unwrap().as_slice(),
         [(
             "shop".to_string(),
-            strings(&["reg.example/absent/app:1"]),
             strings(&["pull-1", "pull-2"]),
             Some("builder".to_string())
         )]

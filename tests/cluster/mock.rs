@@ -11,6 +11,9 @@ use http::{Request, Response};
 use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
+use trustgate::decision::CredentialSource;
+use trustgate::image::credentials::Credentials;
+use trustgate::policy::LoadedPolicy;
 
 /// One request the fake API saw.
 #[derive(Debug, Clone)]
@@ -162,4 +165,30 @@ pub fn objects(
             _ => Some(status(404, "NotFound")),
         }
     }
+}
+
+/// The registry credentials `source` gives `policy` for `host` (anonymous when it refuses).
+pub async fn registry_of(
+    source: &dyn CredentialSource,
+    policy: &LoadedPolicy,
+    host: &str,
+) -> Credentials {
+    source
+        .credentials(policy, host)
+        .await
+        .map(|c| c.registry)
+        .unwrap_or_default()
+}
+
+/// The Notary login `source` gives `policy` (none when it refuses).
+pub async fn notary_of(
+    source: &dyn CredentialSource,
+    policy: &LoadedPolicy,
+) -> Option<(String, String)> {
+    source.credentials(policy, "").await.ok()?.notary
+}
+
+/// Why `source` refuses `policy` credentials, if it does.
+pub async fn problem_of(source: &dyn CredentialSource, policy: &LoadedPolicy) -> Option<String> {
+    source.credentials(policy, "").await.err()
 }

@@ -6,12 +6,13 @@
 use serde_json::json;
 use trustgate::admission::credentials::{CredentialRequest, RequestCredentials};
 use trustgate::cluster::{SecretConfig, SecretCredentials};
+use trustgate::image::reference::ImageRef;
 use trustgate::policy::{
     Action, LoadedPolicy, NamespacedPolicies, NotarySpec, PolicyId, PolicySet, SecretRef,
     TrustPolicySpec, TrustRoot,
 };
 
-use crate::mock::{fake, objects, secret};
+use crate::mock::{fake, notary_of, objects, problem_of, secret};
 
 /// A Verify spec for `images` naming the Notary Secret `notary_secret`.
 fn spec(images: &[&str], notary_secret: &str) -> TrustPolicySpec {
@@ -63,23 +64,30 @@ async fn both_policies_secrets_are_read_under_tighten_only() {
         let cluster = LoadedPolicy::new(PolicyId::cluster("platform"), cluster_spec).unwrap();
         let mut policies = PolicySet::new(Action::Deny);
         policies.extend([namespaced.clone(), cluster.clone()]);
-        let images = vec!["reg.example/shop/app:1".to_string()];
+
         let creds = SecretCredentials::new(client, "trustgate", SecretConfig::default());
         let source = creds
             .for_request(CredentialRequest {
                 namespace: "shop",
-                images: &images,
                 image_pull_secrets: &[],
                 service_account: None,
-                policies: &policies,
             })
             .await;
         assert_eq!(
-            source.notary(&namespaced),
+            notary_of(source.as_ref(), &namespaced).await,
             Some(("tenant".into(), "tp".into())),
             "{how}"
         );
-        assert_eq!(source.problem(&namespaced), None, "{how}");
+        assert_eq!(
+            problem_of(source.as_ref(), &namespaced).await,
+            None,
+            "{how}"
+        );
+        // The engine asks for the credentials of every policy the selection names.
+        let image = ImageRef::parse("reg.example/shop/app:1").unwrap();
+        for policy in policies.select("shop", &image).policies() {
+            assert!(source.credentials(policy, image.domain()).await.is_ok());
+        }
         let mut paths: Vec<String> = api
             .paths()
             .into_iter()
@@ -89,11 +97,11 @@ async fn both_policies_secrets_are_read_under_tighten_only() {
         match how {
             NamespacedPolicies::Tighten => {
                 assert_eq!(
-                    source.notary(&cluster),
+                    notary_of(source.as_ref(), &cluster).await,
                     Some(("platform".into(), "pp".into())),
                     "the cluster policy's own login, from trustgate's namespace"
                 );
-                assert_eq!(source.problem(&cluster), None);
+                assert_eq!(problem_of(source.as_ref(), &cluster).await, None);
                 assert_eq!(
                     paths,
                     [

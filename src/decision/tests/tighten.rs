@@ -73,7 +73,7 @@ async fn override_and_tighten_matrix() {
     server.tag("v1", A);
     // v2 serves the signed content A, but the tag v2 was never signed.
     server.tag("v2", A);
-    let engine = engine(CacheConfig::default(), Arc::new(FixedClock(NOW)));
+    let engine = engine(&server, CacheConfig::default(), Arc::new(FixedClock(NOW)));
     let mut cases = 0;
     for how in [NamespacedPolicies::Override, NamespacedPolicies::Tighten] {
         for (ns_action, ns_mode) in ACTIONS.into_iter().flat_map(|a| MODES.map(|m| (a, m))) {
@@ -139,7 +139,7 @@ async fn tenant_allow_all_cannot_relax_a_tighten_policy() {
     let repo = repo(&server.gun());
     server.serve_notary(repo.publish());
     server.tag("v2", A);
-    let engine = engine(CacheConfig::default(), Arc::new(FixedClock(NOW)));
+    let engine = engine(&server, CacheConfig::default(), Arc::new(FixedClock(NOW)));
     let mut set = PolicySet::new(Action::Deny);
     let allow_all = TrustPolicySpec {
         images: vec!["**".into()],
@@ -180,19 +180,20 @@ async fn both_policies_get_their_own_credentials() {
     #[derive(Default)]
     struct Recording(Mutex<Vec<String>>);
     impl CredentialSource for Recording {
-        fn registry(&self, _: &LoadedPolicy, _: &str) -> Credentials {
-            Credentials::Anonymous
-        }
-        fn notary(&self, policy: &LoadedPolicy) -> Option<(String, String)> {
+        fn credentials<'a>(
+            &'a self,
+            policy: &'a LoadedPolicy,
+            _: &'a str,
+        ) -> futures::future::BoxFuture<'a, Result<PolicyCredentials, String>> {
             self.0.lock().unwrap().push(policy.id.to_string());
-            None
+            Box::pin(async { Ok(PolicyCredentials::default()) })
         }
     }
     let server = Server::start().await;
     let repo = repo(&server.gun());
     server.serve_notary(repo.publish());
     server.tag("v1", A);
-    let engine = engine(CacheConfig::default(), Arc::new(FixedClock(NOW)));
+    let engine = engine(&server, CacheConfig::default(), Arc::new(FixedClock(NOW)));
     let mut set = PolicySet::new(Action::Deny);
     let ns = spec_of(&server, &repo, Action::Verify, Mode::Enforce);
     set.insert(LoadedPolicy::new(PolicyId::namespaced("shop", "ns"), ns).unwrap());
