@@ -224,7 +224,7 @@ impl HttpSource {
                 server: server.clone(),
                 detail,
             };
-            let ders = crate::tls::parse_pem_bundle(pem).map_err(|e| tls_err(e.to_string()))?;
+            let ders = crate::pem::parse_pem_bundle(pem).map_err(|e| tls_err(e.to_string()))?;
             let certs = ders
                 .iter()
                 .map(|der| reqwest::Certificate::from_der(der.as_ref()))
