@@ -1,5 +1,5 @@
 //! Engine tests over HTTP: a small in-process server plays both the registry (tag to digest)
-//! and the Notary server (a synthetic signed repository from `notary::updater::tests::builder`),
+//! and the Notary server (a synthetic signed repository from `notary::testing`),
 //! counting every request. Covers single flight through the whole engine, the digest TTL and a
 //! re-pushed tag, decision-cache hits, expiry with cached data, reason classes and metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -14,8 +14,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::clock::FixedClock;
-use crate::notary::updater::tests::builder::{MemSource, Repo};
-use crate::notary::updater::tests::caching::MovableClock;
+use crate::notary::testing::{MemSource, Repo};
+use crate::notary::tests::caching::MovableClock;
 use crate::policy::{NotarySpec, PolicyId, RegistrySpec, TrustPolicySpec, TrustRoot};
 
 mod tighten;

@@ -5,10 +5,17 @@ use std::time::Duration;
 
 use super::Metrics;
 use crate::image::observer::RegistryObserver;
+use crate::notary::source::FetchObserver;
 
 impl RegistryObserver for Metrics {
     fn resolution_finished(&self, outcome: &str, elapsed: Duration) {
         self.registry_resolution(outcome, elapsed);
+    }
+}
+
+impl FetchObserver for Metrics {
+    fn fetch_finished(&self, role: &str, outcome: &str, elapsed: Duration) {
+        self.notary_fetch(role, outcome, elapsed);
     }
 }
 

@@ -42,7 +42,7 @@ fn edit_json(raw: &mut Vec<u8>, f: impl Fn(&mut Value)) {
 
 /// `n` bogus signatures by `keyid`, put before the real ones (so a verifier that stops at the
 /// first valid signature of a key still checks them all).
-pub(super) fn prepend_bogus_signatures(raw: &mut Vec<u8>, keyid: &str, n: usize) {
+pub(crate) fn prepend_bogus_signatures(raw: &mut Vec<u8>, keyid: &str, n: usize) {
     let keyid = keyid.to_owned();
     edit_json(raw, move |v| {
         let bogus = json!({"keyid": keyid, "method": "ecdsa",
