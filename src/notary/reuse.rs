@@ -11,8 +11,8 @@
 //!   with `timestamp.json`; a root is not re-used once expired, once one of its certificates is no
 //!   longer usable, or when a newer root of the repository has been trusted since.
 //!
-//! Files are kept "slim": the raw bytes, the `signed` JSON and the canonical bytes are dropped
-//! (only the body and the signing key IDs are read after verification).
+//! Files are kept "slim": the raw bytes and the canonical bytes are dropped (only the typed body
+//! and the signing key IDs are read after verification).
 //!
 //! Keys hold no credentials: every load fetches `timestamp.json` through its own source, so a
 //! caller without access to the repository still fails there, whatever is kept.
@@ -169,10 +169,9 @@ impl Store {
     }
 }
 
-/// Drops what is not read after verification (raw bytes, `signed` JSON, canonical bytes).
+/// Drops what is not read after verification (raw bytes, canonical bytes).
 pub(crate) fn slim<T>(mut v: Verified<T>) -> Verified<T> {
     v.file.raw = Vec::new();
-    v.file.signed = serde_json::Value::Null;
     v.file.canonical = Vec::new();
     v
 }

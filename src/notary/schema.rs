@@ -1,9 +1,10 @@
 //! The typed Notary v1 metadata files (notary's `tuf/data`): the signed envelope, root,
 //! targets (and delegation files), snapshot and timestamp, with notary 0.7.0's structural checks.
 //!
-//! A file is parsed from its raw bytes, which are kept for hashing. `signed` is kept as a
-//! `serde_json::Value` and its canonical form is computed once: signatures are verified over
-//! `to_canonical(signed)`, never over a raw substring. The typed views are for semantics only;
+//! A file is parsed from its raw bytes, which are kept for hashing. Signatures are verified over
+//! `to_canonical(signed)`, computed once: when `signed` is already in canonical form (a one-pass
+//! check over its text) that is its text, read without building a `Value` tree; otherwise it is
+//! parsed and canonicalised. Either way it is never a raw substring that merely looks right. The typed views are for semantics only;
 //! unknown fields are ignored. Nothing here checks signatures, hashes, versions or expiry
 //! (that is `verify`).
 
@@ -12,12 +13,13 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 mod parse;
 
-use super::canonical::to_canonical;
+use super::canonical::{canonical_shape, to_canonical};
 use super::error::VerifyError;
 use super::keys::{PublicKey, decode_base64_go};
 use crate::limits::LIMITS;
@@ -195,12 +197,26 @@ pub struct Timestamp {
     pub snapshot: FileMeta,
 }
 
+/// Where a body is read from: the parsed `signed` value, or the text of a `signed` that is
+/// already in canonical form (read without building a `Value` tree).
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// The parsed value.
+    Value(&'a Value),
+    /// The JSON text.
+    Text(&'a str),
+}
+
 /// A body type that can be read from a `signed` object.
 pub trait RoleBody: Sized {
     /// The capitalised `_type` this body must carry.
     const TYPE: &'static str;
-    /// Reads and structurally checks the body of role `role`.
-    fn from_signed(role: &str, signed: &Value) -> Result<Self, String>;
+    /// Reads and structurally checks the body of role `role` from `signed`.
+    fn from_source(role: &str, signed: Source<'_>) -> Result<Self, String>;
+    /// Reads and structurally checks the body of role `role` from the parsed `signed`.
+    fn from_signed(role: &str, signed: &Value) -> Result<Self, String> {
+        Self::from_source(role, Source::Value(signed))
+    }
     /// Version and expiry.
     fn common(&self) -> &Common;
 }
@@ -214,8 +230,6 @@ pub struct SignedFile<T> {
     pub role: String,
     /// The bytes as served (what parents hash).
     pub raw: Vec<u8>,
-    /// `signed` as parsed.
-    pub signed: Value,
     /// `to_canonical(signed)`: the bytes signatures cover.
     pub canonical: Vec<u8>,
     /// `signatures`.
@@ -231,6 +245,15 @@ struct RawEnvelope {
     signatures: Option<Vec<RawSignature>>,
 }
 
+/// The envelope with `signed` left as text (the canonical fast path).
+#[derive(Deserialize)]
+struct TextEnvelope<'a> {
+    #[serde(borrow)]
+    signed: &'a RawValue,
+    #[serde(default)]
+    signatures: Option<Vec<RawSignature>>,
+}
+
 #[derive(Deserialize)]
 struct RawSignature {
     keyid: String,
@@ -241,7 +264,43 @@ struct RawSignature {
 
 impl<T: RoleBody> SignedFile<T> {
     /// Parses the raw bytes of role `role` of repository `gun`.
+    ///
+    /// When `signed` is already written in canonical form (as notary writes it), its canonical
+    /// bytes are its text and the body is read straight from that text ([`canonical_shape`]
+    /// checks it in one pass): no `Value` tree is built. Anything else, valid or not, takes the
+    /// general path (parse into a `Value`, then canonicalise), so every check, result and error
+    /// is the same either way.
     pub fn parse(gun: &str, role: &str, raw: Vec<u8>) -> Result<Self, VerifyError> {
+        if let Some((canonical, signatures, body)) = Self::parse_canonical(role, &raw) {
+            return Ok(SignedFile {
+                gun: gun.to_owned(),
+                role: role.to_owned(),
+                raw,
+                canonical,
+                signatures,
+                body,
+            });
+        }
+        Self::parse_value(gun, role, raw)
+    }
+
+    /// The fast path of [`parse`](Self::parse): `None` unless every check passes on a `signed`
+    /// in canonical form (then the general path would give the same file).
+    fn parse_canonical(role: &str, raw: &[u8]) -> Option<(Vec<u8>, Vec<Signature>, T)> {
+        let env: TextEnvelope = serde_json::from_slice(raw).ok()?;
+        let text = env.signed.get();
+        // The envelope is one level above `signed`.
+        let shape = canonical_shape(text.as_bytes(), LIMITS.json_depth.checked_sub(1)?)?;
+        if shape.type_name != Some(T::TYPE) {
+            return None;
+        }
+        let signatures = signatures(env.signatures.unwrap_or_default()).ok()?;
+        let body = T::from_source(role, Source::Text(text)).ok()?;
+        Some((text.as_bytes().to_vec(), signatures, body))
+    }
+
+    /// The general path of [`parse`](Self::parse), in notary's order of checks.
+    fn parse_value(gun: &str, role: &str, raw: Vec<u8>) -> Result<Self, VerifyError> {
         let malformed = |detail: String| VerifyError::Malformed {
             gun: gun.to_owned(),
             role: role.to_owned(),
@@ -273,28 +332,15 @@ impl<T: RoleBody> SignedFile<T> {
                 got: got.to_owned(),
             });
         }
-        let raw_sigs = env.signatures.unwrap_or_default();
-        if raw_sigs.len() > LIMITS.signatures_per_file {
-            return Err(VerifyError::TooManySignatures {
+        let signatures = signatures(env.signatures.unwrap_or_default()).map_err(|e| match e {
+            SignatureProblem::TooMany(count) => VerifyError::TooManySignatures {
                 gun: gun.to_owned(),
                 role: role.to_owned(),
-                count: raw_sigs.len(),
+                count,
                 limit: LIMITS.signatures_per_file,
-            });
-        }
-        let mut signatures = Vec::new();
-        for s in raw_sigs {
-            let sig = match s.sig {
-                Some(b64) => decode_base64_go(&b64)
-                    .map_err(|e| malformed(format!("signature by {}: bad base64: {e}", s.keyid)))?,
-                None => Vec::new(),
-            };
-            signatures.push(Signature {
-                keyid: s.keyid,
-                method: s.method.to_ascii_lowercase(),
-                sig,
-            });
-        }
+            },
+            SignatureProblem::Base64(detail) => malformed(detail),
+        })?;
         let canonical = to_canonical(&env.signed)
             .map_err(|e| malformed(format!("cannot canonicalize `signed`: {e}")))?;
         let body = T::from_signed(role, &env.signed).map_err(malformed)?;
@@ -302,12 +348,41 @@ impl<T: RoleBody> SignedFile<T> {
             gun: gun.to_owned(),
             role: role.to_owned(),
             raw,
-            signed: env.signed,
             canonical,
             signatures,
             body,
         })
     }
+}
+
+/// Why the `signatures` of a file are refused.
+enum SignatureProblem {
+    /// More than `LIMITS.signatures_per_file` (the count).
+    TooMany(usize),
+    /// A signature is not base64 (the message).
+    Base64(String),
+}
+
+/// Decodes `signatures` (at most `LIMITS.signatures_per_file`), lowercasing methods as notary.
+fn signatures(raw: Vec<RawSignature>) -> Result<Vec<Signature>, SignatureProblem> {
+    if raw.len() > LIMITS.signatures_per_file {
+        return Err(SignatureProblem::TooMany(raw.len()));
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for s in raw {
+        let sig = match s.sig {
+            Some(b64) => decode_base64_go(&b64).map_err(|e| {
+                SignatureProblem::Base64(format!("signature by {}: bad base64: {e}", s.keyid))
+            })?,
+            None => Vec::new(),
+        };
+        out.push(Signature {
+            keyid: s.keyid,
+            method: s.method.to_ascii_lowercase(),
+            sig,
+        });
+    }
+    Ok(out)
 }
 
 /// Nesting depth of `v`: 0 for a scalar, 1 + the deepest child for an array or object.

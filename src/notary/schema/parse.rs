@@ -24,7 +24,7 @@ struct RawRoot {
     consistent_snapshot: bool,
 }
 
-/// Borrows its strings from the parsed `signed` value (no per-target string copies).
+/// Borrows its strings from the parsed `signed` value or text (no per-target string copies).
 #[derive(Deserialize)]
 struct RawFileMeta<'a> {
     length: i64,
@@ -107,8 +107,11 @@ struct RawTimestamp<'a> {
     meta: BTreeMap<String, RawFileMeta<'a>>,
 }
 
-fn from_value<'a, R: Deserialize<'a>>(v: &'a Value) -> Result<R, String> {
-    R::deserialize(v).map_err(|e| e.to_string())
+fn from_value<'a, R: Deserialize<'a>>(v: Source<'a>) -> Result<R, String> {
+    match v {
+        Source::Value(v) => R::deserialize(v).map_err(|e| e.to_string()),
+        Source::Text(t) => serde_json::from_str(t).map_err(|e| e.to_string()),
+    }
 }
 
 fn common(version: i64, expires: String) -> Result<Common, String> {
@@ -190,7 +193,7 @@ fn file_meta(name: impl Fn() -> String, raw: RawFileMeta<'_>) -> Result<FileMeta
 impl RoleBody for Root {
     const TYPE: &'static str = "Root";
 
-    fn from_signed(_role: &str, signed: &Value) -> Result<Self, String> {
+    fn from_source(_role: &str, signed: Source<'_>) -> Result<Self, String> {
         let raw: RawRoot = from_value(signed)?;
         let keys = key_map(raw.keys)?;
         let mut roles = raw.roles;
@@ -220,7 +223,7 @@ impl RoleBody for Root {
 impl RoleBody for Targets {
     const TYPE: &'static str = "Targets";
 
-    fn from_signed(role: &str, signed: &Value) -> Result<Self, String> {
+    fn from_source(role: &str, signed: Source<'_>) -> Result<Self, String> {
         if role != TARGETS && !is_delegation_name(role) {
             return Err(format!("{role} is not a targets role name"));
         }
@@ -269,7 +272,7 @@ impl RoleBody for Targets {
 impl RoleBody for Snapshot {
     const TYPE: &'static str = "Snapshot";
 
-    fn from_signed(_role: &str, signed: &Value) -> Result<Self, String> {
+    fn from_source(_role: &str, signed: Source<'_>) -> Result<Self, String> {
         let raw: RawSnapshot = from_value(signed)?;
         let meta: BTreeMap<String, FileMeta> = raw
             .meta
@@ -300,7 +303,7 @@ impl RoleBody for Snapshot {
 impl RoleBody for Timestamp {
     const TYPE: &'static str = "Timestamp";
 
-    fn from_signed(_role: &str, signed: &Value) -> Result<Self, String> {
+    fn from_source(_role: &str, signed: Source<'_>) -> Result<Self, String> {
         let mut raw: RawTimestamp = from_value(signed)?;
         let snapshot = raw
             .meta
