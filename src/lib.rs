@@ -30,6 +30,7 @@
 //! their status), `cluster` (reads Secrets), `audit::kube_events` (posts Events) and
 //! `audit::running` (lists Pods for the periodic audit).
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod admission;
 pub mod audit;

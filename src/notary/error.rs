@@ -10,80 +10,257 @@ use std::time::Duration;
 /// the repository and `role` the role of the file concerned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-#[rustfmt::skip]
 pub enum VerifyError {
     /// A file could not be fetched.
     #[error(transparent)]
     Fetch(#[from] FetchError),
     /// Not JSON, bad base64, missing or ill-typed fields, or a structural rule broken (`detail`).
     #[error("{role} metadata of {gun} is malformed: {detail}")]
-    Malformed { gun: String, role: String, detail: String },
+    Malformed {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// `_type` is `got`, not the `expected` capitalised type of the role.
     #[error("{role} metadata of {gun} has type {got:?}, expected {expected:?}")]
-    WrongType { gun: String, role: String, expected: String, got: String },
+    WrongType {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// The `_type` the role must carry.
+        expected: String,
+        /// The `_type` found.
+        got: String,
+    },
     /// The file carries no signatures at all.
     #[error("{role} metadata of {gun} has no signatures")]
-    NoSignatures { gun: String, role: String },
+    NoSignatures {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+    },
     /// Fewer distinct public keys with a valid signature (`valid`) than the role's `threshold`.
     #[error("role {role} of {gun} is signed by {valid} of the {threshold} required keys")]
-    BadSignatureThreshold { gun: String, role: String, valid: usize, threshold: u64 },
+    BadSignatureThreshold {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// How many counted.
+        valid: usize,
+        /// The threshold of the role.
+        threshold: u64,
+    },
     /// A key listed (and signed) as `listed` has the computed ID `computed`.
     #[error("role {role} of {gun}: key listed as {listed} has ID {computed}")]
-    KeyIdMismatch { gun: String, role: String, listed: String, computed: String },
+    KeyIdMismatch {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// The key ID as listed.
+        listed: String,
+        /// The key ID computed from the key.
+        computed: String,
+    },
     /// The role's `expires` (as written) is in the past.
     #[error("{role} of {gun} (version {version}) expired at {expires}")]
-    Expired { gun: String, role: String, version: u64, expires: String },
+    Expired {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// The version concerned.
+        version: u64,
+        /// The expiry as written.
+        expires: String,
+    },
     /// The file does not match the `algorithm` hash that role `parent` lists.
     #[error("{role} of {gun} does not match the {algorithm} hash listed in {parent}")]
-    HashMismatch { gun: String, role: String, parent: String, algorithm: String },
+    HashMismatch {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// The role whose listing the file was checked against.
+        parent: String,
+        /// The hash algorithm (`sha256` or `sha512`).
+        algorithm: String,
+    },
     /// The file is `got` bytes, longer than the `limit` that role `parent` lists.
     #[error("{role} of {gun} is {got} bytes, longer than the {limit} bytes listed in {parent}")]
-    TooLong { gun: String, role: String, parent: String, limit: u64, got: u64 },
+    TooLong {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// The role whose listing the file was checked against.
+        parent: String,
+        /// The length the parent lists.
+        limit: u64,
+        /// The actual length.
+        got: u64,
+    },
     /// Version `got` is lower than the version `seen` before (rollback attack or stale server).
     #[error("{role} of {gun} went back from version {seen} to {got}")]
-    Rollback { gun: String, role: String, seen: u64, got: u64 },
+    Rollback {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// The highest version seen before.
+        seen: u64,
+        /// The version found.
+        got: u64,
+    },
     /// A versioned file (`N.root.json`) holds version `got`, not `expected`.
     #[error("{role} of {gun}: asked for version {expected}, got version {got}")]
-    VersionMismatch { gun: String, role: String, expected: u64, got: u64 },
+    VersionMismatch {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// The version asked for.
+        expected: u64,
+        /// The version found.
+        got: u64,
+    },
     /// The policy pins no trust roots.
     #[error("no trust roots are pinned for {gun}")]
-    NoTrustRoots { gun: String },
+    NoTrustRoots {
+        /// The repository (GUN).
+        gun: String,
+    },
     /// No root-role key is a usable certificate; `detail` says why each was dropped.
     #[error("root version {version} of {gun} has no usable root certificate: {detail}")]
-    RootCertificates { gun: String, version: u64, detail: String },
+    RootCertificates {
+        /// The repository (GUN).
+        gun: String,
+        /// The version concerned.
+        version: u64,
+        /// What is wrong.
+        detail: String,
+    },
     /// Only `valid` distinct pinned public keys (each satisfying a distinct pin) signed the root,
     /// fewer than `threshold`
     /// (`trustRootThreshold`); `pinned` and `root_keys` list the key IDs on both sides.
-    #[error("root of {gun} (version {version}) is signed by {valid} of the {threshold} required pinned trust roots (pinned key IDs: {pinned}; root keys: {root_keys})")]
-    UntrustedRoot { gun: String, version: u64, valid: usize, threshold: usize, pinned: String, root_keys: String },
+    #[error(
+        "root of {gun} (version {version}) is signed by {valid} of the {threshold} required pinned trust roots (pinned key IDs: {pinned}; root keys: {root_keys})"
+    )]
+    UntrustedRoot {
+        /// The repository (GUN).
+        gun: String,
+        /// The version concerned.
+        version: u64,
+        /// How many counted.
+        valid: usize,
+        /// The pinning threshold (`trustRootThreshold`).
+        threshold: usize,
+        /// The pinned key IDs.
+        pinned: String,
+        /// The root role's key IDs.
+        root_keys: String,
+    },
     /// Root `version` is signed by `valid` keys of trusted root `prev_version`, fewer than that
     /// root's `threshold`.
-    #[error("root version {version} of {gun} is signed by {valid} of the {threshold} keys required by trusted root version {prev_version}")]
-    RotationNotSigned { gun: String, version: u64, prev_version: u64, valid: usize, threshold: u64 },
+    #[error(
+        "root version {version} of {gun} is signed by {valid} of the {threshold} keys required by trusted root version {prev_version}"
+    )]
+    RotationNotSigned {
+        /// The repository (GUN).
+        gun: String,
+        /// The version concerned.
+        version: u64,
+        /// The version of the trusted root.
+        prev_version: u64,
+        /// How many counted.
+        valid: usize,
+        /// The trusted root's threshold.
+        threshold: u64,
+    },
     /// No pinned root within the last `limit` versions of the root's rotation history.
     #[error("no pinned root of {gun} within {limit} versions before version {version}")]
-    RootChainTooLong { gun: String, version: u64, limit: u64 },
+    RootChainTooLong {
+        /// The repository (GUN).
+        gun: String,
+        /// The version concerned.
+        version: u64,
+        /// The most versions walked.
+        limit: u64,
+    },
     /// The root does not match the snapshot's `algorithm` hash: it changed during the update.
-    #[error("root of {gun} changed during the update (it does not match the snapshot's {algorithm})")]
-    RootChanged { gun: String, algorithm: String },
+    #[error(
+        "root of {gun} changed during the update (it does not match the snapshot's {algorithm})"
+    )]
+    RootChanged {
+        /// The repository (GUN).
+        gun: String,
+        /// The hash algorithm (`sha256` or `sha512`).
+        algorithm: String,
+    },
     /// The file carries `count` signatures, more than `limit`; none was checked.
     #[error("{role} metadata of {gun} carries {count} signatures, more than the limit of {limit}")]
-    TooManySignatures { gun: String, role: String, count: usize, limit: usize },
+    TooManySignatures {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// How many the file carries.
+        count: usize,
+        /// The limit (`LIMITS.signatures_per_file`).
+        limit: usize,
+    },
     /// The repository declares more delegations than `limit` (all levels together).
     #[error("{gun} declares more than {limit} delegations (at {role})")]
-    TooManyDelegations { gun: String, role: String, limit: usize },
+    TooManyDelegations {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// The limit (`LIMITS.delegations_per_repository`).
+        limit: usize,
+    },
     /// The server's root has the version of the root trusted before but other signed content.
     #[error("root version {version} of {gun} differs from the trusted root of the same version")]
-    RootReplaced { gun: String, version: u64 },
+    RootReplaced {
+        /// The repository (GUN).
+        gun: String,
+        /// The version concerned.
+        version: u64,
+    },
     /// Verification could not run to completion (`detail`); nothing is trusted.
     #[error("verification of {role} of {gun} failed: {detail}")]
-    Verifier { gun: String, role: String, detail: String },
+    Verifier {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// Delegation `role` is not declared by `parent`.
     #[error("{role} of {gun} is not delegated by {parent}")]
-    UnknownDelegation { gun: String, role: String, parent: String },
+    UnknownDelegation {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+        /// The role whose listing the file was checked against.
+        parent: String,
+    },
     /// A role the snapshot does not list (never published).
     #[error("{role} of {gun} is not listed in the snapshot")]
-    NotInSnapshot { gun: String, role: String },
+    NotInSnapshot {
+        /// The repository (GUN).
+        gun: String,
+        /// The role of the file concerned.
+        role: String,
+    },
 }
 
 /// Why a metadata file could not be fetched.

@@ -263,6 +263,7 @@ impl PublicKey {
         }
     }
 
+    /// The key type as declared (`ecdsa`, `ecdsa-x509`, `rsa`, ...).
     pub fn key_type(&self) -> &KeyType {
         &self.key_type
     }

@@ -9,7 +9,9 @@ use super::*;
 pub struct CertInfo {
     /// Subject CN (the last CN attribute, as Go); `None` when the subject has no CN.
     pub common_name: Option<String>,
+    /// Start of validity.
     pub not_before: OffsetDateTime,
+    /// End of validity.
     pub not_after: OffsetDateTime,
     /// BasicConstraints cA (false when the extension is absent).
     pub is_ca: bool,
