@@ -3,7 +3,8 @@
 //! data, mix-and-match, fast-forward, threshold with duplicate keys (root pins and role
 //! thresholds), key revocation evasion, root rotation that skips the remembered threshold and
 //! signature flood. Tests one past each trust-data limit are in `limits`; the attacks over
-//! the wire (slow retrieval, a flood against the running webhook) are in `attacks_wire`.
+//! the wire (slow retrieval, a flood against the running webhook) are in `admission::notary_attacks`
+//! (they drive the webhook, which `notary` must not import).
 
 use serde_json::{Value, json};
 
