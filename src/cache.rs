@@ -502,6 +502,9 @@ impl<V: Clone + Send + Sync + 'static> DecisionCache<V> {
 }
 
 #[cfg(test)]
+mod trust_tests;
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

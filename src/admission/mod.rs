@@ -23,6 +23,9 @@ pub mod review;
 pub mod server;
 pub mod wire;
 
+#[cfg(test)]
+mod notary_attacks;
+
 pub use credentials::{CredentialRequest, FixedCredentials, RequestCredentials};
 pub use extract::{ExtraKind, ImageUse, KindTable};
 pub use review::Webhook;

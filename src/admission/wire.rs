@@ -45,35 +45,7 @@ pub enum DecodeError {
     },
 }
 
-/// True when the JSON text `bytes` nests arrays and objects at most `limit` levels deep
-/// (brackets inside strings do not count). A linear scan, run before parsing so no parser
-/// recursion or allocation is spent on a hostile body.
-pub fn json_depth_within(bytes: &[u8], limit: usize) -> bool {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return false;
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    true
-}
+pub use crate::json::json_depth_within;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

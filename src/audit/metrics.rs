@@ -15,6 +15,7 @@
 //! [`Metrics::set_namespace_label`]). `state` holds the gauges (build info, policies, expiries)
 //! and `process` the standard `process_*` families.
 
+mod observers;
 mod process;
 mod state;
 

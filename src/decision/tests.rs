@@ -1,5 +1,5 @@
 //! Engine tests on in-memory outside systems (`decision::testing`): a registry (tag to digest)
-//! and a Notary server (a synthetic signed repository from `notary::updater::tests::builder`),
+//! and a Notary server (a synthetic signed repository from `notary::testing`),
 //! each counting what it was asked. Covers single flight through the whole engine, the digest
 //! TTL and a re-pushed tag, decision-cache hits, expiry with cached data, reason classes,
 //! metrics, credentials asked after selection, and the per-image deadline (on paused time).
@@ -14,8 +14,8 @@ use time::macros::datetime;
 use super::testing::{MemNotary, MemRegistry};
 use super::*;
 use crate::clock::FixedClock;
-use crate::notary::updater::tests::builder::{MemSource, Repo};
-use crate::notary::updater::tests::caching::MovableClock;
+use crate::notary::testing::{MemSource, Repo};
+use crate::notary::tests::caching::MovableClock;
 use crate::policy::{NotarySpec, PolicyId, RegistrySpec, TrustPolicySpec, TrustRoot};
 
 mod deadline;

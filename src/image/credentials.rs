@@ -85,7 +85,7 @@ impl DockerConfig {
     /// (the map of entries at the top level). Entries without usable credentials are skipped.
     pub fn parse(bytes: &[u8]) -> Result<DockerConfig, CredentialsError> {
         let limit = crate::limits::LIMITS.json_depth;
-        if !crate::admission::wire::json_depth_within(bytes, limit) {
+        if !crate::json::json_depth_within(bytes, limit) {
             return Err(CredentialsError::Json(format!(
                 "nested deeper than the limit of {limit} levels"
             )));

@@ -125,6 +125,194 @@ fn canonical_number(n: &Number) -> Result<i64, CanonicalError> {
     Ok(f as i64)
 }
 
+/// What [`canonical_shape`] learned about JSON text that is already in canonical form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CanonicalShape<'a> {
+    /// Nesting depth, as `schema::json_depth` counts it (an object of scalars is 1).
+    pub depth: usize,
+    /// The top-level `_type` member, when it is a string without escapes.
+    pub type_name: Option<&'a str>,
+}
+
+/// A streaming check that `bytes` is a JSON object written exactly as [`to_canonical`] would
+/// write it after parsing (so the canonical bytes ARE `bytes`, and no tree has to be built to
+/// compute them), nested at most `max_depth` levels. `None` when it is not, or when this check
+/// is unsure (the caller then takes the general path: parse, then [`to_canonical`]):
+///
+/// - no whitespace; object keys strictly increasing bytewise (so sorted as Go sorts them and
+///   never duplicated) and free of escapes; strings valid UTF-8 without raw control characters
+///   (which JSON forbids) and with no escape other than `\"` and `\\` (the only two canonical
+///   form writes);
+/// - numbers only as plain integers of at most 15 digits (exact in Go's `float64`), no `-0`;
+/// - `true`, `false`, `null` literally.
+///
+/// Linear in the input, no allocation; recursion is bounded by `max_depth`.
+pub fn canonical_shape(bytes: &[u8], max_depth: usize) -> Option<CanonicalShape<'_>> {
+    let mut scan = Scan {
+        b: bytes,
+        i: 0,
+        depth: 0,
+        max_depth,
+        type_name: None,
+    };
+    if bytes.first() != Some(&b'{') {
+        return None;
+    }
+    scan.value(0)?;
+    (scan.i == bytes.len()).then_some(CanonicalShape {
+        depth: scan.depth,
+        type_name: scan.type_name,
+    })
+}
+
+/// The state of [`canonical_shape`]: the input, the position, the deepest level seen.
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+    depth: usize,
+    max_depth: usize,
+    type_name: Option<&'a str>,
+}
+
+impl<'a> Scan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn value(&mut self, level: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(level + 1),
+            b'[' => self.array(level + 1),
+            b'"' => self.string().map(|_| ()),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn enter(&mut self, level: usize) -> Option<()> {
+        if level > self.max_depth {
+            return None;
+        }
+        self.depth = self.depth.max(level);
+        self.i += 1;
+        Some(())
+    }
+
+    fn object(&mut self, level: usize) -> Option<()> {
+        self.enter(level)?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        let mut prev: Option<&[u8]> = None;
+        loop {
+            let (key, escaped) = self.string()?;
+            if escaped || prev.is_some_and(|p| p >= key) {
+                return None;
+            }
+            prev = Some(key);
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.i += 1;
+            if level == 1 && key == b"_type" && self.peek() == Some(b'"') {
+                let (value, escaped) = self.string()?;
+                if !escaped {
+                    self.type_name = std::str::from_utf8(value).ok();
+                }
+            } else {
+                self.value(level)?;
+            }
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn array(&mut self, level: usize) -> Option<()> {
+        self.enter(level)?;
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.value(level)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// A string at `self.i`: its raw content and whether it holds an escape.
+    fn string(&mut self) -> Option<(&'a [u8], bool)> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let start = self.i + 1;
+        let mut i = start;
+        let mut escaped = false;
+        loop {
+            match *self.b.get(i)? {
+                b'"' => break,
+                b'\\' => match self.b.get(i + 1)? {
+                    b'"' | b'\\' => {
+                        escaped = true;
+                        i += 2;
+                    }
+                    _ => return None,
+                },
+                c if c < 0x20 => return None,
+                _ => i += 1,
+            }
+        }
+        let content = self.b.get(start..i)?;
+        std::str::from_utf8(content).ok()?;
+        self.i = i + 1;
+        Some((content, escaped))
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        if self.b.get(self.i..self.i + word.len())? != word {
+            return None;
+        }
+        self.i += word.len();
+        Some(())
+    }
+
+    fn number(&mut self) -> Option<()> {
+        let negative = self.peek()? == b'-';
+        if negative {
+            self.i += 1;
+        }
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        let digits = self.b.get(start..self.i)?;
+        match digits {
+            [] => None,
+            [b'0'] if negative => None,
+            [b'0'] => Some(()),
+            [b'0', ..] => None,
+            _ if digits.len() > 15 => None,
+            _ => Some(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
@@ -264,9 +452,135 @@ mod tests {
                     "{}",
                     path.display()
                 );
+                // So the one-pass check takes the fast path on real notary files.
+                let shape = canonical_shape(signed_raw, 64).unwrap();
+                assert_eq!(
+                    shape.depth,
+                    crate::notary::schema::json_depth(&parsed["signed"])
+                );
+                assert!(shape.type_name.is_some(), "{}", path.display());
                 checked += 1;
             }
         }
         assert_eq!(checked, 9);
+    }
+
+    // ---- canonical_shape ----------------------------------------------------------------
+
+    fn shape(s: &str) -> Option<CanonicalShape<'_>> {
+        canonical_shape(s.as_bytes(), 64)
+    }
+
+    #[test]
+    fn canonical_text_is_recognised_with_depth_and_type() {
+        let text = r#"{"_type":"Targets","delegations":{"keys":{},"roles":[]},"expires":"2030-01-01T00:00:00Z","targets":{"v1":{"hashes":{"sha256":"qg=="},"length":12}},"version":-3}"#;
+        let got = shape(text).unwrap();
+        assert_eq!(got.type_name, Some("Targets"));
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(got.depth, crate::notary::schema::json_depth(&v));
+        assert_eq!(canon(&v), text);
+        assert_eq!(shape(r#"{}"#).unwrap().depth, 1);
+        assert_eq!(
+            shape(r#"{"a":[[]],"b":"x\"y\\z","c":null,"d":true,"e":false,"f":0}"#)
+                .unwrap()
+                .depth,
+            3
+        );
+        // `_type` only counts at the top level and as a plain string.
+        assert_eq!(shape(r#"{"a":{"_type":"Root"}}"#).unwrap().type_name, None);
+        assert_eq!(shape(r#"{"_type":"a\"b"}"#).unwrap().type_name, None);
+        assert_eq!(shape(r#"{"_type":1}"#).unwrap().type_name, None);
+    }
+
+    #[test]
+    fn anything_not_exactly_canonical_is_left_to_the_general_path() {
+        for text in [
+            "",
+            "[]",
+            "\"s\"",
+            r#"{"a":1} "#,
+            r#"{"a":1}x"#,
+            r#"{ "a":1}"#,
+            r#"{"a": 1}"#,
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":"\n"}"#,
+            r#"{"a":"\u0041"}"#,
+            r#"{"a":"\/"}"#,
+            r#"{"a\"b":1}"#,
+            r#"{"a":-0}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.0}"#,
+            r#"{"a":1e2}"#,
+            r#"{"a":-}"#,
+            r#"{"a":1234567890123456}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":[1 ]}"#,
+            r#"{"a":{"b":1,}}"#,
+            r#"{"a":"x"#,
+            "{\"a\":\"\u{1}\"}",
+        ] {
+            assert_eq!(shape(text), None, "{text:?}");
+        }
+        assert_eq!(canonical_shape(b"{\"a\":\"\xff\"}", 64), None);
+        assert_eq!(canonical_shape(br#"{"a":[[[]]]}"#, 3), None);
+        assert!(canonical_shape(br#"{"a":[[]]}"#, 3).is_some());
+        assert!(shape(r#"{"a":123456789012345,"b":-123456789012345}"#).is_some());
+    }
+
+    /// Small JSON values: every kind, keys and strings that need escapes or not, numbers around
+    /// the limits of the fast path.
+    fn arb_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let text = prop_oneof![
+            "[a-c]{0,3}",
+            Just("\"".to_owned()),
+            Just("\\".to_owned()),
+            Just("\n".to_owned()),
+            Just("é".to_owned()),
+            Just("_type".to_owned()),
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            (-1000i64..1000).prop_map(|n| json!(n)),
+            Just(json!(1.5)),
+            text.clone().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 24, 4, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(text.clone(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever text the check accepts is its own canonical form, at the depth
+        /// `json_depth` counts: the fast path never changes what signatures cover.
+        #[test]
+        fn accepted_text_is_its_own_canonical_form(
+            fields in proptest::collection::btree_map("[a-d_]{0,3}", arb_value(), 0..5),
+        ) {
+            let v = Value::Object(fields.into_iter().collect());
+            let mut texts = vec![serde_json::to_string(&v).unwrap(), serde_json::to_string_pretty(&v).unwrap()];
+            if let Ok(c) = to_canonical(&v) {
+                texts.push(String::from_utf8(c).unwrap());
+            }
+            for text in texts {
+                if let Some(got) = canonical_shape(text.as_bytes(), 64) {
+                    let parsed: Value = serde_json::from_str(&text).unwrap();
+                    proptest::prop_assert_eq!(canon(&parsed), text.clone());
+                    proptest::prop_assert_eq!(got.depth, crate::notary::schema::json_depth(&parsed));
+                    proptest::prop_assert_eq!(
+                        got.type_name,
+                        parsed.get("_type").and_then(Value::as_str).filter(|t| !t.contains(['"', '\\']))
+                    );
+                }
+            }
+        }
     }
 }

@@ -37,9 +37,19 @@ use time::OffsetDateTime;
 use self::x509::{parse_certificate, parse_spki, pem_decode};
 use super::canonical;
 
+mod cert;
+mod error;
+mod parse;
+mod pinned;
 #[cfg(test)]
 mod tests;
 mod x509;
+
+pub use cert::{CertInfo, parse_cert_bundle};
+pub use error::{KeyError, SignatureError};
+#[allow(clippy::wildcard_imports)]
+use parse::*;
+pub use pinned::PinnedKey;
 
 /// Go's `base64.StdEncoding`: standard alphabet, padding required, non-zero trailing bits allowed.
 const GO_STD: GeneralPurpose = GeneralPurpose::new(
@@ -131,69 +141,6 @@ pub enum KeyAlgorithm {
     Ed25519,
     /// Any other algorithm (certificates only; such a key never verifies).
     Other,
-}
-
-/// What notary's checks need from an X.509 certificate (parsed as Go's `x509.ParseCertificate`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertInfo {
-    /// Subject CN (the last CN attribute, as Go); `None` when the subject has no CN.
-    pub common_name: Option<String>,
-    pub not_before: OffsetDateTime,
-    pub not_after: OffsetDateTime,
-    /// BasicConstraints cA (false when the extension is absent).
-    pub is_ca: bool,
-    /// Signed with SHA-1 (sha1WithRSA, dsaWithSHA1 or ecdsa-with-SHA1), which notary rejects.
-    pub sha1_signature: bool,
-    /// Modulus size of an RSA subject key.
-    pub rsa_bits: Option<usize>,
-    /// Algorithm of the subject public key.
-    pub key_algorithm: KeyAlgorithm,
-    /// DER SubjectPublicKeyInfo of the subject key.
-    pub spki_der: Vec<u8>,
-    /// The whole certificate, DER.
-    pub der: Vec<u8>,
-}
-
-impl CertInfo {
-    /// Parses one DER certificate.
-    pub fn from_der(der: &[u8]) -> Result<CertInfo, KeyError> {
-        parse_certificate(der).map(|p| p.info)
-    }
-
-    /// This certificate as Go's `pem.EncodeToMemory` writes it (64 columns, trailing newline).
-    pub fn to_pem(&self) -> String {
-        let b64 = STANDARD.encode(&self.der);
-        let mut out = String::with_capacity(b64.len() + b64.len() / 64 + 60);
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        for line in b64.as_bytes().chunks(64) {
-            out.push_str(&String::from_utf8_lossy(line));
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-        out
-    }
-}
-
-/// Parses a PEM certificate bundle as Go's `LoadCertBundleFromPEM` (used by notary's root
-/// validation): every block must be a `CERTIFICATE` that parses, and there must be at least one.
-/// The order is kept (notary requires the leaf first).
-pub fn parse_cert_bundle(pem: &[u8]) -> Result<Vec<CertInfo>, KeyError> {
-    let mut certs = Vec::new();
-    let mut rest = pem;
-    while let Some((block, next)) = pem_decode(rest) {
-        if block.label != "CERTIFICATE" {
-            return Err(KeyError::Pem(format!(
-                "invalid PEM block type {:?} in certificate bundle",
-                block.label
-            )));
-        }
-        certs.push(CertInfo::from_der(&block.der)?);
-        rest = next;
-    }
-    if certs.is_empty() {
-        return Err(KeyError::Pem("no certificates found".into()));
-    }
-    Ok(certs)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -316,6 +263,7 @@ impl PublicKey {
         }
     }
 
+    /// The key type as declared (`ecdsa`, `ecdsa-x509`, `rsa`, ...).
     pub fn key_type(&self) -> &KeyType {
         &self.key_type
     }
@@ -501,302 +449,6 @@ impl PublicKey {
                 .to_owned(),
         )
     }
-}
-
-const MIN_RSA_BITS: usize = 2048;
-const MAX_RSA_BITS: usize = 8192;
-
-/// Reads `(keytype, decoded public)` from a key object. `strict` requires the object shape;
-/// otherwise null/absent members take Go's zero values.
-fn parse_key_json(v: &Value, strict: bool) -> Result<(String, Option<Vec<u8>>), KeyError> {
-    let empty = Map::new();
-    let obj = match v {
-        Value::Object(o) => o,
-        Value::Null if !strict => &empty,
-        _ => return Err(KeyError::Structure("a key must be a JSON object".into())),
-    };
-    let keytype = match obj.get("keytype") {
-        Some(Value::String(s)) => s.clone(),
-        None | Some(Value::Null) if !strict => String::new(),
-        None => return Err(KeyError::Structure("key has no \"keytype\"".into())),
-        Some(_) => return Err(KeyError::Structure("\"keytype\" must be a string".into())),
-    };
-    let keyval = match obj.get("keyval") {
-        Some(Value::Object(o)) => o,
-        None | Some(Value::Null) if !strict => &empty,
-        None => return Err(KeyError::Structure("key has no \"keyval\"".into())),
-        Some(_) => return Err(KeyError::Structure("\"keyval\" must be an object".into())),
-    };
-    let public = match keyval.get("public") {
-        Some(Value::String(s)) => Some(
-            decode_base64_go(s)
-                .map_err(|e| KeyError::Base64(format!("keyval.public: {}", e.inner_message())))?,
-        ),
-        None | Some(Value::Null) => None,
-        Some(_) => {
-            return Err(KeyError::Structure(
-                "\"keyval.public\" must be a base64 string".into(),
-            ));
-        }
-    };
-    // Go decodes `private` too (and fails the document on bad base64), then ignores it.
-    match keyval.get("private") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => {
-            decode_base64_go(s)
-                .map_err(|e| KeyError::Base64(format!("keyval.private: {}", e.inner_message())))?;
-        }
-        Some(_) => {
-            return Err(KeyError::Structure(
-                "\"keyval.private\" must be null or a base64 string".into(),
-            ));
-        }
-    }
-    Ok((keytype, public))
-}
-
-/// Builds a key; the error (if any) explains why a known-type key is unusable.
-fn build(keytype: &str, public: Option<Vec<u8>>) -> (PublicKey, Option<KeyError>) {
-    let key_type = KeyType::parse(keytype);
-    let id = tuf_key_id(keytype, public.as_deref());
-    let mut key = PublicKey {
-        key_type,
-        id,
-        public,
-        spki: None,
-        cert: None,
-        material: Material::Unusable(String::new()),
-    };
-    let derived = match (&key.key_type, key.public.as_deref()) {
-        (KeyType::Unknown(t), _) => {
-            key.material = Material::Unusable(format!("unknown key type {t:?}"));
-            return (key, None);
-        }
-        (kt, None) => Err(KeyError::Structure(format!(
-            "{kt} key has no \"keyval.public\""
-        ))),
-        (kt, Some(public)) => derive_material(kt, public),
-    };
-    match derived {
-        Ok((spki, cert, material)) => {
-            key.spki = spki;
-            key.cert = cert;
-            key.material = material;
-            (key, None)
-        }
-        Err(e) => {
-            key.material = Material::Unusable(e.to_string());
-            (key, Some(e))
-        }
-    }
-}
-
-type Derived = (Option<Vec<u8>>, Option<CertInfo>, Material);
-
-fn derive_material(key_type: &KeyType, public: &[u8]) -> Result<Derived, KeyError> {
-    match key_type {
-        KeyType::Ecdsa | KeyType::Rsa => {
-            let parsed = parse_spki(public)?;
-            check_algorithm(key_type, parsed.algorithm)?;
-            Ok((Some(public.to_vec()), None, parsed.material))
-        }
-        KeyType::Ed25519 => {
-            let raw: [u8; 32] = public.try_into().map_err(|_| {
-                KeyError::PublicKey(format!(
-                    "an ed25519 public key has 32 bytes, not {}",
-                    public.len()
-                ))
-            })?;
-            Ok((None, None, Material::Ed25519(raw)))
-        }
-        KeyType::EcdsaX509 | KeyType::RsaX509 => {
-            // Notary's verifier: the first PEM block, whatever its label, as a certificate.
-            let (block, _) = pem_decode(public)
-                .ok_or_else(|| KeyError::Pem(format!("{key_type} key holds no PEM certificate")))?;
-            let parsed = parse_certificate(&block.der)?;
-            check_algorithm(key_type, parsed.info.key_algorithm)?;
-            let spki = parsed.info.spki_der.clone();
-            Ok((Some(spki), Some(parsed.info), parsed.material))
-        }
-        KeyType::Unknown(t) => Err(KeyError::Unsupported(format!("unknown key type {t:?}"))),
-    }
-}
-
-fn check_algorithm(key_type: &KeyType, found: KeyAlgorithm) -> Result<(), KeyError> {
-    let ok = match key_type {
-        KeyType::Ecdsa | KeyType::EcdsaX509 => found == KeyAlgorithm::Ecdsa,
-        KeyType::Rsa | KeyType::RsaX509 => found == KeyAlgorithm::Rsa,
-        _ => false,
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(KeyError::TypeMismatch {
-            key_type: key_type.to_string(),
-            found: format!("{found:?}"),
-        })
-    }
-}
-
-/// `TUFKey.ID`: sha256 of canonical `{"keytype":T,"keyval":{"private":null,"public":B}}`.
-fn tuf_key_id(keytype: &str, public: Option<&[u8]>) -> String {
-    let mut buf = Vec::with_capacity(64 + public.map_or(0, |p| p.len() * 4 / 3 + 4));
-    buf.extend_from_slice(b"{\"keytype\":");
-    canonical::write_string(&mut buf, keytype);
-    buf.extend_from_slice(b",\"keyval\":{\"private\":null,\"public\":");
-    match public {
-        Some(p) => canonical::write_string(&mut buf, &STANDARD.encode(p)),
-        None => buf.extend_from_slice(b"null"),
-    }
-    buf.extend_from_slice(b"}}");
-    hex::encode(Sha256::digest(&buf))
-}
-
-/// A key given by a policy author: a PEM `PUBLIC KEY` block or a PEM `CERTIFICATE`, normalised
-/// to SPKI DER (or the raw ed25519 key) so it can be compared with metadata keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinnedKey {
-    algorithm: KeyAlgorithm,
-    spki: Vec<u8>,
-    ed25519: Option<[u8; 32]>,
-    cert_key_id: Option<String>,
-}
-
-impl PinnedKey {
-    /// Reads the first PEM block (as Go's `pem.Decode`); it must be `PUBLIC KEY` (EC, RSA or
-    /// Ed25519 SPKI) or `CERTIFICATE` (EC or RSA subject key). Certificate validity is not
-    /// checked here.
-    pub fn from_pem(pem: &str) -> Result<PinnedKey, KeyError> {
-        let (block, _) =
-            pem_decode(pem.as_bytes()).ok_or_else(|| KeyError::Pem("no PEM block found".into()))?;
-        match block.label.as_str() {
-            "PUBLIC KEY" => {
-                let parsed = parse_spki(&block.der)?;
-                let ed25519 = match parsed.material {
-                    Material::Ed25519(raw) => Some(raw),
-                    _ => None,
-                };
-                Ok(PinnedKey {
-                    algorithm: parsed.algorithm,
-                    spki: block.der,
-                    ed25519,
-                    cert_key_id: None,
-                })
-            }
-            "CERTIFICATE" => {
-                let parsed = parse_certificate(&block.der)?;
-                let keytype = match parsed.info.key_algorithm {
-                    KeyAlgorithm::Ecdsa => KeyType::EcdsaX509,
-                    KeyAlgorithm::Rsa => KeyType::RsaX509,
-                    other => {
-                        return Err(KeyError::Unsupported(format!(
-                            "certificate key algorithm {other:?}"
-                        )));
-                    }
-                };
-                let cert_key_id =
-                    tuf_key_id(keytype.as_str(), Some(parsed.info.to_pem().as_bytes()));
-                Ok(PinnedKey {
-                    algorithm: parsed.info.key_algorithm,
-                    spki: parsed.info.spki_der,
-                    ed25519: None,
-                    cert_key_id: Some(cert_key_id),
-                })
-            }
-            other => Err(KeyError::Pem(format!(
-                "unsupported PEM block type {other:?}, expected CERTIFICATE or PUBLIC KEY"
-            ))),
-        }
-    }
-
-    /// True when `key` (from metadata) carries the same public key (SPKI equality; for ed25519
-    /// raw equality). Unknown and unusable keys never match.
-    pub fn matches(&self, key: &PublicKey) -> bool {
-        if let Some(raw) = &self.ed25519 {
-            return key.raw_ed25519() == Some(raw);
-        }
-        key.unusable_reason().is_none() && key.spki_der() == Some(self.spki.as_slice())
-    }
-
-    /// The notary key ID a plain key of this public key would have (an `ecdsa`/`rsa` TUFKey over
-    /// the SPKI DER, or `ed25519` over the raw key).
-    pub fn key_id(&self) -> String {
-        match (&self.ed25519, self.algorithm) {
-            (Some(raw), _) => tuf_key_id("ed25519", Some(raw)),
-            (None, KeyAlgorithm::Rsa) => tuf_key_id("rsa", Some(&self.spki)),
-            (None, _) => tuf_key_id("ecdsa", Some(&self.spki)),
-        }
-    }
-
-    /// For a pinned certificate: the ID of the x509 key notary builds from it (`CertToKey`),
-    /// i.e. the ID that metadata holding exactly this certificate uses.
-    pub fn cert_key_id(&self) -> Option<&str> {
-        self.cert_key_id.as_deref()
-    }
-
-    /// The DER SubjectPublicKeyInfo of the pinned key.
-    pub fn spki_der(&self) -> &[u8] {
-        &self.spki
-    }
-}
-
-/// Why a key could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    #[error("malformed key: {0}")]
-    Structure(String),
-    #[error("invalid base64: {0}")]
-    Base64(String),
-    #[error("invalid PEM: {0}")]
-    Pem(String),
-    #[error("invalid public key: {0}")]
-    PublicKey(String),
-    #[error("invalid certificate: {0}")]
-    Certificate(String),
-    #[error("a {key_type} key cannot hold a {found} public key")]
-    TypeMismatch { key_type: String, found: String },
-    #[error("unsupported key: {0}")]
-    Unsupported(String),
-}
-
-impl KeyError {
-    fn inner_message(&self) -> String {
-        match self {
-            KeyError::Structure(m)
-            | KeyError::Base64(m)
-            | KeyError::Pem(m)
-            | KeyError::PublicKey(m)
-            | KeyError::Certificate(m)
-            | KeyError::Unsupported(m) => m.clone(),
-            other => other.to_string(),
-        }
-    }
-}
-
-/// Why a signature did not verify.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SignatureError {
-    /// Notary skips signatures with unknown methods.
-    #[error("unknown signature method {0:?}")]
-    UnknownMethod(String),
-    #[error("signature method {0:?} is not supported")]
-    UnsupportedMethod(String),
-    #[error("signature method {method:?} cannot be used with a {key_type:?} key")]
-    WrongKeyType { method: String, key_type: String },
-    #[error("unusable key: {0}")]
-    UnusableKey(String),
-    #[error("RSA key has {bits} bits, at least 2048 are required")]
-    RsaKeyTooSmall { bits: usize },
-    #[error("RSA signature has {len} bytes, at least 256 are required")]
-    RsaSignatureTooShort { len: usize },
-    #[error("ECDSA signature has {actual} bytes, expected {expected}")]
-    EcdsaSignatureLength { expected: usize, actual: usize },
-    #[error("Ed25519 signature has {0} bytes, expected 64")]
-    Ed25519SignatureLength(usize),
-    #[error("signature does not verify")]
-    Invalid,
 }
 
 /// Fixed `r||s` to a DER `ECDSA-Sig-Value` (for aws-lc-rs's P-384/SHA-256 verifier).

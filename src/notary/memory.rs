@@ -1,14 +1,14 @@
 //! `VersionMemory`: the highest version seen per (server, GUN, role) and the last trusted root
 //! per (server, GUN), so nothing ever goes back and a newer root is reached only by rotation.
 //! Both are bounded LRU maps (`LIMITS.version_memory_entries`, `LIMITS.remembered_roots`): the
-//! least recently used repositories are forgotten first. A child module of `updater` (declared
-//! there with `#[path]`); re-exported as `notary::updater::VersionMemory`.
+//! least recently used repositories are forgotten first.
+//! Re-exported as `notary::updater::VersionMemory`.
 
 use std::sync::Arc;
 
 use moka::policy::EvictionPolicy;
 
-use super::super::verify::TrustedRoot;
+use super::verify::TrustedRoot;
 use crate::limits::LIMITS;
 
 type RoleKey = (String, String, String);

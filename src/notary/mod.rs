@@ -1,18 +1,34 @@
 //! Notary v1 (Docker Content Trust) trust data: fetching it from a Notary server and verifying it
-//! exactly as Notary 0.7.0 does. Nothing here knows about Kubernetes.
+//! exactly as Notary 0.7.0 does. Nothing here knows about Kubernetes or the rest of the
+//! application: its only outward dependencies are traits it defines ([`source::MetadataSource`]
+//! for where metadata comes from, [`source::FetchObserver`] for metrics), plus `limits` and
+//! `clock`.
 //!
+//! Read it in this order (each module uses only the ones above it):
+//!
+//! - `error`: [`error::FetchError`] and [`error::VerifyError`], the errors of a load.
 //! - `canonical`: Notary's canonical JSON (the bytes signatures cover).
-//! - `keys`: key types, key IDs and signature methods.
+//! - `keys`: key types, key IDs, certificates and signature methods.
 //! - `schema`: the typed metadata files (root, targets, snapshot, timestamp, delegations).
-//! - `verify`: signature thresholds, root pinning and rotation, role checks.
-//! - `source`: the seam between fetching and verifying (`MetadataSource`, `FetchError`).
-//! - `fetch`: the HTTP `MetadataSource` for a real Notary server (token auth, size caps).
-//! - `updater`: the update flow over a `MetadataSource`, with version memory against rollback.
+//! - `ident`: content identities for cache keys and fingerprints.
+//! - `options`: what a policy trusts (pinned roots, threshold, revoked keys).
+//! - `verify`: pure checks of one file: signature thresholds, root pinning and rotation,
+//!   hashes, lengths, versions, expiry.
 //! - `view`: the verified view the policy engine reads (tags, digests, signers).
+//! - `memory`, `reuse`: versions remembered against rollback; verified files kept between loads.
+//! - `source`: the seam between fetching and verifying (`MetadataSource`, `FetchObserver`).
+//! - `updater`: **the update chain**, root, timestamp, snapshot, targets, delegations, in
+//!   protocol order over a `MetadataSource`.
+//! - `fetch`: the HTTP `MetadataSource` for a real Notary server (token auth, size caps).
 
 pub mod canonical;
+pub mod error;
 pub mod fetch;
+pub mod ident;
 pub mod keys;
+pub mod memory;
+pub mod options;
+pub mod reuse;
 pub mod schema;
 pub mod source;
 pub mod updater;
@@ -20,12 +36,13 @@ pub mod verify;
 pub mod view;
 
 /// Synthetic, signed Notary repositories and an in-memory `MetadataSource` (the unit tests'
-/// builder), exposed only for `benches/verify.rs`. Not a stable API. (Left out of the crate's
-/// own unit-test build, which has the builder as `updater::tests::builder` already.)
-#[cfg(all(feature = "bench-support", not(test)))]
+/// builder), exposed for `benches/` with the `bench-support` feature. Not a stable API.
+#[cfg(any(test, feature = "bench-support"))]
 #[doc(hidden)]
-#[path = "tests/builder.rs"]
 pub mod testing;
+
+#[cfg(test)]
+pub(crate) mod tests;
 
 /// Public Notary test data (real trust data of public repositories, read in place, never
 /// copied into the repository): the directory `TRUSTGATE_NOTARY_FIXTURES` names. Without the

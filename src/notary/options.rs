@@ -1,12 +1,12 @@
 //! What a policy says to trust for a repository: pinned roots (`TrustRoot`), the pinning
 //! threshold and revoked keys (`Revocations`), together `TrustOptions`, with a fingerprint of
-//! each for cache keys. A child module of `updater` (declared there with `#[path]`); the types
-//! are re-exported as `notary::updater::{TrustRoot, Revocations, TrustOptions}`.
+//! each for cache keys. The types are
+//! re-exported as `notary::updater::{TrustRoot, Revocations, TrustOptions}`.
 
 use std::collections::BTreeSet;
 
-use super::super::keys::{KeyError, PinnedKey, PublicKey};
-use super::reuse;
+use super::ident;
+use super::keys::{KeyError, PinnedKey, PublicKey};
 
 /// A pinned trust root from the policy.
 #[derive(Debug, Clone)]
@@ -137,7 +137,7 @@ impl Revocations {
                 key.cert_key_id().unwrap_or_default().as_bytes(),
             ]);
         }
-        reuse::id(&parts)
+        ident::id(&parts)
     }
 }
 
@@ -170,6 +170,6 @@ impl TrustOptions {
                 TrustRoot::TrustOnFirstUse => parts.push(b"tofu"),
             }
         }
-        reuse::id(&parts)
+        ident::id(&parts)
     }
 }

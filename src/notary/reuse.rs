@@ -1,5 +1,5 @@
-//! Re-use of verified metadata across loads: the `Updater`'s half of caching (the whole design
-//! is in `crate::cache`). A child module of `updater` (declared there with `#[path]`).
+//! Re-use of verified metadata across loads: the `Updater`'s half of caching (the application's
+//! caches build on it). The update chain asks it through one helper (`updater::kept`).
 //!
 //! - Files (snapshot, targets, delegations) are kept once verified, keyed by server, GUN, role,
 //!   the meta entry the parent listed for them (length, sha256, sha512) and the identity of what
@@ -11,8 +11,8 @@
 //!   with `timestamp.json`; a root is not re-used once expired, once one of its certificates is no
 //!   longer usable, or when a newer root of the repository has been trusted since.
 //!
-//! Files are kept "slim": the raw bytes, the `signed` JSON and the canonical bytes are dropped
-//! (only the body and the signing key IDs are read after verification).
+//! Files are kept "slim": the raw bytes and the canonical bytes are dropped (only the typed body
+//! and the signing key IDs are read after verification).
 //!
 //! Keys hold no credentials: every load fetches `timestamp.json` through its own source, so a
 //! caller without access to the repository still fails there, whatever is kept.
@@ -20,13 +20,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::super::schema::{FileMeta, ROOT, Snapshot, Targets};
-use super::super::verify::{TrustedRoot, Verified, check_expiry, usable_root_keys};
+use super::ident::{Id, id, meta_id};
+use super::schema::{FileMeta, ROOT, RoleBody, Snapshot, Targets};
+use super::verify::{TrustedRoot, Verified, check_expiry, usable_root_keys};
 
-/// How much verified metadata an [`Updater`](super::Updater) keeps between loads.
+/// How much verified metadata an `Updater` keeps between loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reuse {
     /// Most verified files (snapshot, targets, delegations) kept, over all repositories.
@@ -48,50 +48,54 @@ impl Default for Reuse {
     }
 }
 
-/// A sha256 identity.
-pub(super) type Id = [u8; 32];
-
-/// The sha256 of `parts`, each length-prefixed (so no two part lists collide).
-pub(super) fn id(parts: &[&[u8]]) -> Id {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p);
-    }
-    h.finalize().into()
-}
-
-/// The identity of a meta entry: what a file listed with it must be.
-pub(super) fn meta_id(meta: &FileMeta) -> Id {
-    id(&[
-        b"meta",
-        &meta.length.to_be_bytes(),
-        meta.hashes.sha256.as_deref().unwrap_or_default(),
-        meta.hashes.sha512.as_deref().unwrap_or_default(),
-    ])
-}
-
-/// The identity of the verifier of a file: `signer` (root or parent identity) and the revocations.
-pub(super) fn context(signer: &Id, revoked: &Id) -> Id {
-    id(&[b"context", signer, revoked])
-}
-
 /// A verified file.
 #[derive(Debug, Clone)]
-pub(super) enum Cached {
+pub(crate) enum Cached {
     Snapshot(Arc<Verified<Snapshot>>),
     Targets(Arc<Verified<Targets>>),
 }
 
+/// A verified role the store can keep: the snapshot, or a targets file (top-level or delegation).
+pub(crate) trait Keep: RoleBody + Send + Sync + 'static {
+    /// As a kept file.
+    fn wrap(v: Arc<Verified<Self>>) -> Cached;
+    /// Back from a kept file, when it is of this type.
+    fn unwrap(c: Cached) -> Option<Arc<Verified<Self>>>;
+}
+
+impl Keep for Snapshot {
+    fn wrap(v: Arc<Verified<Self>>) -> Cached {
+        Cached::Snapshot(v)
+    }
+    fn unwrap(c: Cached) -> Option<Arc<Verified<Self>>> {
+        match c {
+            Cached::Snapshot(v) => Some(v),
+            Cached::Targets(_) => None,
+        }
+    }
+}
+
+impl Keep for Targets {
+    fn wrap(v: Arc<Verified<Self>>) -> Cached {
+        Cached::Targets(v)
+    }
+    fn unwrap(c: Cached) -> Option<Arc<Verified<Self>>> {
+        match c {
+            Cached::Targets(v) => Some(v),
+            Cached::Snapshot(_) => None,
+        }
+    }
+}
+
 /// The verified files and trusted roots of one `Updater`.
 #[derive(Debug)]
-pub(super) struct Store {
+pub(crate) struct Store {
     files: moka::sync::Cache<Id, Cached>,
     roots: moka::sync::Cache<Id, Arc<TrustedRoot>>,
 }
 
 impl Store {
-    pub(super) fn new(reuse: &Reuse) -> Store {
+    pub(crate) fn new(reuse: &Reuse) -> Store {
         Store {
             files: moka::sync::Cache::builder()
                 .max_capacity(reuse.max_files)
@@ -104,7 +108,7 @@ impl Store {
     }
 
     /// The key of file `role` of `gun` on `server`, listed with `meta`, verified in `context`.
-    pub(super) fn file_key(
+    pub(crate) fn file_key(
         server: &str,
         gun: &str,
         role: &str,
@@ -121,23 +125,23 @@ impl Store {
         ])
     }
 
-    pub(super) fn file(&self, key: &Id) -> Option<Cached> {
+    pub(crate) fn file(&self, key: &Id) -> Option<Cached> {
         self.files.get(key)
     }
 
-    pub(super) fn keep_file(&self, key: Id, file: Cached) {
+    pub(crate) fn keep_file(&self, key: Id, file: Cached) {
         self.files.insert(key, file);
     }
 
     /// The key of the trusted root of `gun` on `server` under trust options `trust`.
-    pub(super) fn root_key(server: &str, gun: &str, trust: &Id) -> Id {
+    pub(crate) fn root_key(server: &str, gun: &str, trust: &Id) -> Id {
         id(&[b"root", server.as_bytes(), gun.as_bytes(), trust])
     }
 
     /// The kept root, if it may still be used at `now`: not expired, every root key that was
     /// usable still usable (certificate validity), and not older than `newest` (the newest root
     /// of the repository trusted since, under any options).
-    pub(super) fn root(
+    pub(crate) fn root(
         &self,
         key: &Id,
         now: OffsetDateTime,
@@ -156,35 +160,18 @@ impl Store {
             .then_some(root)
     }
 
-    pub(super) fn keep_root(&self, key: Id, root: Arc<TrustedRoot>) {
+    pub(crate) fn keep_root(&self, key: Id, root: Arc<TrustedRoot>) {
         self.roots.insert(key, root);
     }
 
-    pub(super) fn forget_root(&self, key: &Id) {
+    pub(crate) fn forget_root(&self, key: &Id) {
         self.roots.invalidate(key);
     }
 }
 
-/// Drops what is not read after verification (raw bytes, `signed` JSON, canonical bytes).
-pub(super) fn slim<T>(mut v: Verified<T>) -> Verified<T> {
+/// Drops what is not read after verification (raw bytes, canonical bytes).
+pub(crate) fn slim<T>(mut v: Verified<T>) -> Verified<T> {
     v.file.raw = Vec::new();
-    v.file.signed = serde_json::Value::Null;
     v.file.canonical = Vec::new();
     v
-}
-
-/// The earliest of `times` (and `first`).
-pub(super) fn earliest(
-    first: OffsetDateTime,
-    times: impl IntoIterator<Item = OffsetDateTime>,
-) -> OffsetDateTime {
-    times.into_iter().fold(first, OffsetDateTime::min)
-}
-
-/// The earliest `notAfter` of the leaf certificates of `root`'s usable root keys.
-pub(super) fn root_certs_expire(root: &TrustedRoot) -> Option<OffsetDateTime> {
-    root.root_keys
-        .values()
-        .filter_map(|k| k.cert_bundle().ok()?.first().map(|c| c.not_after))
-        .min()
 }

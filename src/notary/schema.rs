@@ -1,9 +1,10 @@
-//! The typed Notary v1 metadata files (notary-protocol.md §2): the signed envelope, root,
+//! The typed Notary v1 metadata files (notary's `tuf/data`): the signed envelope, root,
 //! targets (and delegation files), snapshot and timestamp, with notary 0.7.0's structural checks.
 //!
-//! A file is parsed from its raw bytes, which are kept for hashing. `signed` is kept as a
-//! `serde_json::Value` and its canonical form is computed once: signatures are verified over
-//! `to_canonical(signed)`, never over a raw substring. The typed views are for semantics only;
+//! A file is parsed from its raw bytes, which are kept for hashing. Signatures are verified over
+//! `to_canonical(signed)`, computed once: when `signed` is already in canonical form (a one-pass
+//! check over its text) that is its text, read without building a `Value` tree; otherwise it is
+//! parsed and canonicalised. Either way it is never a raw substring that merely looks right. The typed views are for semantics only;
 //! unknown fields are ignored. Nothing here checks signatures, hashes, versions or expiry
 //! (that is `verify`).
 
@@ -12,12 +13,15 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::canonical::to_canonical;
+mod parse;
+
+use super::canonical::{canonical_shape, to_canonical};
+use super::error::VerifyError;
 use super::keys::{PublicKey, decode_base64_go};
-use super::verify::VerifyError;
 use crate::limits::LIMITS;
 
 /// Role names of the four base roles.
@@ -193,12 +197,26 @@ pub struct Timestamp {
     pub snapshot: FileMeta,
 }
 
+/// Where a body is read from: the parsed `signed` value, or the text of a `signed` that is
+/// already in canonical form (read without building a `Value` tree).
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// The parsed value.
+    Value(&'a Value),
+    /// The JSON text.
+    Text(&'a str),
+}
+
 /// A body type that can be read from a `signed` object.
 pub trait RoleBody: Sized {
     /// The capitalised `_type` this body must carry.
     const TYPE: &'static str;
-    /// Reads and structurally checks the body of role `role`.
-    fn from_signed(role: &str, signed: &Value) -> Result<Self, String>;
+    /// Reads and structurally checks the body of role `role` from `signed`.
+    fn from_source(role: &str, signed: Source<'_>) -> Result<Self, String>;
+    /// Reads and structurally checks the body of role `role` from the parsed `signed`.
+    fn from_signed(role: &str, signed: &Value) -> Result<Self, String> {
+        Self::from_source(role, Source::Value(signed))
+    }
     /// Version and expiry.
     fn common(&self) -> &Common;
 }
@@ -212,8 +230,6 @@ pub struct SignedFile<T> {
     pub role: String,
     /// The bytes as served (what parents hash).
     pub raw: Vec<u8>,
-    /// `signed` as parsed.
-    pub signed: Value,
     /// `to_canonical(signed)`: the bytes signatures cover.
     pub canonical: Vec<u8>,
     /// `signatures`.
@@ -229,6 +245,15 @@ struct RawEnvelope {
     signatures: Option<Vec<RawSignature>>,
 }
 
+/// The envelope with `signed` left as text (the canonical fast path).
+#[derive(Deserialize)]
+struct TextEnvelope<'a> {
+    #[serde(borrow)]
+    signed: &'a RawValue,
+    #[serde(default)]
+    signatures: Option<Vec<RawSignature>>,
+}
+
 #[derive(Deserialize)]
 struct RawSignature {
     keyid: String,
@@ -239,7 +264,43 @@ struct RawSignature {
 
 impl<T: RoleBody> SignedFile<T> {
     /// Parses the raw bytes of role `role` of repository `gun`.
+    ///
+    /// When `signed` is already written in canonical form (as notary writes it), its canonical
+    /// bytes are its text and the body is read straight from that text ([`canonical_shape`]
+    /// checks it in one pass): no `Value` tree is built. Anything else, valid or not, takes the
+    /// general path (parse into a `Value`, then canonicalise), so every check, result and error
+    /// is the same either way.
     pub fn parse(gun: &str, role: &str, raw: Vec<u8>) -> Result<Self, VerifyError> {
+        if let Some((canonical, signatures, body)) = Self::parse_canonical(role, &raw) {
+            return Ok(SignedFile {
+                gun: gun.to_owned(),
+                role: role.to_owned(),
+                raw,
+                canonical,
+                signatures,
+                body,
+            });
+        }
+        Self::parse_value(gun, role, raw)
+    }
+
+    /// The fast path of [`parse`](Self::parse): `None` unless every check passes on a `signed`
+    /// in canonical form (then the general path would give the same file).
+    fn parse_canonical(role: &str, raw: &[u8]) -> Option<(Vec<u8>, Vec<Signature>, T)> {
+        let env: TextEnvelope = serde_json::from_slice(raw).ok()?;
+        let text = env.signed.get();
+        // The envelope is one level above `signed`.
+        let shape = canonical_shape(text.as_bytes(), LIMITS.json_depth.checked_sub(1)?)?;
+        if shape.type_name != Some(T::TYPE) {
+            return None;
+        }
+        let signatures = signatures(env.signatures.unwrap_or_default()).ok()?;
+        let body = T::from_source(role, Source::Text(text)).ok()?;
+        Some((text.as_bytes().to_vec(), signatures, body))
+    }
+
+    /// The general path of [`parse`](Self::parse), in notary's order of checks.
+    fn parse_value(gun: &str, role: &str, raw: Vec<u8>) -> Result<Self, VerifyError> {
         let malformed = |detail: String| VerifyError::Malformed {
             gun: gun.to_owned(),
             role: role.to_owned(),
@@ -271,28 +332,15 @@ impl<T: RoleBody> SignedFile<T> {
                 got: got.to_owned(),
             });
         }
-        let raw_sigs = env.signatures.unwrap_or_default();
-        if raw_sigs.len() > LIMITS.signatures_per_file {
-            return Err(VerifyError::TooManySignatures {
+        let signatures = signatures(env.signatures.unwrap_or_default()).map_err(|e| match e {
+            SignatureProblem::TooMany(count) => VerifyError::TooManySignatures {
                 gun: gun.to_owned(),
                 role: role.to_owned(),
-                count: raw_sigs.len(),
+                count,
                 limit: LIMITS.signatures_per_file,
-            });
-        }
-        let mut signatures = Vec::new();
-        for s in raw_sigs {
-            let sig = match s.sig {
-                Some(b64) => decode_base64_go(&b64)
-                    .map_err(|e| malformed(format!("signature by {}: bad base64: {e}", s.keyid)))?,
-                None => Vec::new(),
-            };
-            signatures.push(Signature {
-                keyid: s.keyid,
-                method: s.method.to_ascii_lowercase(),
-                sig,
-            });
-        }
+            },
+            SignatureProblem::Base64(detail) => malformed(detail),
+        })?;
         let canonical = to_canonical(&env.signed)
             .map_err(|e| malformed(format!("cannot canonicalize `signed`: {e}")))?;
         let body = T::from_signed(role, &env.signed).map_err(malformed)?;
@@ -300,12 +348,41 @@ impl<T: RoleBody> SignedFile<T> {
             gun: gun.to_owned(),
             role: role.to_owned(),
             raw,
-            signed: env.signed,
             canonical,
             signatures,
             body,
         })
     }
+}
+
+/// Why the `signatures` of a file are refused.
+enum SignatureProblem {
+    /// More than `LIMITS.signatures_per_file` (the count).
+    TooMany(usize),
+    /// A signature is not base64 (the message).
+    Base64(String),
+}
+
+/// Decodes `signatures` (at most `LIMITS.signatures_per_file`), lowercasing methods as notary.
+fn signatures(raw: Vec<RawSignature>) -> Result<Vec<Signature>, SignatureProblem> {
+    if raw.len() > LIMITS.signatures_per_file {
+        return Err(SignatureProblem::TooMany(raw.len()));
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for s in raw {
+        let sig = match s.sig {
+            Some(b64) => decode_base64_go(&b64).map_err(|e| {
+                SignatureProblem::Base64(format!("signature by {}: bad base64: {e}", s.keyid))
+            })?,
+            None => Vec::new(),
+        };
+        out.push(Signature {
+            keyid: s.keyid,
+            method: s.method.to_ascii_lowercase(),
+            sig,
+        });
+    }
+    Ok(out)
 }
 
 /// Nesting depth of `v`: 0 for a scalar, 1 + the deepest child for an array or object.
@@ -329,189 +406,6 @@ pub fn json_depth(v: &Value) -> usize {
     deepest
 }
 
-// ---- raw serde shapes -------------------------------------------------------------------
-
-#[derive(Deserialize)]
-struct RawRoleKeys {
-    #[serde(default)]
-    keyids: Option<Vec<String>>,
-    threshold: i64,
-}
-
-#[derive(Deserialize)]
-struct RawRoot {
-    version: i64,
-    expires: String,
-    #[serde(default)]
-    keys: Option<BTreeMap<String, Value>>,
-    roles: BTreeMap<String, RawRoleKeys>,
-    #[serde(default)]
-    consistent_snapshot: bool,
-}
-
-/// Borrows its strings from the parsed `signed` value (no per-target string copies).
-#[derive(Deserialize)]
-struct RawFileMeta<'a> {
-    length: i64,
-    #[serde(default, borrow)]
-    hashes: Option<BTreeMap<&'a str, &'a str>>,
-    #[serde(default)]
-    custom: Option<Value>,
-}
-
-/// `targets` of a targets file. Each entry is checked and converted as it is read, straight into
-/// the final map: a file with 10,000 targets would otherwise build a second, intermediate map.
-struct TargetMap(BTreeMap<String, FileMeta>);
-
-impl<'de> Deserialize<'de> for TargetMap {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Entries;
-        impl<'de> serde::de::Visitor<'de> for Entries {
-            type Value = TargetMap;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a map")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<TargetMap, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some((name, raw)) = map.next_entry::<&'de str, RawFileMeta<'de>>()? {
-                    let meta = file_meta(|| format!("target {name:?}"), raw)
-                        .map_err(serde::de::Error::custom)?;
-                    entries.push((name.to_owned(), meta));
-                }
-                // In order already (a `Value` map without `preserve_order`): collecting is linear.
-                Ok(TargetMap(entries.into_iter().collect()))
-            }
-        }
-        d.deserialize_map(Entries)
-    }
-}
-
-#[derive(Deserialize)]
-struct RawDelegatedRole {
-    name: String,
-    #[serde(flatten)]
-    keys: RawRoleKeys,
-    #[serde(default)]
-    paths: Option<Vec<String>>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawDelegations {
-    #[serde(default)]
-    keys: Option<BTreeMap<String, Value>>,
-    #[serde(default)]
-    roles: Option<Vec<RawDelegatedRole>>,
-}
-
-#[derive(Deserialize)]
-struct RawTargets {
-    version: i64,
-    expires: String,
-    #[serde(default)]
-    targets: Option<TargetMap>,
-    #[serde(default)]
-    delegations: Option<RawDelegations>,
-}
-
-#[derive(Deserialize)]
-struct RawSnapshot<'a> {
-    version: i64,
-    expires: String,
-    #[serde(borrow)]
-    meta: BTreeMap<String, RawFileMeta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawTimestamp<'a> {
-    version: i64,
-    expires: String,
-    #[serde(borrow)]
-    meta: BTreeMap<String, RawFileMeta<'a>>,
-}
-
-fn from_value<'a, R: Deserialize<'a>>(v: &'a Value) -> Result<R, String> {
-    R::deserialize(v).map_err(|e| e.to_string())
-}
-
-fn common(version: i64, expires: String) -> Result<Common, String> {
-    let version = u64::try_from(version)
-        .ok()
-        .filter(|v| *v >= 1)
-        .ok_or_else(|| format!("version {version} is below 1"))?;
-    let parsed = OffsetDateTime::parse(&expires, &Rfc3339)
-        .map_err(|e| format!("expires {expires:?} is not RFC 3339: {e}"))?;
-    Ok(Common {
-        version,
-        expires: parsed,
-        expires_raw: expires,
-    })
-}
-
-fn key_map(raw: Option<BTreeMap<String, Value>>) -> Result<KeyMap, String> {
-    let raw = raw.unwrap_or_default();
-    if raw.len() > LIMITS.keys_per_file {
-        return Err(format!(
-            "declares {} keys, more than the limit of {}",
-            raw.len(),
-            LIMITS.keys_per_file
-        ));
-    }
-    raw.into_iter()
-        .map(|(id, v)| match PublicKey::from_json_lenient(&v) {
-            Ok(k) => Ok((id, Arc::new(k))),
-            Err(e) => Err(format!("key {id}: {e}")),
-        })
-        .collect()
-}
-
-/// Checks `threshold >= 1` and that every key ID is in `keys` (`isValidRootRoleStructure`).
-fn role_keys(name: &str, raw: RawRoleKeys, keys: &KeyMap) -> Result<RoleKeys, String> {
-    let threshold = u64::try_from(raw.threshold)
-        .ok()
-        .filter(|t| *t >= 1)
-        .ok_or_else(|| {
-            format!(
-                "role {name} has threshold {} (must be at least 1)",
-                raw.threshold
-            )
-        })?;
-    let keyids = raw.keyids.unwrap_or_default();
-    if let Some(missing) = keyids.iter().find(|id| !keys.contains_key(*id)) {
-        return Err(format!(
-            "role {name} lists key {missing}, which is not in the key map"
-        ));
-    }
-    Ok(RoleKeys { keyids, threshold })
-}
-
-fn hashes(raw: Option<BTreeMap<&str, &str>>) -> Result<Hashes, String> {
-    let mut out = Hashes::default();
-    for (alg, b64) in raw.unwrap_or_default() {
-        let bytes = decode_base64_go(b64).map_err(|e| format!("{alg} hash: bad base64: {e}"))?;
-        match alg {
-            "sha256" => out.sha256 = Some(bytes),
-            "sha512" => out.sha512 = Some(bytes),
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-/// `name` (for messages) is only called on error: no allocation per target otherwise.
-fn file_meta(name: impl Fn() -> String, raw: RawFileMeta<'_>) -> Result<FileMeta, String> {
-    let length = u64::try_from(raw.length)
-        .map_err(|_| format!("{}: negative length {}", name(), raw.length))?;
-    let hashes = hashes(raw.hashes).map_err(|e| format!("{}: {e}", name()))?;
-    Ok(FileMeta {
-        length,
-        hashes,
-        custom: raw.custom.filter(|c| !c.is_null()),
-    })
-}
-
 /// notary's `IsDelegation`: `targets/` prefix, `^[-a-z0-9_/]+$`, under 256 bytes, `path.Clean`-stable.
 pub fn is_delegation_name(name: &str) -> bool {
     name.len() < 256
@@ -525,141 +419,6 @@ pub fn is_delegation_name(name: &str) -> bool {
 /// `path.Dir` of a role name (`targets/a/b` gives `targets/a`).
 pub fn parent_role(name: &str) -> &str {
     name.rsplit_once('/').map_or("", |(p, _)| p)
-}
-
-impl RoleBody for Root {
-    const TYPE: &'static str = "Root";
-
-    fn from_signed(_role: &str, signed: &Value) -> Result<Self, String> {
-        let raw: RawRoot = from_value(signed)?;
-        let keys = key_map(raw.keys)?;
-        let mut roles = raw.roles;
-        let mut take = |name: &str| match roles.remove(name) {
-            Some(r) => role_keys(name, r, &keys),
-            None => Err(format!("role {name} is missing")),
-        };
-        let roles = BaseRoles {
-            root: take(ROOT)?,
-            targets: take(TARGETS)?,
-            snapshot: take(SNAPSHOT)?,
-            timestamp: take(TIMESTAMP)?,
-        };
-        Ok(Root {
-            common: common(raw.version, raw.expires)?,
-            keys,
-            roles,
-            consistent_snapshot: raw.consistent_snapshot,
-        })
-    }
-
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
-
-impl RoleBody for Targets {
-    const TYPE: &'static str = "Targets";
-
-    fn from_signed(role: &str, signed: &Value) -> Result<Self, String> {
-        if role != TARGETS && !is_delegation_name(role) {
-            return Err(format!("{role} is not a targets role name"));
-        }
-        let raw: RawTargets = from_value(signed)?;
-        let targets = raw.targets.map(|t| t.0).unwrap_or_default();
-        let raw_del = raw.delegations.unwrap_or_default();
-        let keys = key_map(raw_del.keys)?;
-        let raw_roles = raw_del.roles.unwrap_or_default();
-        if raw_roles.len() > LIMITS.delegations_per_role {
-            return Err(format!(
-                "declares {} delegations, more than the limit of {}",
-                raw_roles.len(),
-                LIMITS.delegations_per_role
-            ));
-        }
-        let mut seen = BTreeSet::new();
-        let mut roles = Vec::new();
-        for r in raw_roles {
-            if !is_delegation_name(&r.name) || parent_role(&r.name) != role {
-                return Err(format!(
-                    "delegation role {:?} is not a valid direct child of {role}",
-                    r.name
-                ));
-            }
-            let rk = role_keys(&r.name, r.keys, &keys)?;
-            if seen.insert(r.name.clone()) {
-                roles.push(DelegatedRole {
-                    name: r.name,
-                    keys: rk,
-                    paths: r.paths.unwrap_or_default(),
-                });
-            }
-        }
-        Ok(Targets {
-            common: common(raw.version, raw.expires)?,
-            targets,
-            delegations: Delegations { keys, roles },
-        })
-    }
-
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
-
-impl RoleBody for Snapshot {
-    const TYPE: &'static str = "Snapshot";
-
-    fn from_signed(_role: &str, signed: &Value) -> Result<Self, String> {
-        let raw: RawSnapshot = from_value(signed)?;
-        let meta: BTreeMap<String, FileMeta> = raw
-            .meta
-            .into_iter()
-            .map(|(name, m)| {
-                let meta = file_meta(|| format!("meta {name}"), m)?;
-                Ok((name, meta))
-            })
-            .collect::<Result<_, String>>()?;
-        for required in [ROOT, TARGETS] {
-            meta.get(required)
-                .ok_or_else(|| format!("meta {required} is missing"))?
-                .hashes
-                .check_with_sha256()
-                .map_err(|e| format!("meta {required}: {e}"))?;
-        }
-        Ok(Snapshot {
-            common: common(raw.version, raw.expires)?,
-            meta,
-        })
-    }
-
-    fn common(&self) -> &Common {
-        &self.common
-    }
-}
-
-impl RoleBody for Timestamp {
-    const TYPE: &'static str = "Timestamp";
-
-    fn from_signed(_role: &str, signed: &Value) -> Result<Self, String> {
-        let mut raw: RawTimestamp = from_value(signed)?;
-        let snapshot = raw
-            .meta
-            .remove(SNAPSHOT)
-            .ok_or_else(|| "meta snapshot is missing".to_owned())?;
-        let snapshot = file_meta(|| "meta snapshot".to_owned(), snapshot)?;
-        snapshot
-            .hashes
-            .check_with_sha256()
-            .map_err(|e| format!("meta snapshot: {e}"))?;
-        Ok(Timestamp {
-            common: common(raw.version, raw.expires)?,
-            snapshot,
-        })
-    }
-
-    fn common(&self) -> &Common {
-        &self.common
-    }
 }
 
 /// Checks a delegation's meta entry in the snapshot has a well-formed sha256 (to fetch it by hash).

@@ -1,9 +1,12 @@
-//! The seam between fetching and verifying: which metadata file the verifier asks for, the
-//! `MetadataSource` trait that delivers raw bytes, and the errors a source can report.
-//! The HTTP implementation lives in `fetch`; tests use in-memory sources.
+//! The seam between fetching and verifying: which metadata file the verifier asks for and the
+//! `MetadataSource` trait that delivers raw bytes (its errors, [`FetchError`], are in `error`).
+//! The HTTP implementation lives in `fetch`; tests use in-memory sources. A [`FetchObserver`]
+//! is told about every fetch the HTTP source makes (the application's metrics implement it).
 
 use std::future::Future;
 use std::time::Duration;
+
+pub use super::error::FetchError;
 
 /// One metadata file of a repository.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -63,82 +66,9 @@ pub trait MetadataSource: Send + Sync {
     fn server(&self) -> &str;
 }
 
-/// Why a metadata file could not be fetched.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FetchError {
-    /// 404: the repository has no trust data, or this file/version/checksum does not exist.
-    #[error("no trust data for {gun} on {server} ({file} not found)")]
-    NotFound {
-        /// Server URL.
-        server: String,
-        /// Repository.
-        gun: String,
-        /// File name requested.
-        file: String,
-    },
-    /// 401/403 after authenticating, or the token service refused the credentials.
-    #[error("notary server {server} refused access to {gun}: {detail}")]
-    Unauthorized {
-        /// Server URL.
-        server: String,
-        /// Repository.
-        gun: String,
-        /// What the server or token service said.
-        detail: String,
-    },
-    /// Any other non-success HTTP status.
-    #[error("notary server {server} answered HTTP {status} for {file}")]
-    Server {
-        /// Server URL.
-        server: String,
-        /// File name requested.
-        file: String,
-        /// HTTP status code.
-        status: u16,
-    },
-    /// The request (connect, headers or body) did not finish in time.
-    #[error("timed out after {timeout:?} fetching {file} from {server}")]
-    Timeout {
-        /// Server URL.
-        server: String,
-        /// File name requested.
-        file: String,
-        /// The limit that was hit.
-        timeout: Duration,
-    },
-    /// The body is longer than the size the parent role (or a fixed cap) allows.
-    #[error("{file} from {server} exceeds the allowed {limit} bytes")]
-    TooLarge {
-        /// Server URL.
-        server: String,
-        /// File name requested.
-        file: String,
-        /// The cap in bytes.
-        limit: u64,
-    },
-    /// TLS handshake or certificate verification failed.
-    #[error("TLS failure talking to notary server {server}: {detail}")]
-    Tls {
-        /// Server URL.
-        server: String,
-        /// Underlying error text.
-        detail: String,
-    },
-    /// Connection refused, DNS failure and other transport errors.
-    #[error("cannot reach notary server {server}: {detail}")]
-    Connect {
-        /// Server URL.
-        server: String,
-        /// Underlying error text.
-        detail: String,
-    },
-    /// The server answered something that is not a Notary response (bad challenge, bad token JSON, ...).
-    #[error("invalid response from notary server {server}: {detail}")]
-    Protocol {
-        /// Server URL.
-        server: String,
-        /// What was wrong.
-        detail: String,
-    },
+/// Told about every finished fetch of the HTTP source (`fetch::HttpSource::with_metrics`).
+pub trait FetchObserver: Send + Sync {
+    /// One finished fetch: `role` is a bounded label (`fetch::role_label`), `outcome` is `ok`
+    /// or a stable error label (`fetch::error_label`), and how long it took.
+    fn fetch_finished(&self, role: &str, outcome: &str, elapsed: Duration);
 }

@@ -1,10 +1,10 @@
 //! Pure verification of Notary v1 metadata (no I/O): signature thresholds over distinct public
 //! keys (two key IDs of one public key, such as two certificates of it, count once; at most one
-//! signature checked per key ID), root validation (submodule `root`: notary-protocol.md §4.2
+//! signature checked per key ID), root validation (submodule `root`: Notary's `ValidateRoot`
 //! with our key pinning and rotation), and the checks on
-//! timestamp, snapshot, targets and delegations (hashes, lengths, versions, expiry). Also owns
-//! `VerifyError`, the one error type of trust-data loading, and the policy inputs `TrustRoot`
-//! and `Revocations`.
+//! timestamp, snapshot, targets and delegations (hashes, lengths, versions, expiry). The update
+//! chain (`updater`) calls these in protocol order; errors are in `error`, the policy inputs
+//! (`TrustRoot`, `Revocations`) in `options`.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -13,97 +13,16 @@ use sha2::{Digest, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
+pub use super::error::VerifyError;
+use super::options::Revocations;
 use super::schema::{
     Common, FileMeta, KeyMap, ROOT, RoleBody, RoleKeys, Root, SNAPSHOT, SignedFile, Snapshot,
     TARGETS, TIMESTAMP, Targets, Timestamp,
 };
-use super::source::FetchError;
-use super::updater::Revocations;
 use crate::limits::LIMITS;
 
 mod root;
 pub use root::{usable_root_keys, verify_pinned_root, verify_rotation};
-
-/// Why trust data could not be loaded or a role is not trusted. One variant per kind of failure;
-/// each message is one readable line naming the repository and role. In every variant `gun` is
-/// the repository and `role` the role of the file concerned.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-#[rustfmt::skip]
-pub enum VerifyError {
-    /// A file could not be fetched.
-    #[error(transparent)]
-    Fetch(#[from] FetchError),
-    /// Not JSON, bad base64, missing or ill-typed fields, or a structural rule broken (`detail`).
-    #[error("{role} metadata of {gun} is malformed: {detail}")]
-    Malformed { gun: String, role: String, detail: String },
-    /// `_type` is `got`, not the `expected` capitalised type of the role.
-    #[error("{role} metadata of {gun} has type {got:?}, expected {expected:?}")]
-    WrongType { gun: String, role: String, expected: String, got: String },
-    /// The file carries no signatures at all.
-    #[error("{role} metadata of {gun} has no signatures")]
-    NoSignatures { gun: String, role: String },
-    /// Fewer distinct public keys with a valid signature (`valid`) than the role's `threshold`.
-    #[error("role {role} of {gun} is signed by {valid} of the {threshold} required keys")]
-    BadSignatureThreshold { gun: String, role: String, valid: usize, threshold: u64 },
-    /// A key listed (and signed) as `listed` has the computed ID `computed`.
-    #[error("role {role} of {gun}: key listed as {listed} has ID {computed}")]
-    KeyIdMismatch { gun: String, role: String, listed: String, computed: String },
-    /// The role's `expires` (as written) is in the past.
-    #[error("{role} of {gun} (version {version}) expired at {expires}")]
-    Expired { gun: String, role: String, version: u64, expires: String },
-    /// The file does not match the `algorithm` hash that role `parent` lists.
-    #[error("{role} of {gun} does not match the {algorithm} hash listed in {parent}")]
-    HashMismatch { gun: String, role: String, parent: String, algorithm: String },
-    /// The file is `got` bytes, longer than the `limit` that role `parent` lists.
-    #[error("{role} of {gun} is {got} bytes, longer than the {limit} bytes listed in {parent}")]
-    TooLong { gun: String, role: String, parent: String, limit: u64, got: u64 },
-    /// Version `got` is lower than the version `seen` before (rollback attack or stale server).
-    #[error("{role} of {gun} went back from version {seen} to {got}")]
-    Rollback { gun: String, role: String, seen: u64, got: u64 },
-    /// A versioned file (`N.root.json`) holds version `got`, not `expected`.
-    #[error("{role} of {gun}: asked for version {expected}, got version {got}")]
-    VersionMismatch { gun: String, role: String, expected: u64, got: u64 },
-    /// The policy pins no trust roots.
-    #[error("no trust roots are pinned for {gun}")]
-    NoTrustRoots { gun: String },
-    /// No root-role key is a usable certificate; `detail` says why each was dropped.
-    #[error("root version {version} of {gun} has no usable root certificate: {detail}")]
-    RootCertificates { gun: String, version: u64, detail: String },
-    /// Only `valid` distinct pinned public keys (each satisfying a distinct pin) signed the root,
-    /// fewer than `threshold`
-    /// (`trustRootThreshold`); `pinned` and `root_keys` list the key IDs on both sides.
-    #[error("root of {gun} (version {version}) is signed by {valid} of the {threshold} required pinned trust roots (pinned key IDs: {pinned}; root keys: {root_keys})")]
-    UntrustedRoot { gun: String, version: u64, valid: usize, threshold: usize, pinned: String, root_keys: String },
-    /// Root `version` is signed by `valid` keys of trusted root `prev_version`, fewer than that
-    /// root's `threshold`.
-    #[error("root version {version} of {gun} is signed by {valid} of the {threshold} keys required by trusted root version {prev_version}")]
-    RotationNotSigned { gun: String, version: u64, prev_version: u64, valid: usize, threshold: u64 },
-    /// No pinned root within the last `limit` versions of the root's rotation history.
-    #[error("no pinned root of {gun} within {limit} versions before version {version}")]
-    RootChainTooLong { gun: String, version: u64, limit: u64 },
-    /// The root does not match the snapshot's `algorithm` hash: it changed during the update.
-    #[error("root of {gun} changed during the update (it does not match the snapshot's {algorithm})")]
-    RootChanged { gun: String, algorithm: String },
-    /// The file carries `count` signatures, more than `limit`; none was checked.
-    #[error("{role} metadata of {gun} carries {count} signatures, more than the limit of {limit}")]
-    TooManySignatures { gun: String, role: String, count: usize, limit: usize },
-    /// The repository declares more delegations than `limit` (all levels together).
-    #[error("{gun} declares more than {limit} delegations (at {role})")]
-    TooManyDelegations { gun: String, role: String, limit: usize },
-    /// The server's root has the version of the root trusted before but other signed content.
-    #[error("root version {version} of {gun} differs from the trusted root of the same version")]
-    RootReplaced { gun: String, version: u64 },
-    /// Verification could not run to completion (`detail`); nothing is trusted.
-    #[error("verification of {role} of {gun} failed: {detail}")]
-    Verifier { gun: String, role: String, detail: String },
-    /// Delegation `role` is not declared by `parent`.
-    #[error("{role} of {gun} is not delegated by {parent}")]
-    UnknownDelegation { gun: String, role: String, parent: String },
-    /// A role the snapshot does not list (never published).
-    #[error("{role} of {gun} is not listed in the snapshot")]
-    NotInSnapshot { gun: String, role: String },
-}
 
 /// A verified file and the key IDs whose signatures counted (one per distinct public key).
 #[derive(Debug, Clone)]
@@ -132,14 +51,18 @@ impl TrustedRoot {
     }
 }
 
-/// Outcome of a delegation that did not fail fatally.
+/// Outcome of a check that may leave a role unusable without failing the whole load (notary
+/// skips an expired delegation, or one below its threshold, with a warning).
 #[derive(Debug, Clone)]
-pub enum DelegationOutcome {
+pub enum Outcome<T> {
     /// Verified; usable.
-    Valid(Verified<Targets>),
+    Valid(T),
     /// Expired or below threshold: skipped, as notary does.
     Invalid(VerifyError),
 }
+
+/// Outcome of a delegation that did not fail fatally.
+pub type DelegationOutcome = Outcome<Verified<Targets>>;
 
 /// The key IDs among `keyids` with a valid, unrevoked signature over the canonical bytes, one
 /// per distinct public key (two key IDs of one public key, such as two certificates of it or the

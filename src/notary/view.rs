@@ -291,8 +291,9 @@ impl TrustData {
         None
     }
 
-    /// What `docker trust` pulls for `tag` (notary-protocol.md §4.4): the first hit walking
-    /// `targets/releases` (and below), else `targets` (and below, except releases); accepted
+    /// What `docker trust` pulls for `tag` (docker's `TrustedReference` over notary's
+    /// `GetTargetByName`): the first hit walking `targets/releases` (and below), else
+    /// `targets` (and below, except releases); accepted
     /// only if the hit is in `targets/releases` or `targets` itself.
     pub fn docker_lookup(&self, tag: &str) -> Option<SignedTarget> {
         for (subtree, skip) in [(RELEASES, TARGETS), (TARGETS, RELEASES)] {

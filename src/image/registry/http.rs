@@ -345,7 +345,7 @@ impl<'a> Conversation<'a> {
                     LIMITS.token_bytes
                 ))
             })?;
-        if !crate::admission::wire::json_depth_within(&body, LIMITS.json_depth) {
+        if !crate::json::json_depth_within(&body, LIMITS.json_depth) {
             return Err(Failure::Protocol(format!(
                 "token answer nests JSON deeper than the limit of {} levels",
                 LIMITS.json_depth
@@ -489,7 +489,8 @@ mod tests {
     use super::*;
 
     fn may(plain_http: bool, domain: &str, realm: &str) -> bool {
-        crate::tls::install_crypto_provider();
+        // The process-wide provider (as `tls::install_crypto_provider` installs it).
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let client = Client::new();
         let creds = Credentials::Basic {
             username: "u".into(),

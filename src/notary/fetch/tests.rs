@@ -1,6 +1,7 @@
 //! Unit tests of `fetch`.
 
 #![allow(clippy::unwrap_used, clippy::panic)]
+use super::exchange::check_path_part;
 use super::*;
 
 fn one(h: &str) -> Challenge {

@@ -3,7 +3,8 @@
 //! data, mix-and-match, fast-forward, threshold with duplicate keys (root pins and role
 //! thresholds), key revocation evasion, root rotation that skips the remembered threshold and
 //! signature flood. Tests one past each trust-data limit are in `limits`; the attacks over
-//! the wire (slow retrieval, a flood against the running webhook) are in `attacks_wire`.
+//! the wire (slow retrieval, a flood against the running webhook) are in `admission::notary_attacks`
+//! (they drive the webhook, which `notary` must not import).
 
 use serde_json::{Value, json};
 
@@ -42,7 +43,7 @@ fn edit_json(raw: &mut Vec<u8>, f: impl Fn(&mut Value)) {
 
 /// `n` bogus signatures by `keyid`, put before the real ones (so a verifier that stops at the
 /// first valid signature of a key still checks them all).
-pub(super) fn prepend_bogus_signatures(raw: &mut Vec<u8>, keyid: &str, n: usize) {
+pub(crate) fn prepend_bogus_signatures(raw: &mut Vec<u8>, keyid: &str, n: usize) {
     let keyid = keyid.to_owned();
     edit_json(raw, move |v| {
         let bogus = json!({"keyid": keyid, "method": "ecdsa",

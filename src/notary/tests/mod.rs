@@ -1,11 +1,10 @@
 //! Tests of schema, verify, updater and view: real public notary data (read in place from
-//! `TRUSTGATE_NOTARY_FIXTURES`, see `notary::fixtures_dir`) and synthetic repositories from `builder` (also used by the
-//! engine's tests in `decision`), and the caching of trust data (`caching`).
+//! `TRUSTGATE_NOTARY_FIXTURES`, see `notary::fixtures_dir`) and synthetic repositories from
+//! `builder` (`notary::testing`, also used by the engine's tests in `decision`), and the
+//! re-use of verified files between loads (`caching`).
 #![allow(clippy::panic)]
 
-mod attacks;
-mod attacks_wire;
-pub(crate) mod builder;
+pub(crate) mod attacks;
 pub(crate) mod caching;
 mod fixtures;
 mod limits;
@@ -13,6 +12,8 @@ mod properties;
 mod scenarios;
 
 use std::sync::Arc;
+
+pub(crate) use super::testing as builder;
 
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -25,13 +26,13 @@ use crate::notary::verify::VerifyError;
 use crate::notary::view::TrustData;
 
 /// 2025-06-01: every fixture (and notary0.3's root certificate) is valid.
-const NOW: OffsetDateTime = datetime!(2025-06-01 00:00 UTC);
+pub(crate) const NOW: OffsetDateTime = datetime!(2025-06-01 00:00 UTC);
 
-fn updater_at(now: OffsetDateTime) -> Updater {
+pub(crate) fn updater_at(now: OffsetDateTime) -> Updater {
     Updater::new(Arc::new(FixedClock(now)))
 }
 
-fn pin_ids(ids: &[&str]) -> TrustOptions {
+pub(crate) fn pin_ids(ids: &[&str]) -> TrustOptions {
     TrustOptions {
         trust_roots: ids
             .iter()
@@ -42,7 +43,7 @@ fn pin_ids(ids: &[&str]) -> TrustOptions {
     }
 }
 
-fn pin_pem(pem: &str) -> TrustOptions {
+pub(crate) fn pin_pem(pem: &str) -> TrustOptions {
     TrustOptions {
         trust_roots: vec![TrustRoot::Key(PinnedKey::from_pem(pem).expect("pem"))],
         trust_root_threshold: 1,
@@ -50,7 +51,7 @@ fn pin_pem(pem: &str) -> TrustOptions {
     }
 }
 
-fn load<S: MetadataSource>(
+pub(crate) fn load<S: MetadataSource>(
     u: &Updater,
     src: &S,
     gun: &str,
@@ -59,7 +60,7 @@ fn load<S: MetadataSource>(
     futures::executor::block_on(u.load(src, gun, opts))
 }
 
-fn sha(hex_digest: &str) -> [u8; 32] {
+pub(crate) fn sha(hex_digest: &str) -> [u8; 32] {
     let v = hex::decode(hex_digest).expect("hex");
     v.try_into().expect("32 bytes")
 }

@@ -85,8 +85,15 @@ fn mutation() -> impl Strategy<Value = Mutation> {
 
 /// The canonical bytes of the file's `signed` object, `None` when there are none.
 fn signed_part(raw: &[u8]) -> Option<Vec<u8>> {
-    let v: Value = serde_json::from_slice(raw).ok()?;
-    to_canonical(v.get("signed")?).ok()
+    /// Read as the loader reads the envelope: only `signed` is parsed; other members are
+    /// skipped unvalidated (a `Value` of the whole file would reject invalid UTF-8 in an
+    /// unsigned member the loader rightly ignores, and count that as a change).
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        signed: Value,
+    }
+    let env: Envelope = serde_json::from_slice(raw).ok()?;
+    to_canonical(&env.signed).ok()
 }
 
 // ---- running a load -----------------------------------------------------------------------

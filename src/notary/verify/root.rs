@@ -1,4 +1,4 @@
-//! Root validation (notary-protocol.md §4.2), a child of `verify`: which root keys are usable
+//! Root validation (Notary's `trustpinning.ValidateRoot`), a child of `verify`: which root keys are usable
 //! certificates, pinning (distinct pinned public keys against `trustRootThreshold`) and rotation
 //! from a trusted root (a threshold of the old root's keys and of the new root's own).
 
@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use time::{Duration, OffsetDateTime};
 
 use super::super::keys::CertInfo;
+use super::super::options::{Revocations, TrustRoot};
 use super::super::schema::{KeyMap, ROOT, RoleKeys, Root, SignedFile};
-use super::super::updater::{Revocations, TrustRoot};
 use super::{
     TrustedRoot, VerifyError, check_expiry, valid_public_keys, valid_signers, verify_threshold,
 };

@@ -1,5 +1,5 @@
-//! Step 1 of the update flow: the trusted root (notary-protocol.md §4.2). A child module of
-//! `updater` (declared there with `#[path]`).
+//! Step 1 of the update chain: the trusted root (TUF §5.3; notary's `bootstrapClient` and
+//! `updateRoot` with `trustpinning.ValidateRoot`; the checks of one root are in `verify::root`).
 //!
 //! - When a root of the repository is remembered (`VersionMemory`), a newer root is reached ONLY
 //!   by rotation from it: every version in between, each signed by a threshold of the previous
@@ -18,10 +18,12 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+use super::super::options::{Revocations, TrustRoot};
 use super::super::schema::{ROOT, Root, SignedFile};
 use super::super::source::{FetchError, MetaRequest, MetadataSource};
 use super::super::verify::{TrustedRoot, VerifyError, verify_pinned_root, verify_rotation};
-use super::{Revocations, TrustOptions, TrustRoot, Updater, off_runtime};
+use super::Chain;
+use super::kept::off_runtime;
 use crate::limits::LIMITS;
 
 /// What root checks need, owned (they run on the blocking pool).
@@ -70,21 +72,18 @@ impl Pins {
     }
 }
 
-impl Updater {
-    /// The newest root of `gun`, trusted (see the module header). `revoked` learns the public
-    /// keys of revoked key IDs from every root read.
-    pub(super) async fn trusted_root<S: MetadataSource>(
+impl<S: MetadataSource> Chain<'_, S> {
+    /// Step 1: the newest root of the repository, trusted (see the module header). `revoked`
+    /// learns the public keys of revoked key IDs from every root read.
+    pub(super) async fn trusted_root(
         &self,
-        source: &S,
-        gun: &str,
-        opts: &TrustOptions,
         revoked: &mut Revocations,
-        now: OffsetDateTime,
     ) -> Result<TrustedRoot, VerifyError> {
+        let (source, gun) = (self.source, self.gun);
         let pins = Pins {
-            pins: Arc::new(opts.trust_roots.clone()),
-            threshold: opts.trust_root_threshold,
-            now,
+            pins: Arc::new(self.opts.trust_roots.clone()),
+            threshold: self.opts.trust_root_threshold,
+            now: self.now,
         };
         let raw = source
             .fetch(
@@ -114,7 +113,7 @@ impl Updater {
             }
             if newest > prev.version() {
                 let rotated = self
-                    .rotate_forward(source, gun, &pins, (*prev).clone(), latest.clone(), revoked)
+                    .rotate_forward(&pins, (*prev).clone(), latest.clone(), revoked)
                     .await?;
                 // The remembered root may have been trusted under other pins: then these pins
                 // must accept the newest root too.
@@ -122,21 +121,17 @@ impl Updater {
                 if pinned_prev.is_ok() {
                     return Ok(rotated);
                 }
-                self.trusted_by_pins(source, gun, &pins, latest, revoked)
-                    .await?;
+                self.trusted_by_pins(&pins, latest, revoked).await?;
                 return Ok(rotated);
             }
         }
-        self.trusted_by_pins(source, gun, &pins, latest, revoked)
-            .await
+        self.trusted_by_pins(&pins, latest, revoked).await
     }
 
     /// Trusts `latest` by the pins alone: directly, or by rotation from an older root they
     /// accept (walking back at most `LIMITS.root_walk` versions).
-    async fn trusted_by_pins<S: MetadataSource>(
+    async fn trusted_by_pins(
         &self,
-        source: &S,
-        gun: &str,
         pins: &Pins,
         latest: SignedFile<Root>,
         revoked: &mut Revocations,
@@ -153,7 +148,7 @@ impl Updater {
         let lowest = newest.saturating_sub(LIMITS.root_walk).max(1);
         let mut anchor = None;
         for v in (lowest..newest).rev() {
-            let Some(file) = fetch_root_version(source, gun, v).await? else {
+            let Some(file) = self.root_version(v).await? else {
                 break;
             };
             revoked.resolve(file.body.keys.values().map(AsRef::as_ref));
@@ -171,23 +166,21 @@ impl Updater {
             Some(anchor) => anchor,
             None if lowest > 1 && older.len() as u64 == newest - lowest => {
                 return Err(VerifyError::RootChainTooLong {
-                    gun: gun.into(),
+                    gun: self.gun.into(),
                     version: newest,
                     limit: LIMITS.root_walk,
                 });
             }
             None => return Err(direct),
         };
-        self.rotate_through(source, gun, pins, anchor, older, latest, revoked)
+        self.rotate_through(pins, anchor, older, latest, revoked)
             .await
     }
 
     /// Rotation from the remembered root `prev` to `latest`, through every version in between
     /// (at most `LIMITS.root_walk` of them).
-    async fn rotate_forward<S: MetadataSource>(
+    async fn rotate_forward(
         &self,
-        source: &S,
-        gun: &str,
         pins: &Pins,
         prev: TrustedRoot,
         latest: SignedFile<Root>,
@@ -196,22 +189,19 @@ impl Updater {
         let newest = latest.body.common.version;
         if newest - prev.version() > LIMITS.root_walk {
             return Err(VerifyError::RootChainTooLong {
-                gun: gun.into(),
+                gun: self.gun.into(),
                 version: newest,
                 limit: LIMITS.root_walk,
             });
         }
-        self.rotate_through(source, gun, pins, prev, BTreeMap::new(), latest, revoked)
+        self.rotate_through(pins, prev, BTreeMap::new(), latest, revoked)
             .await
     }
 
     /// Verifies each rotation from `anchor` to `latest`, using the `older` files already read;
     /// intermediate roots ignore expiry, the newest doesn't.
-    #[allow(clippy::too_many_arguments)]
-    async fn rotate_through<S: MetadataSource>(
+    async fn rotate_through(
         &self,
-        source: &S,
-        gun: &str,
         pins: &Pins,
         anchor: TrustedRoot,
         mut older: BTreeMap<u64, SignedFile<Root>>,
@@ -223,17 +213,18 @@ impl Updater {
         for v in current.version() + 1..newest {
             let file = match older.remove(&v) {
                 Some(file) => file,
-                None => fetch_root_version(source, gun, v).await?.ok_or_else(|| {
-                    FetchError::NotFound {
-                        server: source.server().to_owned(),
-                        gun: gun.to_owned(),
+                None => self
+                    .root_version(v)
+                    .await?
+                    .ok_or_else(|| FetchError::NotFound {
+                        server: self.server.to_owned(),
+                        gun: self.gun.to_owned(),
                         file: MetaRequest::Version {
                             role: ROOT.into(),
                             version: v,
                         }
                         .file_name(),
-                    }
-                })?,
+                    })?,
             };
             revoked.resolve(file.body.keys.values().map(AsRef::as_ref));
             current = pins.rotate(current, file, revoked, false).await?;
@@ -251,29 +242,28 @@ async fn parse_root(gun: &str, raw: Vec<u8>) -> Result<SignedFile<Root>, VerifyE
     .await
 }
 
-/// `<v>.root.json`, parsed and checked to hold version `v`; `None` when the server has none.
-async fn fetch_root_version<S: MetadataSource>(
-    source: &S,
-    gun: &str,
-    v: u64,
-) -> Result<Option<SignedFile<Root>>, VerifyError> {
-    let req = MetaRequest::Version {
-        role: ROOT.into(),
-        version: v,
-    };
-    let raw = match source.fetch(gun, &req, LIMITS.root_bytes).await {
-        Ok(raw) => raw,
-        Err(FetchError::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let file = parse_root(gun, raw).await?;
-    if file.body.common.version != v {
-        return Err(VerifyError::VersionMismatch {
-            gun: gun.into(),
+impl<S: MetadataSource> Chain<'_, S> {
+    /// `<v>.root.json`, parsed and checked to hold version `v`; `None` when the server has none.
+    async fn root_version(&self, v: u64) -> Result<Option<SignedFile<Root>>, VerifyError> {
+        let (source, gun) = (self.source, self.gun);
+        let req = MetaRequest::Version {
             role: ROOT.into(),
-            expected: v,
-            got: file.body.common.version,
-        });
+            version: v,
+        };
+        let raw = match source.fetch(gun, &req, LIMITS.root_bytes).await {
+            Ok(raw) => raw,
+            Err(FetchError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let file = parse_root(gun, raw).await?;
+        if file.body.common.version != v {
+            return Err(VerifyError::VersionMismatch {
+                gun: gun.into(),
+                role: ROOT.into(),
+                expected: v,
+                got: file.body.common.version,
+            });
+        }
+        Ok(Some(file))
     }
-    Ok(Some(file))
 }

@@ -2,7 +2,8 @@
 //! webhook server (HTTPS `/validate`, admin `/healthz`) talking to a malicious Notary server
 //! scripted here on 127.0.0.1 (a raw HTTP/1.1 responder serving `builder` repositories, slowly
 //! or endlessly where the attack wants). Unit tests because the metadata comes from the
-//! `cfg(test)` builder; named after the attack.
+//! `cfg(test)` builder (`notary::testing`); named after the attack. They live with the webhook
+//! because they drive it: `notary` itself imports nothing of the application.
 //!
 //! - signature flood: snapshots with 20,000 bogus signatures for several repositories at once
 //!   are rejected within the review budget while `/healthz` keeps answering;
@@ -18,12 +19,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::builder::{MemSource, Repo};
 use crate::admission::{RunningServer, ServerConfig, Webhook, start};
 use crate::audit::metrics::Metrics;
 use crate::cache::CacheConfig;
 use crate::clock::SystemClock;
 use crate::decision::{Engine, EngineConfig};
+use crate::notary::testing::{MemSource, Repo};
 use crate::policy::{Action, DirPolicySource};
 use crate::tls::ServingCert;
 
@@ -284,7 +285,9 @@ async fn signature_flood_is_rejected_within_the_deadline_while_healthz_answers()
             let key = r.roles["snapshot"].keys[0].id.clone();
             r.bytes_hooks.insert(
                 "snapshot".into(),
-                Box::new(move |raw| super::attacks::prepend_bogus_signatures(raw, &key, 20_000)),
+                Box::new(move |raw| {
+                    crate::notary::tests::attacks::prepend_bogus_signatures(raw, &key, 20_000)
+                }),
             );
         }
         serve_repo(&mut files, &gun, &r.publish());

@@ -1,0 +1,46 @@
+//! Low-level JSON helpers shared by every reader of untrusted JSON (AdmissionReviews, Docker
+//! credentials, registry token answers, Notary metadata): checks that run over the raw bytes
+//! before any parser sees them. Depends on nothing else in the crate.
+
+/// True when the JSON text `bytes` nests arrays and objects at most `limit` levels deep
+/// (brackets inside strings do not count). A linear scan, run before parsing so no parser
+/// recursion or allocation is spent on a hostile body.
+pub fn json_depth_within(bytes: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_counts_brackets_outside_strings_only() {
+        assert!(json_depth_within(br#"{"a":[{"b":"[[[[{{{{"}]}"#, 3));
+        assert!(!json_depth_within(br#"{"a":[{"b":[]}]}"#, 3));
+        assert!(json_depth_within(br#"{"a":"\"[[[["}"#, 1));
+        assert!(!json_depth_within(br#"{"a":"\\",[[[[0]]]]}"#, 4));
+    }
+}
