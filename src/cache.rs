@@ -54,6 +54,9 @@ use crate::notary::updater::{Reuse, TrustOptions, Updater};
 use crate::notary::verify::VerifyError;
 use crate::notary::view::TrustData;
 
+mod signatures;
+pub use signatures::SignatureCache;
+
 /// Every TTL and bound of the engine's caches. A TTL of zero keeps nothing (concurrent misses
 /// still share one computation); a bound of zero keeps nothing either.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,8 +433,9 @@ impl TrustCache {
 #[derive(Debug)]
 struct Kept<V> {
     value: V,
-    trust_key: Key,
-    serial: u64,
+    /// The trust-data entry the value came from and its serial; `None` for a value that used
+    /// no Notary trust data (a policy evaluating only Notation or cosign signatures).
+    trust: Option<(Key, u64)>,
 }
 
 /// Decision outcomes per policy, reference, digest and source (see the module docs).
@@ -473,8 +477,12 @@ impl<V: Clone + Send + Sync + 'static> DecisionCache<V> {
         let hit = match self.entries.get(key).await {
             Some(kept) => {
                 let kept = kept.value;
-                (trust.current_serial(&kept.trust_key).await == Some(kept.serial))
-                    .then(|| kept.value.clone())
+                match &kept.trust {
+                    None => Some(kept.value.clone()),
+                    Some((trust_key, serial)) => (trust.current_serial(trust_key).await
+                        == Some(*serial))
+                    .then(|| kept.value.clone()),
+                }
             }
             None => None,
         };
@@ -484,11 +492,16 @@ impl<V: Clone + Send + Sync + 'static> DecisionCache<V> {
 
     /// Keeps `value`, computed from the trust-data entry `trust_key` with serial `serial`.
     pub async fn insert(&self, key: Key, value: V, trust_key: Key, serial: u64) {
-        let kept = Arc::new(Kept {
-            value,
-            trust_key,
-            serial,
-        });
+        self.keep(key, value, Some((trust_key, serial))).await;
+    }
+
+    /// Keeps `value`, computed without Notary trust data (it lives for the decision TTL).
+    pub async fn insert_untied(&self, key: Key, value: V) {
+        self.keep(key, value, None).await;
+    }
+
+    async fn keep(&self, key: Key, value: V, trust: Option<(Key, u64)>) {
+        let kept = Arc::new(Kept { value, trust });
         self.entries
             .insert(
                 key,

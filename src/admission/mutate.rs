@@ -282,6 +282,7 @@ mod tests {
             reason_class: ReasonClass::Verified,
             reason: format!("{image} verified"),
             signers: vec!["targets/releases".into()],
+            formats: None,
         }
     }
 

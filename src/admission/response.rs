@@ -249,6 +249,7 @@ mod tests {
                 },
                 reason: format!("docker.io/library/{image} something happened"),
                 signers: Vec::new(),
+                formats: None,
             },
             vec!["spec.containers[0] (name: app)".to_string()],
         )

@@ -364,6 +364,7 @@ fn undecided(image: &str, budget: Duration) -> Decision {
         verified: false,
         reason_class: ReasonClass::Timeout,
         signers: Vec::new(),
+        formats: None,
     }
 }
 

@@ -113,6 +113,7 @@ mod tests {
             reason_class: ReasonClass::Verified,
             reason: "signed".into(),
             signers: vec![],
+            formats: None,
         };
         assert!(LogDecisions::All.selects(&d));
         assert!(!LogDecisions::Rejected.selects(&d));

@@ -55,7 +55,7 @@ const OPERATIONS: [&str; 5] = ["CREATE", "UPDATE", "DELETE", "CONNECT", "unknown
 const REQUEST_RESULTS: [&str; 5] = ["admitted", "rejected", "warned", "error", "patched"];
 const DECISION_RESULTS: [&str; 4] = ["admitted", "rejected", "warned", "audited"];
 const ROLES: [&str; 5] = ["root", "timestamp", "snapshot", "targets", "delegation"];
-const CACHES: [&str; 3] = ["digest", "trust", "decision"];
+const CACHES: [&str; 4] = ["digest", "trust", "decision", "signatures"];
 
 /// A bounded label: known values, plus at most `cap` others seen first.
 #[derive(Debug)]
@@ -224,6 +224,15 @@ pub struct CacheLabels {
     pub outcome: String,
 }
 
+/// Labels of signature-format evaluations.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FormatLabels {
+    /// `NotaryV1`, `Notation` or `Cosign`.
+    pub format: String,
+    /// `passed` or `failed`.
+    pub result: String,
+}
+
 /// Labels of dropped events.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabels {
@@ -254,6 +263,9 @@ pub struct Metrics {
     pub registry_duration: Family<RegistryLabels, Histogram>,
     /// `trustgate_cache_requests_total{cache,outcome}`.
     pub cache_requests: Family<CacheLabels, Counter>,
+    /// `trustgate_image_signature_formats_total{format,result}`: each signature format a
+    /// decision evaluated (policies with `spec.signatures`), passed or failed.
+    pub image_signature_formats: Family<FormatLabels, Counter>,
     /// `trustgate_events_dropped_total{reason}`.
     pub events_dropped: Family<DropLabels, Counter>,
     /// `trustgate_policy_reloads_total`: policy sets (re)loaded from the policy source.
@@ -341,6 +353,12 @@ impl Metrics {
             "Cache lookups, by cache and hit or miss",
             cache_requests.clone(),
         );
+        let image_signature_formats = Family::<FormatLabels, Counter>::default();
+        registry.register(
+            "image_signature_formats",
+            "Signature formats evaluated per image decision, by format and passed or failed",
+            image_signature_formats.clone(),
+        );
         let events_dropped = Family::<DropLabels, Counter>::default();
         registry.register(
             "events_dropped",
@@ -390,6 +408,7 @@ impl Metrics {
             registry_resolutions,
             registry_duration,
             cache_requests,
+            image_signature_formats,
             events_dropped,
             policy_reloads,
             policy_reload_errors,
@@ -458,6 +477,19 @@ impl Metrics {
                     })
                     .inc();
             }
+        }
+        for (format, evaluation) in d.formats.iter().flatten() {
+            self.image_signature_formats
+                .get_or_create(&FormatLabels {
+                    format: format.as_str().to_owned(),
+                    result: if evaluation.passed {
+                        "passed"
+                    } else {
+                        "failed"
+                    }
+                    .to_owned(),
+                })
+                .inc();
         }
         self.image_decisions
             .get_or_create(&DecisionLabels {
@@ -576,6 +608,7 @@ mod tests {
             reason_class: class,
             reason: "why".into(),
             signers: Vec::new(),
+            formats: None,
         }
     }
 

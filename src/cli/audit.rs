@@ -90,6 +90,12 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                     d.image,
                     d.reason
                 );
+                for line in super::report::format_lines(d) {
+                    println!("{line}");
+                }
+            }
+            if let Some(line) = super::report::migration_line(found.iter().map(|r| &r.decision)) {
+                println!("{line}");
             }
         }
         Output::Json => {
@@ -105,7 +111,10 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
                 .collect();
             println!(
                 "{}",
-                serde_json::to_string_pretty(&json!({ "results": results }))?
+                serde_json::to_string_pretty(&json!({
+                    "results": results,
+                    "migration": super::report::migration_json(found.iter().map(|r| &r.decision)),
+                }))?
             );
         }
     }

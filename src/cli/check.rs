@@ -65,11 +65,17 @@ pub async fn run(
         Output::Text => {
             for d in &decisions {
                 println!("{:<8} {}", d.verdict(), d.reason);
+                for line in super::report::format_lines(d) {
+                    println!("{line}");
+                }
                 if args.pin
                     && let Some(pinned) = pinned(d)
                 {
                     println!("{:<8} {}", "PINNED", pinned);
                 }
+            }
+            if let Some(line) = super::report::migration_line(&decisions) {
+                println!("{line}");
             }
         }
         Output::Json => {
@@ -85,7 +91,10 @@ pub async fn run(
                 .collect();
             println!(
                 "{}",
-                serde_json::to_string_pretty(&json!({ "results": results }))?
+                serde_json::to_string_pretty(&json!({
+                    "results": results,
+                    "migration": super::report::migration_json(&decisions),
+                }))?
             );
         }
     }
@@ -107,7 +116,8 @@ fn pinned(d: &Decision) -> Option<String> {
     })
 }
 
-/// The contract's JSON result object (plus `verified` and `verdict`).
+/// The contract's JSON result object (plus `verified` and `verdict`; `formats` is `null` for
+/// policies without `spec.signatures`).
 pub(super) fn result_json(d: &Decision) -> serde_json::Value {
     json!({
         "image": d.image,
@@ -121,5 +131,6 @@ pub(super) fn result_json(d: &Decision) -> serde_json::Value {
         "verdict": d.verdict(),
         "reason": d.reason,
         "signers": d.signers,
+        "formats": d.formats,
     })
 }

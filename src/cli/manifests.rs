@@ -259,9 +259,16 @@ pub async fn check(
                     object.name,
                     d.reason
                 );
+                for line in super::report::format_lines(d) {
+                    println!("{line}");
+                }
+            }
+            if let Some(line) = super::report::migration_line(results.iter().map(|r| &r.2)) {
+                println!("{line}");
             }
         }
         super::Output::Json => {
+            let migration = super::report::migration_json(results.iter().map(|r| &r.2));
             let results: Vec<Value> = results
                 .iter()
                 .map(|(object, location, d)| {
@@ -273,7 +280,9 @@ pub async fn check(
                 .collect();
             println!(
                 "{}",
-                serde_json::to_string_pretty(&serde_json::json!({ "results": results }))?
+                serde_json::to_string_pretty(
+                    &serde_json::json!({ "results": results, "migration": migration })
+                )?
             );
         }
     }

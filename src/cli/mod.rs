@@ -7,6 +7,7 @@ mod check;
 mod credentials;
 mod inspect;
 mod manifests;
+mod report;
 mod resolve;
 mod serve;
 mod webhook;

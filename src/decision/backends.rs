@@ -1,5 +1,5 @@
-//! The engine's two outside systems, as traits: a [`DigestResolver`] (tag to digest, the
-//! registry) and a [`NotaryConnector`] (a [`NotarySource`] of metadata files per Notary
+//! The engine's two outside systems, as traits: a [`DigestResolver`] (the registry: tag to
+//! digest, and the Notation/cosign signature artifacts attached to a digest) and a [`NotaryConnector`] (a [`NotarySource`] of metadata files per Notary
 //! set-up). The defaults are the real HTTP clients ([`HttpBackends`]: `image::registry::Resolver`
 //! and `notary::fetch::HttpSource`); the engine's tests and benches use in-memory ones
 //! (`decision::testing`).
@@ -11,9 +11,12 @@ use futures::future::BoxFuture;
 use crate::audit::metrics::Metrics;
 use crate::image::credentials::Credentials;
 use crate::image::reference::{Digest, ImageRef};
-use crate::image::registry::{RegistryError, RegistryOptions, Resolver};
+use crate::image::registry::{
+    ArtifactError, RegistryError, RegistryOptions, Resolver, SignatureFormat as ArtifactFormat,
+};
 use crate::notary::fetch::{HttpSource, NotaryConfig};
 use crate::notary::source::{FetchError, MetaRequest, MetadataSource};
+use crate::signatures::{Attached, Subject};
 
 /// Resolves a tag to the digest the registry serves for it.
 pub trait DigestResolver: Send + Sync {
@@ -25,6 +28,38 @@ pub trait DigestResolver: Send + Sync {
         options: &'a RegistryOptions,
         credentials: &'a Credentials,
     ) -> BoxFuture<'a, Result<Digest, RegistryError>>;
+
+    /// The manifest `image` (which names a digest) is, as its signatures must name it. The
+    /// default (backends without signature support) fails, so the new formats fail closed.
+    fn describe<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        _options: &'a RegistryOptions,
+        _credentials: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Subject, ArtifactError>> {
+        Box::pin(async move { Err(unsupported(image)) })
+    }
+
+    /// The `format` signature artifacts attached to `subject` in `image`'s repository. The
+    /// default fails, as [`DigestResolver::describe`].
+    fn signatures<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        _subject: &'a Subject,
+        _format: ArtifactFormat,
+        _options: &'a RegistryOptions,
+        _credentials: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Vec<Attached>, ArtifactError>> {
+        Box::pin(async move { Err(unsupported(image)) })
+    }
+}
+
+fn unsupported(image: &ImageRef) -> ArtifactError {
+    ArtifactError::Invalid {
+        repository: image.repository(),
+        what: "signatures".into(),
+        detail: "this registry backend cannot read signature artifacts".into(),
+    }
 }
 
 impl DigestResolver for Resolver {
@@ -35,6 +70,33 @@ impl DigestResolver for Resolver {
         credentials: &'a Credentials,
     ) -> BoxFuture<'a, Result<Digest, RegistryError>> {
         Box::pin(Resolver::resolve(self, image, options, credentials))
+    }
+
+    fn describe<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        options: &'a RegistryOptions,
+        credentials: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Subject, ArtifactError>> {
+        Box::pin(Resolver::describe(self, image, options, credentials))
+    }
+
+    fn signatures<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        subject: &'a Subject,
+        format: ArtifactFormat,
+        options: &'a RegistryOptions,
+        credentials: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Vec<Attached>, ArtifactError>> {
+        Box::pin(Resolver::signatures(
+            self,
+            image,
+            subject,
+            format,
+            options,
+            credentials,
+        ))
     }
 }
 

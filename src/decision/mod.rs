@@ -16,6 +16,7 @@
 pub mod backends;
 mod combine;
 pub mod credentials;
+mod formats;
 mod rules;
 #[cfg(any(test, feature = "bench-support"))]
 pub mod testing;
@@ -29,18 +30,21 @@ use serde::Serialize;
 
 use crate::audit::metrics::Metrics;
 use crate::cache::{
-    CacheConfig, DecisionCache, DigestCache, Key, KeyBuilder, TrustCache, TrustEntry,
+    CacheConfig, DecisionCache, DigestCache, Key, KeyBuilder, SignatureCache, TrustCache,
+    TrustEntry,
 };
 use crate::clock::Clock;
 use crate::image::credentials::Credentials;
 use crate::image::reference::{Digest, ImageRef};
 use crate::image::registry::RegistryOptions;
 use crate::notary::fetch::NotaryConfig;
+use crate::policy::formats::SignatureFormat;
 use crate::policy::matcher::{LoadedPolicy, PolicySet, Selection};
 use crate::policy::{Action, CompiledPolicy, Mode};
 
 pub use backends::{DigestResolver, HttpBackends, NotaryConnector, NotarySource};
 pub use credentials::{Anonymous, CredentialSource, PolicyCredentials};
+pub use formats::FormatResults;
 pub use rules::ReasonClass;
 
 use rules::Failure;
@@ -98,8 +102,13 @@ pub struct Decision {
     pub reason_class: ReasonClass,
     /// Why, in one line.
     pub reason: String,
-    /// The signer roles that counted (`targets/alice`, or `targets/releases` / `targets`).
+    /// The signers that counted: NotaryV1 roles (`targets/alice`, or `targets/releases` /
+    /// `targets`), Notation certificate subjects, cosign key IDs.
     pub signers: Vec<String>,
+    /// Every evaluated signature format's result, for policies that list their formats
+    /// (`spec.signatures`); `None` otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formats: Option<FormatResults>,
 }
 
 impl Decision {
@@ -142,8 +151,10 @@ pub struct Engine {
     digests: DigestCache,
     trust: TrustCache,
     decisions: DecisionCache<Outcome>,
+    signatures: SignatureCache,
     sources: moka::sync::Cache<Key, NotarySource>,
     metrics: Arc<Metrics>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -160,7 +171,7 @@ impl Engine {
     pub fn new(config: EngineConfig, clock: Arc<dyn Clock>) -> Engine {
         let metrics = Arc::new(Metrics::new());
         let cache = &config.cache;
-        let trust = TrustCache::new(clock, cache);
+        let trust = TrustCache::new(clock.clone(), cache);
         metrics.state.set_trust_expiry_source(trust.expiry_source());
         let http = HttpBackends::new(cache.client_max_entries, metrics.clone());
         Engine {
@@ -170,11 +181,13 @@ impl Engine {
             digests: DigestCache::new(cache),
             trust,
             decisions: DecisionCache::new(cache),
+            signatures: SignatureCache::new(cache),
             sources: moka::sync::Cache::builder()
                 .max_capacity(cache.client_max_entries)
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
             metrics,
+            clock,
             config,
         }
     }
@@ -302,6 +315,7 @@ impl Engine {
             reason_class: ReasonClass::ActionDeny,
             reason: String::new(),
             signers: Vec::new(),
+            formats: None,
         };
         if let Some(problem) = policy.problem() {
             // An invalid cluster policy rejects what it matches, whatever its action and mode.
@@ -374,15 +388,68 @@ impl Engine {
         {
             return outcome;
         }
-        // 4. The verified trust data, then 5. the signature rules over it.
-        let (trust_key, trust) = self
-            .load_trust(image, &digest, compiled, source_id, credentials.notary)
-            .await?;
-        let outcome = rules::check_signatures(image, &digest, &trust.data, compiled);
+        // 4. The verified trust data, then 5. the signature rules over it (Docker Content
+        // Trust alone, as every policy without `spec.signatures`).
+        let formats = &compiled.formats;
+        if formats.notary_v1_only() && !formats.listed {
+            let (trust_key, trust) = self
+                .load_trust(image, &digest, compiled, source_id, credentials.notary)
+                .await?;
+            let outcome = rules::check_signatures(image, &digest, &trust.data, compiled);
+            if let Some(key) = decision_key {
+                self.decisions
+                    .insert(key, outcome.clone(), trust_key, trust.serial)
+                    .await;
+            }
+            return outcome;
+        }
+        // 4'. Each format the policy lists, concurrently, then their combination.
+        let notary_v1 = async {
+            if !formats.evaluates(SignatureFormat::NotaryV1) {
+                return None;
+            }
+            Some(
+                match self
+                    .load_trust(
+                        image,
+                        &digest,
+                        compiled,
+                        source_id,
+                        credentials.notary.clone(),
+                    )
+                    .await
+                {
+                    Ok((trust_key, trust)) => (
+                        rules::check_signatures(image, &digest, &trust.data, compiled),
+                        Some((trust_key, trust.serial)),
+                    ),
+                    Err(failure) => (Err(failure), None),
+                },
+            )
+        };
+        let (notary_v1, others) = futures::join!(
+            notary_v1,
+            self.new_formats(image, &digest, compiled, &credentials.registry)
+        );
+        let (tie, mut outcomes) = match notary_v1 {
+            Some((outcome, tie)) => (Some(tie), vec![(SignatureFormat::NotaryV1, outcome)]),
+            None => (None, Vec::new()),
+        };
+        outcomes.extend(others);
+        outcomes.sort_by_key(|(f, _)| formats.formats.iter().position(|g| g == f));
+        let outcome = formats::combine(formats.require, formats.listed, outcomes);
         if let Some(key) = decision_key {
-            self.decisions
-                .insert(key, outcome.clone(), trust_key, trust.serial)
-                .await;
+            match tie {
+                // Kept as long as the trust data it used is current.
+                Some(Some((trust_key, serial))) => {
+                    self.decisions
+                        .insert(key, outcome.clone(), trust_key, serial)
+                        .await;
+                }
+                // Trust data that could not be had is retried (its cache remembers failures).
+                Some(None) => {}
+                None => self.decisions.insert_untied(key, outcome.clone()).await,
+            }
         }
         outcome
     }

@@ -13,6 +13,7 @@ use crate::notary::view::{SignerResult, TrustData};
 use crate::policy::{Action, Mode};
 
 use super::Decision;
+use super::formats::FormatResults;
 use crate::policy::CompiledPolicy;
 
 /// Why a decision came out as it did, in one of a few stable classes (the `reason` label of
@@ -50,6 +51,9 @@ pub enum ReasonClass {
     PolicyInvalid,
     /// The image reference does not parse.
     BadReference,
+    /// Signatures of a new format (Notation, cosign) are attached, but none verifies under the
+    /// policy (untrusted certificate or key, identity, another digest, tampered, expired).
+    UntrustedSignature,
 }
 
 impl ReasonClass {
@@ -71,6 +75,7 @@ impl ReasonClass {
             ReasonClass::ActionDeny => "action_deny",
             ReasonClass::PolicyInvalid => "policy_invalid",
             ReasonClass::BadReference => "bad_reference",
+            ReasonClass::UntrustedSignature => "untrusted_signature",
         }
     }
 
@@ -115,6 +120,8 @@ impl ReasonClass {
 pub struct Passed {
     pub digest: Digest,
     pub signers: Vec<String>,
+    /// Per-format results, for policies that list their formats.
+    pub formats: Option<FormatResults>,
 }
 
 /// Verification failed: why (and its class), and the digest if it was resolved.
@@ -124,6 +131,8 @@ pub struct Failure {
     pub digest: Option<Digest>,
     pub why: String,
     pub signers: Vec<String>,
+    /// Per-format results, for policies that list their formats.
+    pub formats: Option<FormatResults>,
 }
 
 impl Failure {
@@ -133,6 +142,7 @@ impl Failure {
             digest: None,
             why,
             signers: Vec::new(),
+            formats: None,
         }
     }
 
@@ -158,6 +168,7 @@ pub fn bad_reference(image: &str, action: Action, error: &dyn std::fmt::Display)
         reason_class: ReasonClass::BadReference,
         reason: error.to_string(),
         signers: Vec::new(),
+        formats: None,
     }
 }
 
@@ -180,6 +191,7 @@ pub fn default_decision(image: &str, reference: &str, action: Action) -> Decisio
             format!("{reference} rejected: no policy matches it and the default action is Deny")
         },
         signers: Vec::new(),
+        formats: None,
     }
 }
 
@@ -199,12 +211,14 @@ pub fn finish(mut d: Decision, outcome: Result<Passed, Failure>) -> Decision {
                 p.signers.join(", ")
             );
             d.signers = p.signers;
+            d.formats = p.formats;
         }
         Err(f) => {
             if let Some(digest) = f.digest {
                 d.digest = Some(digest.to_string());
             }
             d.signers = f.signers;
+            d.formats = f.formats;
             d.verified = false;
             d.reason_class = f.class;
             d.allowed = d.mode != Mode::Enforce;
@@ -240,6 +254,7 @@ pub fn check_signatures(
         digest: Some(digest.clone()),
         why,
         signers,
+        formats: None,
     };
     if digest.algorithm() != DigestAlgorithm::Sha256 {
         return Err(fail(
@@ -327,6 +342,7 @@ pub fn check_signatures(
     Ok(Passed {
         digest: digest.clone(),
         signers: counted,
+        formats: None,
     })
 }
 
@@ -358,6 +374,7 @@ fn docker_default(
             Some(t) => Ok(Passed {
                 digest: digest.clone(),
                 signers: vec![t.role],
+                formats: None,
             }),
         },
         None => {
@@ -371,6 +388,7 @@ fn docker_default(
                         .map(|t| Passed {
                             digest: digest.clone(),
                             signers: vec![t.role.clone()],
+                            formats: None,
                         })
                 })
                 .ok_or_else(|| {

@@ -11,6 +11,7 @@ use crate::notary::keys::PinnedKey;
 use crate::notary::updater::TrustOptions;
 
 use super::crd::TrustPolicySpec;
+use super::formats::CompiledFormats;
 use super::matcher::PolicyId;
 
 /// One listed signer.
@@ -46,6 +47,9 @@ pub struct CompiledPolicy {
     pub signers: Vec<CompiledSigner>,
     /// Distinct listed signers that must count.
     pub signer_threshold: usize,
+    /// The signature formats evaluated and their parsed blocks (Docker Content Trust alone
+    /// without `spec.signatures`).
+    pub formats: CompiledFormats,
 }
 
 /// A sha256 of a Notary server's URL and extra CA bundle.

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::crd::TrustPolicySpec;
 use super::validate::FieldError;
+use crate::signatures::Revoked;
+use crate::signatures::cosign::{CosignError, CosignPolicy};
+use crate::signatures::notation::{NotationError, NotationPolicy};
 
 /// Most certificates or keys one `notation.trustStore` / `cosign.publicKeys` list may hold.
 pub const MAX_FORMAT_KEYS: usize = 32;
@@ -184,9 +187,44 @@ impl TrustPolicySpec {
     }
 }
 
+/// What verification needs from the formats of a `Verify` policy, built by the one validation
+/// pass: the formats in the policy's order, how they combine, whether the policy lists them
+/// itself (`signatures` present: results are shown per format), and the parsed Notation and
+/// cosign blocks of the formats it evaluates.
+#[derive(Debug, Clone)]
+pub struct CompiledFormats {
+    /// The formats evaluated, in the policy's order (`[NotaryV1]` without `signatures`).
+    pub formats: Vec<SignatureFormat>,
+    /// How their results combine.
+    pub require: Require,
+    /// Whether `spec.signatures` is present (then every decision shows its formats).
+    pub listed: bool,
+    /// The Notation block, parsed, when Notation is evaluated.
+    pub notation: Option<NotationPolicy>,
+    /// The cosign block, parsed, when Cosign is evaluated.
+    pub cosign: Option<CosignPolicy>,
+}
+
+impl CompiledFormats {
+    /// Whether only Docker Content Trust is evaluated, as by a policy without `signatures`.
+    pub fn notary_v1_only(&self) -> bool {
+        self.formats == [SignatureFormat::NotaryV1]
+    }
+
+    /// Whether `format` is evaluated.
+    pub fn evaluates(&self, format: SignatureFormat) -> bool {
+        self.formats.contains(&format)
+    }
+}
+
 /// The Rust twin of the schema and CEL rules above, for policies read from files; also the
-/// parse checks CEL cannot do (certificates and keys parse, identities follow Notation's syntax).
-pub(super) fn check_formats(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>) {
+/// parse checks CEL cannot do (certificates, keys and identities parse, with the very parsers
+/// verification uses). Returns the compiled formats when nothing was wrong with them.
+pub(super) fn check_formats(
+    spec: &TrustPolicySpec,
+    errors: &mut Vec<FieldError>,
+) -> Option<CompiledFormats> {
+    let before = errors.len();
     if let Some(signatures) = &spec.signatures {
         let formats = &signatures.formats;
         if formats.is_empty() {
@@ -216,87 +254,64 @@ pub(super) fn check_formats(spec: &TrustPolicySpec, errors: &mut Vec<FieldError>
             "required when signatures.formats lists Cosign",
         ));
     }
-    if let Some(notation) = &spec.notation {
-        check_notation(notation, errors);
-    }
-    if let Some(cosign) = &spec.cosign {
-        check_cosign(cosign, errors);
-    }
+    let revoked = revoked_keys(spec);
+    let notation = spec
+        .notation
+        .as_ref()
+        .and_then(|n| check_notation(n, revoked.clone(), errors));
+    let cosign = spec
+        .cosign
+        .as_ref()
+        .and_then(|c| check_cosign(c, revoked, errors));
+    (errors.len() == before).then(|| CompiledFormats {
+        formats: spec.formats(),
+        require: spec.require(),
+        listed: spec.signatures.is_some(),
+        notation: notation.filter(|_| spec.evaluates(SignatureFormat::Notation)),
+        cosign: cosign.filter(|_| spec.evaluates(SignatureFormat::Cosign)),
+    })
 }
 
-fn check_notation(notation: &NotationSpec, errors: &mut Vec<FieldError>) {
-    let store = &notation.trust_store;
-    if store.is_empty() {
-        errors.push(FieldError::new(
-            "spec.notation.trustStore",
-            "must hold at least one certificate",
-        ));
-    }
-    if store.len() > MAX_FORMAT_KEYS {
+fn check_notation(
+    notation: &NotationSpec,
+    revoked: Revoked,
+    errors: &mut Vec<FieldError>,
+) -> Option<NotationPolicy> {
+    if notation.trust_store.len() > MAX_FORMAT_KEYS {
         errors.push(FieldError::new(
             "spec.notation.trustStore",
             format!("at most {MAX_FORMAT_KEYS} entries"),
         ));
     }
-    for (i, pem) in store.iter().enumerate() {
-        if let Err(message) = parse_certificates(pem) {
-            errors.push(FieldError::new(
-                format!("spec.notation.trustStore[{i}]"),
-                message,
-            ));
-        }
-    }
-    let identities = &notation.trusted_identities;
-    if identities.is_empty() {
-        errors.push(FieldError::new(
-            "spec.notation.trustedIdentities",
-            "must list at least one identity (or \"*\")",
-        ));
-    }
-    if identities.len() > MAX_TRUSTED_IDENTITIES {
+    if notation.trusted_identities.len() > MAX_TRUSTED_IDENTITIES {
         errors.push(FieldError::new(
             "spec.notation.trustedIdentities",
             format!("at most {MAX_TRUSTED_IDENTITIES} entries"),
         ));
     }
-    for (i, identity) in identities.iter().enumerate() {
-        if let Err(message) = check_identity(identity, identities.len()) {
-            errors.push(FieldError::new(
-                format!("spec.notation.trustedIdentities[{i}]"),
-                message,
-            ));
+    match NotationPolicy::new(&notation.trust_store, &notation.trusted_identities, revoked) {
+        Ok(policy) => Some(policy),
+        Err(NotationError::Policy { entry, detail }) => {
+            errors.push(FieldError::new(format!("spec.notation.{entry}"), detail));
+            None
+        }
+        Err(other) => {
+            errors.push(FieldError::new("spec.notation", other.to_string()));
+            None
         }
     }
 }
 
-fn check_cosign(cosign: &CosignSpec, errors: &mut Vec<FieldError>) {
+fn check_cosign(
+    cosign: &CosignSpec,
+    revoked: Revoked,
+    errors: &mut Vec<FieldError>,
+) -> Option<CosignPolicy> {
     let keys = &cosign.public_keys;
-    if keys.is_empty() {
-        errors.push(FieldError::new(
-            "spec.cosign.publicKeys",
-            "must hold at least one public key",
-        ));
-    }
     if keys.len() > MAX_FORMAT_KEYS {
         errors.push(FieldError::new(
             "spec.cosign.publicKeys",
             format!("at most {MAX_FORMAT_KEYS} entries"),
-        ));
-    }
-    for (i, pem) in keys.iter().enumerate() {
-        if let Err(message) = parse_public_key(pem) {
-            errors.push(FieldError::new(
-                format!("spec.cosign.publicKeys[{i}]"),
-                message,
-            ));
-        }
-    }
-    if let Some(t) = cosign.threshold
-        && (t < 1 || t as usize > keys.len())
-    {
-        errors.push(FieldError::new(
-            "spec.cosign.threshold",
-            "must be between 1 and the number of publicKeys",
         ));
     }
     if cosign.keyless.is_some() {
@@ -311,65 +326,60 @@ fn check_cosign(cosign: &CosignSpec, errors: &mut Vec<FieldError>) {
             "transparency-log (Rekor) verification is not supported in v1alpha1: remove rekor",
         ));
     }
-}
-
-/// Notation's trusted-identity syntax: `*` alone, or `x509.subject: <DN>` with `K=V` attributes
-/// separated by commas, each key at most once.
-fn check_identity(identity: &str, count: usize) -> Result<(), String> {
-    let identity = identity.trim();
-    if identity == "*" {
-        return if count == 1 {
-            Ok(())
-        } else {
-            Err("\"*\" must be the only trusted identity".to_owned())
-        };
-    }
-    let Some(dn) = identity.strip_prefix("x509.subject:") else {
-        return Err(format!(
-            "{identity:?} is neither \"*\" nor \"x509.subject: <distinguished name>\""
+    let threshold = cosign.threshold();
+    if threshold < 1 || threshold as usize > keys.len() {
+        errors.push(FieldError::new(
+            "spec.cosign.threshold",
+            "must be between 1 and the number of publicKeys",
         ));
-    };
-    let mut keys: Vec<&str> = Vec::new();
-    for attribute in dn.split(',') {
-        let Some((k, v)) = attribute.split_once('=') else {
-            return Err(format!("attribute {:?} is not KEY=VALUE", attribute.trim()));
+        return None;
+    }
+    match CosignPolicy::new(keys, threshold, revoked) {
+        Ok(policy) => Some(policy),
+        Err(CosignError::BadKey(detail)) => {
+            let (path, detail) = match detail.split_once(": ") {
+                Some((at, rest)) if at.starts_with("publicKeys[") => {
+                    (format!("spec.cosign.{at}"), rest.to_owned())
+                }
+                _ => ("spec.cosign.publicKeys".to_owned(), detail),
+            };
+            errors.push(FieldError::new(path, detail));
+            None
+        }
+        Err(CosignError::BadThreshold { keys, .. }) => {
+            errors.push(FieldError::new(
+                "spec.cosign.threshold",
+                format!("must be between 1 and the number of distinct publicKeys ({keys})"),
+            ));
+            None
+        }
+        Err(other) => {
+            errors.push(FieldError::new("spec.cosign.publicKeys", other.to_string()));
+            None
+        }
+    }
+}
+
+/// The public keys of `revokedKeys` given as PEM (keys or certificates), as DER
+/// SubjectPublicKeyInfo, for the new formats (key IDs are Notary's and apply to NotaryV1).
+/// Entries that do not parse are reported by the NotaryV1 checks of `validate`.
+fn revoked_keys(spec: &TrustPolicySpec) -> Revoked {
+    use x509_cert::der::{Decode, Encode};
+    let mut spki = Vec::new();
+    for entry in &spec.revoked_keys {
+        let Ok(blocks) = x509_cert::der::pem::decode_vec(entry.trim().as_bytes()) else {
+            continue;
         };
-        let (k, v) = (k.trim(), v.trim());
-        if k.is_empty() || v.is_empty() {
-            return Err(format!("attribute {:?} is not KEY=VALUE", attribute.trim()));
-        }
-        if keys.contains(&k) {
-            return Err(format!("attribute {k} is listed twice"));
-        }
-        keys.push(k);
+        let der = match blocks.0 {
+            "CERTIFICATE" => x509_cert::Certificate::from_der(&blocks.1)
+                .ok()
+                .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der().ok()),
+            "PUBLIC KEY" => Some(blocks.1),
+            _ => None,
+        };
+        spki.extend(der);
     }
-    Ok(())
-}
-
-/// Every PEM block of `pem` is an X.509 certificate; at least one.
-pub fn parse_certificates(pem: &str) -> Result<Vec<Vec<u8>>, String> {
-    use x509_cert::der::Decode;
-    let blocks = crate::tls::parse_pem_bundle(pem.as_bytes()).map_err(|e| e.to_string())?;
-    let mut out = Vec::with_capacity(blocks.len());
-    for der in blocks {
-        x509_cert::Certificate::from_der(&der)
-            .map_err(|e| format!("not an X.509 certificate: {e}"))?;
-        out.push(der.to_vec());
-    }
-    Ok(out)
-}
-
-/// One PEM `PUBLIC KEY` block (SubjectPublicKeyInfo), returned as DER.
-pub fn parse_public_key(pem: &str) -> Result<Vec<u8>, String> {
-    use x509_cert::der::{Decode, pem::PemLabel};
-    use x509_cert::spki::SubjectPublicKeyInfoOwned;
-    let (label, der) = x509_cert::der::pem::decode_vec(pem.trim().as_bytes())
-        .map_err(|e| format!("not a PEM public key: {e}"))?;
-    if label != SubjectPublicKeyInfoOwned::PEM_LABEL {
-        return Err(format!("PEM block is {label:?}, expected \"PUBLIC KEY\""));
-    }
-    SubjectPublicKeyInfoOwned::from_der(&der).map_err(|e| format!("not a public key: {e}"))?;
-    Ok(der)
+    Revoked { spki }
 }
 
 #[cfg(test)]
@@ -478,27 +488,30 @@ mod tests {
             (
                 "empty store",
                 with_notation(|n| n.trust_store.clear()),
-                "spec.notation.trustStore: must hold",
+                "spec.notation.trustStore: no certificate",
             ),
             (
                 "identity syntax",
                 with_notation(|n| n.trusted_identities = vec!["CN=release".into()]),
-                "spec.notation.trustedIdentities[0]: \"CN=release\" is neither",
+                "spec.notation.trustedIdentities[0]: \"CN=release\" has no \"x509.subject:\" prefix",
             ),
             (
                 "star among others",
                 with_notation(|n| n.trusted_identities.push("*".into())),
-                "spec.notation.trustedIdentities[1]: \"*\" must be the only",
+                "spec.notation.trustedIdentities[1]: \"*\" cannot be combined",
             ),
             (
                 "attribute twice",
                 with_notation(|n| n.trusted_identities = vec!["x509.subject: CN=a, CN=b".into()]),
-                "attribute CN is listed twice",
+                "attribute CN appears twice",
             ),
             (
                 "bad key",
-                with_cosign(|c| c.public_keys = vec![CERT_PEM.into()]),
-                "spec.cosign.publicKeys[0]: PEM block is \"CERTIFICATE\"",
+                with_cosign(|c| {
+                    c.public_keys =
+                        vec!["-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into()]
+                }),
+                "spec.cosign.publicKeys[0]: ",
             ),
             (
                 "threshold",

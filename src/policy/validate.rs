@@ -98,7 +98,7 @@ pub fn check(
     let trust_roots = check_trust_roots(spec, &mut errors);
     let signers = check_signers(spec, &mut errors);
     let revoked = check_revoked_keys(spec, &mut errors);
-    super::formats::check_formats(spec, &mut errors);
+    let formats = super::formats::check_formats(spec, &mut errors);
     if namespaced == Some(true) && spec.namespaced_policies.is_some() {
         errors.push(FieldError::new(
             "spec.namespacedPolicies",
@@ -108,9 +108,9 @@ pub fn check(
     if !errors.is_empty() {
         return Err(errors);
     }
-    if spec.action != Action::Verify {
+    let (Action::Verify, Some(formats)) = (spec.action, formats) else {
         return Ok(None);
-    }
+    };
     let notary = spec.notary.as_ref();
     let registry = spec.registry.as_ref();
     let trust = TrustOptions {
@@ -138,6 +138,7 @@ pub fn check(
         trust,
         signer_threshold: spec.signer_threshold.map_or(signers.len(), |t| t as usize),
         signers,
+        formats,
     }))
 }
 

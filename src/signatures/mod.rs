@@ -59,7 +59,7 @@ impl Revoked {
 
 /// What one format concluded for one digest: passed or not, why in one line, and who signed
 /// (Notation: certificate subjects; cosign: key IDs `sha256:<hex of SHA-256 of the SPKI DER>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Evaluation {
     /// Whether the format's rule is met (one valid Notation signature; `threshold` distinct
     /// cosign keys).

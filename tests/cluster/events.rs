@@ -44,6 +44,7 @@ fn rejected(image: &str) -> Decision {
         reason_class: ReasonClass::Unsigned,
         reason: format!("{image} rejected by policy shop/signed: no signature for the tag"),
         signers: Vec::new(),
+        formats: None,
     }
 }
 

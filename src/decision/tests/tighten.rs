@@ -237,6 +237,7 @@ fn decision(policy: &str, action: Action, mode: Mode, outcome: Alone) -> Decisio
         reason_class: class,
         reason: format!("{reference} {why} policy {policy}: because"),
         signers: Vec::new(),
+        formats: None,
     }
 }
 

@@ -200,7 +200,7 @@ pub struct NotationPolicy {
 impl NotationPolicy {
     /// Parses the trust store (PEM; an entry may hold several certificates) and the trusted
     /// identities in Notation's syntax (`"*"` alone, or `"x509.subject: C=US, ST=WA, O=Shop"`
-    /// with at least C, ST and O). Errors name the bad entry.
+    /// with at least C and O). Errors name the bad entry.
     pub fn new(
         trust_store: &[String],
         trusted_identities: &[String],

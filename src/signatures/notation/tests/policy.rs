@@ -52,7 +52,8 @@ fn trusted_identities_follow_notation_syntax() {
             vec!["*", "x509.subject: C=US, ST=WA, O=Shop"],
             "cannot be combined",
         ),
-        (vec!["x509.subject: C=US, O=Shop"], "no ST"),
+        (vec!["x509.subject: C=US, CN=release"], "no O"),
+        (vec!["x509.subject: O=Shop, CN=release"], "no C"),
         (vec!["x509.subject: C=US, ST=WA"], "no O"),
         (vec!["x509.subject: C=US, ST=WA, O=Shop, O=Other"], "twice"),
         (
