@@ -7,10 +7,7 @@
 
 pub mod context;
 pub mod events;
-pub mod kube_events;
 pub mod log;
-pub mod metrics;
-pub mod running;
 
 pub use context::ReviewContext;
 pub use events::{EventSink, LogEventSink, NullEventSink};

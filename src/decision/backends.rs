@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::audit::metrics::Metrics;
 use crate::image::credentials::Credentials;
 use crate::image::reference::{Digest, ImageRef};
 use crate::image::registry::{RegistryError, RegistryOptions, Resolver};
+use crate::metrics::Metrics;
 use crate::notary::fetch::{HttpSource, NotaryConfig};
 use crate::notary::source::{FetchError, MetaRequest, MetadataSource};
 

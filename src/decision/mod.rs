@@ -16,6 +16,7 @@
 pub mod backends;
 mod combine;
 pub mod credentials;
+mod record;
 mod rules;
 #[cfg(any(test, feature = "bench-support"))]
 pub mod testing;
@@ -27,7 +28,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::audit::metrics::Metrics;
 use crate::cache::{
     CacheConfig, DecisionCache, DigestCache, Key, KeyBuilder, TrustCache, TrustEntry,
 };
@@ -35,6 +35,7 @@ use crate::clock::Clock;
 use crate::image::credentials::Credentials;
 use crate::image::reference::{Digest, ImageRef};
 use crate::image::registry::RegistryOptions;
+use crate::metrics::Metrics;
 use crate::notary::fetch::NotaryConfig;
 use crate::policy::matcher::{LoadedPolicy, PolicySet, Selection};
 use crate::policy::{Action, CompiledPolicy, Mode};
