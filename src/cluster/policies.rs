@@ -16,7 +16,7 @@
 //! object this build cannot parse (say, an enum value added by a newer CRD) cannot stall the
 //! whole source: it counts as invalid, claiming the `spec.images` it lists.
 //!
-//! Status write-back ([`status`]): a background task patches the status subresource of every
+//! Status write-back (`status`): a background task patches the status subresource of every
 //! policy whose `observedGeneration` or `Ready` condition differs from what trustgate
 //! observed. See that module for idempotence, rate limiting and retries. Several replicas
 //! compute the same status, so their writes converge (there is no leader election).

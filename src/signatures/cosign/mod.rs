@@ -1,11 +1,11 @@
 //! cosign (Sigstore) signatures verified with public keys, over bytes already fetched (no HTTP,
 //! Kubernetes or policy types here). Two formats, as `cosign sign --key` writes them:
 //!
-//! * **Legacy simple signing** ([`simple`]): a layer of media type
+//! * **Legacy simple signing** (`simple`): a layer of media type
 //!   `application/vnd.dev.cosign.simplesigning.v1+json` (the payload) whose annotation
 //!   `dev.cosignproject.cosign/signature` holds the base64 signature over the payload bytes,
 //!   in the `sha256-<hex>.sig` tag manifest. The payload names the digest and the repository.
-//! * **Sigstore bundle** ([`bundle`]; cosign 3's default): a layer of media type
+//! * **Sigstore bundle** (`bundle`; cosign 3's default): a layer of media type
 //!   `application/vnd.dev.sigstore.bundle.v0.3+json` attached as a referrer, holding a DSSE
 //!   envelope (signature over PAE(payloadType, payload)) around an in-toto statement whose
 //!   subject is the digest. The statement names no repository: a bundle binds the digest only.
