@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use trustgate::admission::{KindTable, ServerConfig, Webhook, start};
 use trustgate::audit::LogEventSink;
-use trustgate::audit::metrics::Metrics;
 use trustgate::clock::SystemClock;
 use trustgate::decision::{Engine, EngineConfig};
+use trustgate::metrics::Metrics;
 use trustgate::policy::{Action, DirPolicySource};
 use trustgate::tls::ServingCert;
 

@@ -44,11 +44,11 @@ use moka::Expiry;
 use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
-use crate::audit::metrics::Metrics;
 use crate::clock::Clock;
 use crate::image::credentials::Credentials;
 use crate::image::reference::{Digest, ImageRef};
 use crate::image::registry::{RegistryError, RegistryOptions};
+use crate::metrics::Metrics;
 use crate::notary::source::MetadataSource;
 use crate::notary::updater::{Reuse, TrustOptions, Updater};
 use crate::notary::verify::VerifyError;
@@ -327,7 +327,7 @@ impl TrustCache {
 
     /// The earliest expiry per role class over the cached, verified entries, as the metrics
     /// ask for it at every scrape.
-    pub fn expiry_source(&self) -> crate::audit::metrics::TrustExpirySource {
+    pub fn expiry_source(&self) -> crate::metrics::TrustExpirySource {
         let entries = self.entries.clone();
         Arc::new(move || {
             let mut earliest: Vec<(&'static str, OffsetDateTime)> = Vec::new();

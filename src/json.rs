@@ -32,6 +32,34 @@ pub fn json_depth_within(bytes: &[u8], limit: usize) -> bool {
     true
 }
 
+/// The deepest nesting of arrays and objects in the JSON text `bytes` (brackets inside strings
+/// do not count), for readers that report how deep a refused document went. Scans it all:
+/// prefer [`json_depth_within`] to merely check a limit.
+pub fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +70,8 @@ mod tests {
         assert!(!json_depth_within(br#"{"a":[{"b":[]}]}"#, 3));
         assert!(json_depth_within(br#"{"a":"\"[[[["}"#, 1));
         assert!(!json_depth_within(br#"{"a":"\\",[[[[0]]]]}"#, 4));
+        assert_eq!(json_depth(br#"{"a":[{"b":"[[[[{{{{"}]}"#), 3);
+        assert_eq!(json_depth(br#"{"a":"\"[[[["}"#), 1);
+        assert_eq!(json_depth(b"[[]][[[]]]"), 3);
     }
 }

@@ -12,7 +12,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
 
-use crate::audit::metrics::Metrics;
+use crate::metrics::Metrics;
 
 /// Errors from loading certificates (the PEM bundle errors of [`crate::pem`]).
 pub use crate::pem::PemError as TlsError;

@@ -15,11 +15,11 @@ use serde_json::{Value, json};
 
 use common::scripted::{Reply, Routes, Scripted};
 use trustgate::admission::FixedCredentials;
-use trustgate::audit::metrics::Metrics;
-use trustgate::audit::running::PeriodicAudit;
 use trustgate::audit::{EventSink, ReviewContext};
 use trustgate::clock::SystemClock;
+use trustgate::cluster::running::PeriodicAudit;
 use trustgate::decision::{Anonymous, Decision, Engine, EngineConfig};
+use trustgate::metrics::Metrics;
 use trustgate::policy::StaticPolicySource;
 
 fn pod(name: &str, image: &str, phase: &str) -> Value {
@@ -154,7 +154,7 @@ async fn audit_reports_signed_and_unsigned_running_pods() {
 #[derive(Default)]
 struct Recording(Mutex<Vec<(String, Vec<String>)>>);
 
-impl EventSink for Recording {
+impl EventSink<Decision> for Recording {
     fn record(&self, ctx: &ReviewContext, decisions: &[Decision]) {
         self.0.lock().unwrap().push((
             ctx.object(),

@@ -34,12 +34,11 @@ use std::time::Duration;
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use trustgate::audit::metrics::Metrics;
 use trustgate::clock::SystemClock;
+use trustgate::cluster::{ClusterPolicyConfig, ClusterPolicySource};
 use trustgate::decision::{Anonymous, Engine, EngineConfig};
-use trustgate::policy::{
-    ClusterPolicyConfig, ClusterPolicySource, ClusterTrustPolicy, PolicySource, TrustPolicy,
-};
+use trustgate::metrics::Metrics;
+use trustgate::policy::{ClusterTrustPolicy, PolicySource, TrustPolicy};
 use trustgate::policy::{LoadedPolicy, PolicySet};
 
 use tier::{NS, eventually, unique};

@@ -4,7 +4,7 @@
 //!   server (axum + rustls)  ──►  review::Webhook  ──►  decision::Engine (policies from a PolicySource)
 //!     POST /validate, /mutate      │  extract: PodSpec images + locations (KindTable)
 //!     admin: /healthz /readyz      │  response: allowed / 403 + message, warnings, auditAnnotations
-//!            /metrics              └► audit: log line per image, metrics, EventSink
+//!            /metrics              └► audit (log line per image, EventSink), metrics
 //! ```
 //!
 //! * [`extract`]: which kinds carry a PodSpec where, and the images (and pull secrets) in it.

@@ -24,10 +24,10 @@ use kube::core::admission::AdmissionResponse;
 use serde_json::{Value, json};
 
 use crate::audit::context::ReviewContext;
-use crate::audit::metrics::Metrics;
 use crate::decision::Decision;
 use crate::image::reference::ImageRef;
 use crate::limits::LIMITS;
+use crate::metrics::Metrics;
 use crate::policy::Action;
 
 use super::extract::image_sites;

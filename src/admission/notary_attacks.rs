@@ -20,10 +20,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::admission::{RunningServer, ServerConfig, Webhook, start};
-use crate::audit::metrics::Metrics;
 use crate::cache::CacheConfig;
 use crate::clock::SystemClock;
 use crate::decision::{Engine, EngineConfig};
+use crate::metrics::Metrics;
 use crate::notary::testing::{MemSource, Repo};
 use crate::policy::{Action, DirPolicySource};
 use crate::tls::ServingCert;

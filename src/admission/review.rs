@@ -30,9 +30,9 @@ use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation};
 use crate::audit::context::ReviewContext;
 use crate::audit::events::{EventSink, LogEventSink};
 use crate::audit::log::{LogDecisions, decision_line};
-use crate::audit::metrics::Metrics;
 use crate::decision::{Anonymous, CredentialSource, Decision, Engine, ReasonClass};
 use crate::image::reference::ImageRef;
+use crate::metrics::Metrics;
 use crate::policy::source::PolicySource;
 use crate::policy::{Action, Mode};
 
@@ -52,7 +52,7 @@ pub struct Webhook {
     engine: Arc<Engine>,
     policies: Arc<dyn PolicySource>,
     credentials: Arc<dyn RequestCredentials>,
-    events: Arc<dyn EventSink>,
+    events: Arc<dyn EventSink<Decision>>,
     metrics: Arc<Metrics>,
     kinds: KindTable,
     budget: Duration,
@@ -109,7 +109,7 @@ impl Webhook {
     }
 
     /// Where decisions go as events.
-    pub fn with_events(mut self, events: Arc<dyn EventSink>) -> Webhook {
+    pub fn with_events(mut self, events: Arc<dyn EventSink<Decision>>) -> Webhook {
         self.events = events;
         self
     }

@@ -1,25 +1,26 @@
 //! Kubernetes-Event-like records of decisions. The webhook hands every review's decisions to an
 //! [`EventSink`]; standalone mode uses [`LogEventSink`] (the events go to the log, target
 //! `trustgate::events`), cluster mode posts `events.k8s.io/v1` Events
-//! ([`KubeEventSink`](super::kube_events::KubeEventSink)). A sink records nothing for a dry-run review (`ctx.dry_run`): the API
+//! ([`KubeEventSink`](crate::cluster::KubeEventSink)). A sink records nothing for a dry-run review (`ctx.dry_run`): the API
 //! server asks webhooks with `sideEffects: None` to have no side effects then.
 
-use crate::decision::Decision;
+use crate::record::DecisionRecord;
 
 use super::context::ReviewContext;
 
 /// The tracing target of [`LogEventSink`] lines.
 pub const EVENTS_TARGET: &str = "trustgate::events";
 
-/// Receives the decisions of every answered review (including dry runs, which it must not
-/// turn into Events). Called after the response is built; it must not block for long.
-pub trait EventSink: Send + Sync {
+/// Receives the decisions `D` of every answered review (including dry runs, which it must not
+/// turn into Events). Called after the response is built; it must not block for long. The
+/// webhook and the running-Pod audit hold an `EventSink<decision::Decision>`.
+pub trait EventSink<D>: Send + Sync {
     /// Records the decisions of one review.
-    fn record(&self, ctx: &ReviewContext, decisions: &[Decision]);
+    fn record(&self, ctx: &ReviewContext, decisions: &[D]);
 }
 
 /// An Event's `type` and `reason` for a decision, `None` for a plain admission (no Event).
-pub fn event_kind(d: &Decision) -> Option<(&'static str, &'static str)> {
+pub fn event_kind<D: DecisionRecord + ?Sized>(d: &D) -> Option<(&'static str, &'static str)> {
     match d.verdict() {
         "REJECTED" => Some(("Warning", "ImageRejected")),
         "WARNED" => Some(("Warning", "ImageWarned")),
@@ -33,8 +34,8 @@ pub fn event_kind(d: &Decision) -> Option<(&'static str, &'static str)> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogEventSink;
 
-impl EventSink for LogEventSink {
-    fn record(&self, ctx: &ReviewContext, decisions: &[Decision]) {
+impl<D: DecisionRecord> EventSink<D> for LogEventSink {
+    fn record(&self, ctx: &ReviewContext, decisions: &[D]) {
         if ctx.dry_run {
             tracing::debug!(target: EVENTS_TARGET, uid = %ctx.uid, "dry run: no events");
             return;
@@ -48,7 +49,7 @@ impl EventSink for LogEventSink {
                     api_version = %ctx.api_version(),
                     event_type,
                     reason,
-                    message = %d.reason,
+                    message = d.reason(),
                     "event"
                 );
             }
@@ -60,6 +61,6 @@ impl EventSink for LogEventSink {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NullEventSink;
 
-impl EventSink for NullEventSink {
-    fn record(&self, _: &ReviewContext, _: &[Decision]) {}
+impl<D> EventSink<D> for NullEventSink {
+    fn record(&self, _: &ReviewContext, _: &[D]) {}
 }

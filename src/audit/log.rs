@@ -6,14 +6,14 @@
 
 use std::time::Duration;
 
-use crate::decision::Decision;
+use crate::record::DecisionRecord;
 
 use super::context::ReviewContext;
 
 /// The deciding policy as a label: `namespace/name`, `name`, or `default` for the global
 /// default action.
-pub fn policy_label(d: &Decision) -> &str {
-    d.policy.as_deref().unwrap_or("default")
+pub fn policy_label<D: DecisionRecord + ?Sized>(d: &D) -> &str {
+    d.policy().unwrap_or("default")
 }
 
 /// The tracing target of audit lines (filter with `RUST_LOG=trustgate::audit=info`).
@@ -34,15 +34,15 @@ pub enum LogDecisions {
 impl LogDecisions {
     /// Whether `d` gets a line, before the `RUST_LOG` filter (cheap: nothing is formatted for
     /// a decision that gets none).
-    pub fn wants(self, d: &Decision) -> bool {
+    pub fn wants<D: DecisionRecord + ?Sized>(self, d: &D) -> bool {
         self.selects(d) && tracing::enabled!(target: AUDIT_TARGET, tracing::Level::INFO)
     }
 
     /// Whether the setting selects `d` (regardless of `RUST_LOG`).
-    pub fn selects(self, d: &Decision) -> bool {
+    pub fn selects<D: DecisionRecord + ?Sized>(self, d: &D) -> bool {
         match self {
             LogDecisions::All => true,
-            LogDecisions::Rejected => !d.allowed,
+            LogDecisions::Rejected => !d.allowed(),
             LogDecisions::None => false,
         }
     }
@@ -66,7 +66,12 @@ impl std::fmt::Display for Joined<'_> {
 /// Writes the audit line of one decision. `latency` is the time the review spent deciding
 /// its images (they are decided concurrently, so every line of a review carries the same).
 /// String fields are recorded as `&str` (no `Display` round trip); only `signers` is formatted.
-pub fn decision_line(ctx: &ReviewContext, d: &Decision, location: &str, latency: Duration) {
+pub fn decision_line<D: DecisionRecord + ?Sized>(
+    ctx: &ReviewContext,
+    d: &D,
+    location: &str,
+    latency: Duration,
+) {
     let latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
     tracing::info!(
         target: AUDIT_TARGET,
@@ -76,17 +81,17 @@ pub fn decision_line(ctx: &ReviewContext, d: &Decision, location: &str, latency:
         kind = ctx.kind.as_str(),
         name = ctx.name.as_str(),
         operation = ctx.operation.as_str(),
-        image = d.image.as_str(),
+        image = d.image(),
         location,
-        reference = d.reference.as_deref().unwrap_or(""),
-        digest = d.digest.as_deref().unwrap_or(""),
+        reference = d.reference().unwrap_or(""),
+        digest = d.digest().unwrap_or(""),
         policy = policy_label(d),
-        policy_kind = super::metrics::policy_labels(d).1,
+        policy_kind = crate::metrics::policy_labels(d).1,
         verdict = d.verdict(),
-        allowed = d.allowed,
-        reason = d.reason.as_str(),
+        allowed = d.allowed(),
+        reason = d.reason(),
         reason_class = d.class(),
-        signers = %Joined(&d.signers),
+        signers = %Joined(d.signers()),
         latency_ms,
         dry_run = ctx.dry_run,
         "image decision"

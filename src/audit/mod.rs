@@ -1,16 +1,12 @@
-//! Audit: every decision leaves a trace. `metrics` holds the Prometheus families (under the
-//! `trustgate_` prefix) that the webhook, the engine, the caches and the Notary and registry
-//! clients update; `log` writes one structured line per image decision; `events` is the
-//! [`EventSink`] seam (log in standalone mode, Kubernetes Events in the cluster through
-//! `kube_events`); `context` describes the admission request a decision belongs to; `running` audits the images
-//! of Pods that already run.
+//! Audit: every decision leaves a trace. `log` writes one structured line per image decision;
+//! `events` is the [`EventSink`] seam (log lines in standalone mode; cluster mode posts
+//! Kubernetes Events through `cluster::events`); `context` describes the admission request a
+//! decision belongs to. Decisions are read as [`DecisionRecord`](crate::record::DecisionRecord)s,
+//! so this layer imports nothing of the engine; the Prometheus families are in `metrics`.
 
 pub mod context;
 pub mod events;
-pub mod kube_events;
 pub mod log;
-pub mod metrics;
-pub mod running;
 
 pub use context::ReviewContext;
 pub use events::{EventSink, LogEventSink, NullEventSink};

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{CacheConfig, Key, KeyBuilder, Timed, timed_cache};
-use crate::audit::metrics::Metrics;
 use crate::image::credentials::Credentials;
 use crate::image::registry::ArtifactError;
 use crate::image::registry::RegistryOptions;
+use crate::metrics::Metrics;
 use crate::signatures::Attached;
 
 /// What one fetch gave: the artifacts, or why they could not be had.

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::audit::metrics::Metrics;
 use crate::cache::{CacheConfig, TrustCache};
 use crate::clock::FixedClock;
+use crate::metrics::Metrics;
 use time::macros::datetime;
 
 use crate::notary::source::FetchError;

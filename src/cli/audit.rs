@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use trustgate::admission::FixedCredentials;
-use trustgate::audit::running::{cluster_policies, decide_pods, list_pods};
 use trustgate::clock::SystemClock;
+use trustgate::cluster::running::{cluster_policies, decide_pods, list_pods};
 use trustgate::decision::{Engine, EngineConfig};
 use trustgate::policy::load::load_policy_set;
 

@@ -16,13 +16,14 @@ use std::time::Duration;
 use anyhow::Context;
 use trustgate::admission::{ExtraKind, KindTable, ServerConfig, Webhook, start};
 use trustgate::audit::LogEventSink;
-use trustgate::audit::kube_events::{EventConfig, KubeEventSink};
-use trustgate::audit::metrics::Metrics;
-use trustgate::audit::running::PeriodicAudit;
 use trustgate::clock::SystemClock;
+use trustgate::cluster::events::{EventConfig, KubeEventSink};
+use trustgate::cluster::running::PeriodicAudit;
+use trustgate::cluster::{ClusterPolicyConfig, ClusterPolicySource};
 use trustgate::cluster::{SecretConfig, SecretCredentials};
 use trustgate::decision::{Engine, EngineConfig};
-use trustgate::policy::{ClusterPolicyConfig, ClusterPolicySource, DirPolicySource};
+use trustgate::metrics::Metrics;
+use trustgate::policy::DirPolicySource;
 use trustgate::tls::ServingCert;
 
 use super::credentials::{Binding, CliCredentials};

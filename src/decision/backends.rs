@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::audit::metrics::Metrics;
 use crate::image::credentials::Credentials;
 use crate::image::reference::{Digest, ImageRef};
 use crate::image::registry::{
     ArtifactError, RegistryError, RegistryOptions, Resolver, SignatureFormat as ArtifactFormat,
 };
+use crate::metrics::Metrics;
 use crate::notary::fetch::{HttpSource, NotaryConfig};
 use crate::notary::source::{FetchError, MetaRequest, MetadataSource};
 use crate::signatures::{Attached, Subject};

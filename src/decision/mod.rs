@@ -17,6 +17,7 @@ pub mod backends;
 mod combine;
 pub mod credentials;
 mod formats;
+mod record;
 mod rules;
 #[cfg(any(test, feature = "bench-support"))]
 pub mod testing;
@@ -28,7 +29,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::audit::metrics::Metrics;
 use crate::cache::{
     CacheConfig, DecisionCache, DigestCache, Key, KeyBuilder, SignatureCache, TrustCache,
     TrustEntry,
@@ -37,6 +37,7 @@ use crate::clock::Clock;
 use crate::image::credentials::Credentials;
 use crate::image::reference::{Digest, ImageRef};
 use crate::image::registry::RegistryOptions;
+use crate::metrics::Metrics;
 use crate::notary::fetch::NotaryConfig;
 use crate::policy::formats::SignatureFormat;
 use crate::policy::matcher::{LoadedPolicy, PolicySet, Selection};

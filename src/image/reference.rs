@@ -50,6 +50,13 @@ use std::str::FromStr;
 
 use crate::limits::LIMITS;
 
+mod digest;
+mod error;
+
+pub use digest::{Digest, DigestAlgorithm, DigestProblem};
+use digest::{is_lower_hex, parse_digest};
+pub use error::{PathProblem, ReferenceError};
+
 /// Docker Hub's canonical domain.
 pub const DEFAULT_DOMAIN: &str = "docker.io";
 /// The tag docker pulls when a reference has neither tag nor digest.
@@ -62,256 +69,6 @@ const DOCKER_HUB_ALIASES: [&str; 3] = ["index.docker.io", "registry-1.docker.io"
 const OFFICIAL_REPO_PREFIX: &str = "library/";
 const LOCALHOST: &str = "localhost";
 const TAG_MAX_LEN: usize = 128;
-
-/// A digest algorithm this crate accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DigestAlgorithm {
-    /// `sha256`, 64 hex characters.
-    Sha256,
-    /// `sha512`, 128 hex characters.
-    Sha512,
-}
-
-impl DigestAlgorithm {
-    /// The algorithm's name as written in a digest string.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DigestAlgorithm::Sha256 => "sha256",
-            DigestAlgorithm::Sha512 => "sha512",
-        }
-    }
-
-    /// Number of hex characters in an encoded digest of this algorithm.
-    pub fn hex_len(self) -> usize {
-        match self {
-            DigestAlgorithm::Sha256 => 64,
-            DigestAlgorithm::Sha512 => 128,
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "sha256" => Some(DigestAlgorithm::Sha256),
-            "sha512" => Some(DigestAlgorithm::Sha512),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for DigestAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A validated content digest: algorithm plus lowercase hex.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Digest {
-    algorithm: DigestAlgorithm,
-    hex: String,
-}
-
-impl Digest {
-    /// The digest algorithm.
-    pub fn algorithm(&self) -> DigestAlgorithm {
-        self.algorithm
-    }
-
-    /// The encoded value: lowercase hex of exactly `algorithm().hex_len()` characters.
-    pub fn hex(&self) -> &str {
-        &self.hex
-    }
-
-    /// A sha256 digest from a raw 32-byte hash value; `None` for any other length.
-    pub fn sha256_from_bytes(raw: &[u8]) -> Option<Digest> {
-        const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-        if raw.len() != 32 {
-            return None;
-        }
-        let mut hex = String::with_capacity(64);
-        for byte in raw {
-            for nibble in [byte >> 4, byte & 0x0f] {
-                hex.push(char::from(*HEX_DIGITS.get(usize::from(nibble))?));
-            }
-        }
-        Some(Digest {
-            algorithm: DigestAlgorithm::Sha256,
-            hex,
-        })
-    }
-}
-
-impl fmt::Display for Digest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.algorithm, self.hex)
-    }
-}
-
-impl FromStr for Digest {
-    type Err = ReferenceError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_digest(s).map_err(|problem| ReferenceError::InvalidDigest {
-            digest: s.to_owned(),
-            problem,
-        })
-    }
-}
-
-/// What is wrong with a digest string.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum DigestProblem {
-    /// Not of the form `<algorithm>:<hex>`.
-    #[error("expected <algorithm>:<hex>, e.g. sha256:<64 hex characters>")]
-    Malformed,
-    /// A syntactically valid algorithm other than sha256/sha512.
-    #[error("unsupported digest algorithm {0:?} (supported: sha256, sha512)")]
-    UnsupportedAlgorithm(String),
-    /// The encoded part contains something other than hex digits.
-    #[error("encoded part contains non-hex character {0:?}")]
-    NonHexCharacter(char),
-    /// The encoded part has the wrong length for the algorithm.
-    #[error("a {algorithm} digest must have exactly {expected} hex characters, got {actual}")]
-    WrongLength {
-        /// The digest's algorithm.
-        algorithm: DigestAlgorithm,
-        /// Required number of hex characters.
-        expected: usize,
-        /// Number of characters found.
-        actual: usize,
-    },
-    /// The encoded part uses upper-case hex, which digests never do.
-    #[error("hex must be lowercase")]
-    UppercaseHex,
-}
-
-/// What is wrong with one `/`-separated component of a repository path.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum PathProblem {
-    /// `//`, or a leading or trailing `/`.
-    #[error("path components must not be empty (check for a leading, trailing or doubled '/')")]
-    Empty,
-    /// A character outside `[a-z0-9._-]`.
-    #[error("character {0:?} is not allowed (only a-z, 0-9, '.', '_' and '-')")]
-    BadCharacter(char),
-    /// Starts or ends with a separator.
-    #[error("must start and end with a lowercase letter or digit")]
-    BadEdge,
-    /// A separator other than `.`, `_`, `__` or a run of `-`.
-    #[error("separator {0:?} is not allowed (use one '.', one or two '_', or one or more '-')")]
-    BadSeparator(String),
-}
-
-/// Why a string is not a valid image reference (or digest). Every message
-/// names the offending input and what is wrong with it.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ReferenceError {
-    /// The input is the empty string.
-    #[error("invalid image reference \"\": reference is empty")]
-    Empty,
-    /// A character no part of a reference may contain (whitespace, control, non-ASCII, `$`...).
-    #[error(
-        "invalid image reference {reference:?}: invalid character {character:?} at byte offset {offset}"
-    )]
-    InvalidCharacter {
-        /// The input.
-        reference: String,
-        /// The first offending character.
-        character: char,
-        /// Its byte offset in the input.
-        offset: usize,
-    },
-    /// A bare 64-hex-character string, which could be an image ID.
-    #[error(
-        "invalid image reference {reference:?}: cannot specify 64-byte hexadecimal strings (ambiguous with an image ID; qualify it, e.g. docker.io/library/<name>)"
-    )]
-    AmbiguousIdentifier {
-        /// The input.
-        reference: String,
-    },
-    /// The reference is longer than `LIMITS.reference_bytes`.
-    #[error("invalid image reference: {length} bytes is longer than the limit of {limit} bytes")]
-    TooLong {
-        /// Length of the input in bytes.
-        length: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// Nothing before the tag or digest (`:tag`, `@sha256:…`, `docker.io/`).
-    #[error(
-        "invalid image reference {reference:?}: repository name must have at least one component"
-    )]
-    MissingName {
-        /// The input.
-        reference: String,
-    },
-    /// Upper-case letters in the repository path.
-    #[error("invalid image reference {reference:?}: repository name must be lowercase")]
-    NameContainsUppercase {
-        /// The input.
-        reference: String,
-    },
-    /// The registry part is not a hostname, IPv4 or bracketed IPv6 address with optional port.
-    #[error(
-        "invalid image reference {reference:?}: registry domain {domain:?} is not a valid hostname, IPv4 address or [IPv6] address with an optional numeric port"
-    )]
-    InvalidDomain {
-        /// The input.
-        reference: String,
-        /// The domain as written.
-        domain: String,
-    },
-    /// A repository path component breaks the path grammar.
-    #[error(
-        "invalid image reference {reference:?}: invalid repository path component {component:?}: {problem}"
-    )]
-    InvalidPathComponent {
-        /// The input.
-        reference: String,
-        /// The offending component.
-        component: String,
-        /// What is wrong with it.
-        problem: PathProblem,
-    },
-    /// The repository path (after normalisation, excluding the domain) is too long.
-    #[error(
-        "invalid image reference {reference:?}: repository name must not be more than 255 characters (the repository path has {length})"
-    )]
-    NameTooLong {
-        /// The input.
-        reference: String,
-        /// Length of the normalised path.
-        length: usize,
-    },
-    /// The tag breaks `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-    #[error(
-        "invalid image reference {reference:?}: invalid tag {tag:?}: a tag is 1 to 128 characters from [A-Za-z0-9_.-] and must not start with '.' or '-'"
-    )]
-    InvalidTag {
-        /// The input.
-        reference: String,
-        /// The tag as written.
-        tag: String,
-    },
-    /// The digest part of a reference is invalid.
-    #[error("invalid image reference {reference:?}: invalid digest {digest:?}: {problem}")]
-    InvalidReferenceDigest {
-        /// The input.
-        reference: String,
-        /// The digest as written.
-        digest: String,
-        /// What is wrong with it.
-        problem: DigestProblem,
-    },
-    /// A standalone digest string (`Digest::from_str`) is invalid.
-    #[error("invalid digest {digest:?}: {problem}")]
-    InvalidDigest {
-        /// The input.
-        digest: String,
-        /// What is wrong with it.
-        problem: DigestProblem,
-    },
-}
 
 /// A parsed, normalised image reference.
 ///
@@ -577,10 +334,6 @@ fn is_reference_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@' | '+' | '[' | ']')
 }
 
-fn is_lower_hex(b: u8) -> bool {
-    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
-}
-
 /// `host [":" port]`, host being a domain name, IPv4 address or `[IPv6]`.
 fn is_valid_domain(domain: &str) -> bool {
     let (host_ok, port) = match domain.strip_prefix('[') {
@@ -652,46 +405,6 @@ fn is_valid_tag(tag: &str) -> bool {
     tag.len() <= TAG_MAX_LEN
         && tag.bytes().next().is_some_and(is_word)
         && tag.bytes().all(|b| is_word(b) || b == b'.' || b == b'-')
-}
-
-/// `[A-Za-z][A-Za-z0-9]*([-_+.][A-Za-z][A-Za-z0-9]*)*`
-fn is_valid_algorithm_syntax(algorithm: &str) -> bool {
-    algorithm.split(['-', '_', '+', '.']).all(|component| {
-        component
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic())
-            && component.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
-}
-
-fn parse_digest(s: &str) -> Result<Digest, DigestProblem> {
-    let Some((name, hex)) = s.split_once(':') else {
-        return Err(DigestProblem::Malformed);
-    };
-    if hex.is_empty() || !is_valid_algorithm_syntax(name) {
-        return Err(DigestProblem::Malformed);
-    }
-    let Some(algorithm) = DigestAlgorithm::from_name(name) else {
-        return Err(DigestProblem::UnsupportedAlgorithm(name.to_owned()));
-    };
-    if let Some(c) = hex.chars().find(|c| !c.is_ascii_hexdigit()) {
-        return Err(DigestProblem::NonHexCharacter(c));
-    }
-    if hex.len() != algorithm.hex_len() {
-        return Err(DigestProblem::WrongLength {
-            algorithm,
-            expected: algorithm.hex_len(),
-            actual: hex.len(),
-        });
-    }
-    if !hex.bytes().all(is_lower_hex) {
-        return Err(DigestProblem::UppercaseHex);
-    }
-    Ok(Digest {
-        algorithm,
-        hex: hex.to_owned(),
-    })
 }
 
 #[cfg(test)]

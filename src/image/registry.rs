@@ -212,6 +212,46 @@ impl Resolver {
         result
     }
 
+    /// The key of a conversation about `image` and the `Authorization` that last worked for
+    /// it, if it has not expired.
+    fn cached_auth(
+        &self,
+        image: &ImageRef,
+        options: &RegistryOptions,
+        credentials: &Credentials,
+    ) -> (AuthKey, Option<reqwest::header::HeaderValue>) {
+        let key = AuthKey {
+            options: options.clone(),
+            registry: image.domain().to_string(),
+            path: image.path().to_string(),
+            credentials: credentials.clone(),
+        };
+        let cached = self
+            .auths
+            .get(&key)
+            .filter(|(_, until)| std::time::Instant::now() < *until)
+            .map(|(auth, _)| auth);
+        (key, cached)
+    }
+
+    /// After a conversation: forgets the kept `Authorization` when the registry `refused` it,
+    /// else keeps the one `obtained` (with how long it stays fresh), if any.
+    fn remember_auth(
+        &self,
+        key: AuthKey,
+        refused: bool,
+        obtained: Option<(reqwest::header::HeaderValue, Duration)>,
+    ) {
+        match obtained {
+            _ if refused => self.auths.invalidate(&key),
+            Some((auth, fresh)) => {
+                self.auths
+                    .insert(key, (auth, std::time::Instant::now() + fresh));
+            }
+            None => {}
+        }
+    }
+
     async fn ask_registry(
         &self,
         image: &ImageRef,
@@ -228,17 +268,7 @@ impl Resolver {
             with_credentials: !credentials.is_anonymous(),
             timeout: options.timeout,
         };
-        let key = AuthKey {
-            options: options.clone(),
-            registry: registry.clone(),
-            path: image.path().to_string(),
-            credentials: credentials.clone(),
-        };
-        let cached = self
-            .auths
-            .get(&key)
-            .filter(|(_, until)| std::time::Instant::now() < *until)
-            .map(|(auth, _)| auth);
+        let (key, cached) = self.cached_auth(image, options, credentials);
         let mut talk = Conversation::new(
             &client,
             options.plain_http,
@@ -267,14 +297,8 @@ impl Resolver {
             }
         };
         let outcome = tokio::time::timeout(options.timeout, attempt).await;
-        match (&outcome, talk.obtained()) {
-            (Ok(Err(RegistryError::Unauthorized { .. })), _) => self.auths.invalidate(&key),
-            (_, Some((auth, fresh))) => {
-                self.auths
-                    .insert(key, (auth, std::time::Instant::now() + fresh));
-            }
-            _ => {}
-        }
+        let refused = matches!(outcome, Ok(Err(RegistryError::Unauthorized { .. })));
+        self.remember_auth(key, refused, talk.obtained());
         let digest = match outcome {
             Err(_) => return Err(ctx.timeout()),
             Ok(Err(e)) => return Err(e),

@@ -30,7 +30,7 @@
 //! retry), and a `tokio::time::timeout` of four times the limit is the backstop around it.
 //!
 //! Every fetch runs in a `notary.fetch` debug span (url, status, bytes, elapsed, outcome) and ends
-//! in exactly one call to [`observe`], the hook for metrics (role, outcome, latency): with
+//! in exactly one call to `observe`, the hook for metrics (role, outcome, latency): with
 //! [`HttpSource::with_metrics`] it also reports to a [`FetchObserver`] (the application counts
 //! `trustgate_notary_fetches_total{role,outcome}` and the fetch latency histogram).
 

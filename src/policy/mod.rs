@@ -4,7 +4,6 @@
 //! YAML files (`load`); `source` holds the policy sources of `serve`. Only `cluster` (the
 //! policy source of cluster mode, with its status writer) talks to a cluster.
 
-pub mod cluster;
 pub mod compiled;
 pub mod crd;
 pub mod formats;
@@ -17,7 +16,6 @@ pub mod validate;
 #[cfg(test)]
 pub(crate) mod testdata;
 
-pub use cluster::{ClusterPolicyConfig, ClusterPolicySource};
 pub use compiled::{CompiledPolicy, CompiledSigner};
 pub use crd::{
     API_VERSION, Action, CLUSTER_TRUST_POLICY_KIND, CRD_FILE, ClusterTrustPolicy,

@@ -17,11 +17,21 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::audit::metrics::Metrics;
+use crate::metrics::{Metrics, PolicyGauge};
 
 use super::crd::Action;
 use super::load::{LoadError, load_policy_set, policy_files_in};
 use super::matcher::PolicySet;
+
+/// The `trustgate_policies` gauge items of `set`: one per loaded policy.
+pub fn policy_gauges(set: &PolicySet) -> impl Iterator<Item = PolicyGauge> + '_ {
+    set.iter().map(|p| PolicyGauge {
+        kind: p.id.kind(),
+        action: p.action().as_str(),
+        mode: p.mode().as_str(),
+        ready: p.problem().is_none(),
+    })
+}
 
 /// A source of the policy set in force.
 pub trait PolicySource: Send + Sync {
@@ -174,7 +184,7 @@ impl Shared {
             Ok(set) => {
                 let set = set.with_default_action(self.default_action);
                 let count = set.len();
-                self.metrics.state.policies_loaded(&set);
+                self.metrics.state.policies_loaded(policy_gauges(&set));
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(set));
                 let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
                 let first = seen.loaded.is_none();

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use trustgate::admission::{ServerConfig, Webhook, start};
-use trustgate::audit::metrics::Metrics;
 use trustgate::clock::SystemClock;
 use trustgate::decision::{Anonymous, Engine, EngineConfig};
 use trustgate::limits::LIMITS;
+use trustgate::metrics::Metrics;
 use trustgate::policy::{
     Action, DirPolicySource, LoadedPolicy, PolicyId, PolicySet, TrustPolicySpec,
 };

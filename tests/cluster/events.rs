@@ -6,9 +6,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use trustgate::audit::EventSink;
 use trustgate::audit::ReviewContext;
-use trustgate::audit::kube_events::{EventConfig, KubeEventSink};
-use trustgate::audit::metrics::Metrics;
+use trustgate::cluster::events::{EventConfig, KubeEventSink};
 use trustgate::decision::{Decision, ReasonClass};
+use trustgate::metrics::Metrics;
 use trustgate::policy::{Action, Mode};
 
 use crate::mock::{FakeApi, Seen, fake, status};
@@ -104,7 +104,7 @@ async fn running_pod_rejections_are_their_own_reason() {
     let audit = ReviewContext {
         group: String::new(),
         kind: "Pod".into(),
-        operation: trustgate::audit::kube_events::AUDIT_OPERATION.into(),
+        operation: trustgate::cluster::events::AUDIT_OPERATION.into(),
         ..ctx("web-0", Some("pod-uid"), false)
     };
     sink.record(&audit, std::slice::from_ref(&d));

@@ -13,11 +13,11 @@ use serde_json::Value;
 pub use super::scripted::closed_url;
 use super::scripted::{Reply, Scripted};
 use trustgate::admission::{KindTable, RunningServer, ServerConfig, Webhook, start};
-use trustgate::audit::metrics::Metrics;
 use trustgate::audit::{EventSink, ReviewContext};
 use trustgate::cache::CacheConfig;
 use trustgate::clock::SystemClock;
 use trustgate::decision::{Anonymous, CredentialSource, Decision, Engine, EngineConfig};
+use trustgate::metrics::Metrics;
 use trustgate::policy::{Action, DirPolicySource};
 use trustgate::tls::ServingCert;
 
@@ -65,7 +65,7 @@ spec:
 #[derive(Default)]
 pub struct RecordingSink(pub Mutex<Vec<(ReviewContext, Vec<String>)>>);
 
-impl EventSink for RecordingSink {
+impl EventSink<Decision> for RecordingSink {
     fn record(&self, ctx: &ReviewContext, decisions: &[Decision]) {
         let verdicts = decisions.iter().map(|d| d.verdict().to_string()).collect();
         self.0.lock().unwrap().push((ctx.clone(), verdicts));

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use self::call::{Call, sha256};
 use self::walk::{attached_in, legacy_cosign_in, referrers_in};
 use super::http::Conversation;
-use super::{AuthKey, Ctx, RegistryError, RegistryOptions, Resolver};
+use super::{Ctx, RegistryError, RegistryOptions, Resolver};
 use crate::image::credentials::Credentials;
 use crate::image::reference::ImageRef;
 use crate::limits::LIMITS;
@@ -193,17 +193,7 @@ impl Resolver {
     {
         let registry = image.domain().to_string();
         let client = self.client(&registry, options)?;
-        let key = AuthKey {
-            options: options.clone(),
-            registry: registry.clone(),
-            path: image.path().to_string(),
-            credentials: credentials.clone(),
-        };
-        let cached = self
-            .auths
-            .get(&key)
-            .filter(|(_, until)| std::time::Instant::now() < *until)
-            .map(|(auth, _)| auth);
+        let (key, cached) = self.cached_auth(image, options, credentials);
         let talk = Conversation::new(
             &client,
             options.plain_http,
@@ -224,16 +214,13 @@ impl Resolver {
             repository: image.repository(),
         };
         let outcome = tokio::time::timeout(options.timeout, op(&mut call)).await;
-        match (&outcome, call.talk.obtained()) {
-            (Ok(Err(ArtifactError::Registry(RegistryError::Unauthorized { .. }))), _) => {
-                self.auths.invalidate(&key);
-            }
-            (_, Some((auth, fresh))) => {
-                self.auths
-                    .insert(key, (auth, std::time::Instant::now() + fresh));
-            }
-            _ => {}
-        }
+        let refused = matches!(
+            outcome,
+            Ok(Err(ArtifactError::Registry(
+                RegistryError::Unauthorized { .. }
+            )))
+        );
+        self.remember_auth(key, refused, call.talk.obtained());
         outcome.map_err(|_| ArtifactError::Registry(call.ctx.timeout()))?
     }
 

@@ -1,11 +1,11 @@
 //! cosign (Sigstore) signatures verified with public keys, over bytes already fetched (no HTTP,
 //! Kubernetes or policy types here). Two formats, as `cosign sign --key` writes them:
 //!
-//! * **Legacy simple signing** ([`simple`]): a layer of media type
+//! * **Legacy simple signing** (`simple`): a layer of media type
 //!   `application/vnd.dev.cosign.simplesigning.v1+json` (the payload) whose annotation
 //!   `dev.cosignproject.cosign/signature` holds the base64 signature over the payload bytes,
 //!   in the `sha256-<hex>.sig` tag manifest. The payload names the digest and the repository.
-//! * **Sigstore bundle** ([`bundle`]; cosign 3's default): a layer of media type
+//! * **Sigstore bundle** (`bundle`; cosign 3's default): a layer of media type
 //!   `application/vnd.dev.sigstore.bundle.v0.3+json` attached as a referrer, holding a DSSE
 //!   envelope (signature over PAE(payloadType, payload)) around an in-toto statement whose
 //!   subject is the digest. The statement names no repository: a bundle binds the digest only.
@@ -30,6 +30,7 @@ use std::collections::BTreeSet;
 use self::keys::PublicKey;
 pub use self::keys::key_id;
 use super::{Attached, Evaluation, Revoked, Subject};
+use crate::json::json_depth;
 use crate::limits::LIMITS;
 
 /// Media type of a legacy cosign payload layer.
@@ -377,32 +378,6 @@ fn check_size(blob: &[u8]) -> Result<(), CosignError> {
         });
     }
     Ok(())
-}
-
-/// The deepest nesting of `[`/`{` in JSON text (strings skipped).
-fn json_depth(text: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in text {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
 }
 
 /// Decodes standard base64 (cosign writes padded standard base64).

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use super::{
     ARTIFACT_TYPE, Attached, EnvelopeFormat, MEDIA_TYPE_COSE, MEDIA_TYPE_JWS, NotationError,
 };
+use crate::json::json_depth;
 use crate::limits::LIMITS;
 
 /// The only payload content type Notation defines.
@@ -273,30 +274,4 @@ pub(super) fn json_within_depth<T: serde::de::DeserializeOwned>(
         format,
         detail: format!("{what}: {e}"),
     })
-}
-
-/// Deepest bracket nesting outside strings.
-fn json_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
 }

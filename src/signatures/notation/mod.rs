@@ -2,15 +2,15 @@
 //! level, over bytes only (the registry fetching is `image::registry`'s).
 //!
 //! One signature artifact ([`Attached`]) goes through, in Notation's order:
-//! 1. integrity: the envelope (JWS, [`jws`]; COSE_Sign1, [`cose`]) parses within the limits, its
+//! 1. integrity: the envelope (JWS, `jws`; COSE_Sign1, `cose`) parses within the limits, its
 //!    signed attributes are the ones Notation defines (content type, signing scheme, signing time,
-//!    every critical header understood: [`envelope`]), the algorithm is the one the signing
+//!    every critical header understood: `envelope`), the algorithm is the one the signing
 //!    certificate's key requires and the signature verifies with that key;
 //! 2. the signed descriptor (`targetArtifact`) equals the [`Subject`] (media type, digest, size);
 //! 3. authenticity: the certificate chain meets Notation's certificate requirements and is valid
-//!    at signing time ([`chain`]), one of its certificates is in the trust store, no key of it is
+//!    at signing time (`chain`), one of its certificates is in the trust store, no key of it is
 //!    revoked;
-//! 4. the signing certificate's subject matches a trusted identity ([`identity`]);
+//! 4. the signing certificate's subject matches a trusted identity (`identity`);
 //! 5. the signature's expiry (`io.cncf.notary.expiry`) has not passed;
 //! 6. without a trusted timestamp (trustgate verifies no RFC 3161 countersignature), every
 //!    certificate of the chain is valid now.

@@ -81,7 +81,7 @@ impl Call<'_> {
                 actual,
             });
         }
-        if !crate::admission::wire::json_depth_within(&body, LIMITS.json_depth) {
+        if !crate::json::json_depth_within(&body, LIMITS.json_depth) {
             return Err(self.invalid(
                 what,
                 format!("JSON nested deeper than {} levels", LIMITS.json_depth),

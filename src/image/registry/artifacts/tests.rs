@@ -97,7 +97,7 @@ struct Fixture {
 const REPO: &str = "shop/app";
 
 async fn fixture() -> Fixture {
-    crate::tls::install_crypto_provider();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let script = Script::default();
     let addr = script.start().await;
     let manifest =

@@ -36,9 +36,9 @@ use tokio::sync::mpsc;
 use crate::decision::Decision;
 use crate::policy::Action;
 
-use super::context::ReviewContext;
-use super::events::{EventSink, event_kind};
-use super::metrics::Metrics;
+use crate::audit::context::ReviewContext;
+use crate::audit::events::{EventSink, event_kind};
+use crate::metrics::Metrics;
 
 /// Longest Event note the API accepts (bytes).
 pub const MAX_NOTE: usize = 1024;
@@ -240,7 +240,7 @@ impl Drop for KubeEventSink {
     }
 }
 
-impl EventSink for KubeEventSink {
+impl EventSink<Decision> for KubeEventSink {
     fn record(&self, ctx: &ReviewContext, decisions: &[Decision]) {
         if ctx.dry_run {
             return;

@@ -4,7 +4,7 @@
 //! [`PolicySource::current`] is `Some`) only once both initial lists are synced; until then
 //! the webhook denies (fail closed) and `/readyz` says why.
 //!
-//! Every object is checked with [`validate_for`](super::validate::validate_for) (the CRD's rules
+//! Every object is checked with [`validate_for`](crate::policy::validate_for) (the CRD's rules
 //! plus the parse checks CEL cannot do, such as PEM keys). **Fail closed:** an invalid policy is
 //! *not* dropped, which would let its images fall through to a more permissive policy or the
 //! default action; it stays in the set as [`LoadedPolicy::invalid`], claiming the images its
@@ -16,7 +16,7 @@
 //! object this build cannot parse (say, an enum value added by a newer CRD) cannot stall the
 //! whole source: it counts as invalid, claiming the `spec.images` it lists.
 //!
-//! Status write-back ([`status`]): a background task patches the status subresource of every
+//! Status write-back (`status`): a background task patches the status subresource of every
 //! policy whose `observedGeneration` or `Ready` condition differs from what trustgate
 //! observed. See that module for idempotence, rate limiting and retries. Several replicas
 //! compute the same status, so their writes converge (there is no leader election).
@@ -36,14 +36,14 @@ use kube::{Api, Client};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use crate::audit::metrics::Metrics;
+use crate::metrics::Metrics;
 
-use super::crd::{
+use crate::policy::crd::{
     Action, ClusterTrustPolicy, NamespacedPolicies, TrustPolicy, TrustPolicySpec, TrustPolicyStatus,
 };
-use super::matcher::{LoadedPolicy, PolicyId, PolicySet};
-use super::source::PolicySource;
-use super::validate::FieldErrors;
+use crate::policy::matcher::{LoadedPolicy, PolicyId, PolicySet};
+use crate::policy::source::PolicySource;
+use crate::policy::validate::FieldErrors;
 
 /// Settings of a [`ClusterPolicySource`].
 #[derive(Debug, Clone)]
@@ -169,8 +169,8 @@ enum Watch {
 impl Watch {
     fn kind(self) -> &'static str {
         match self {
-            Watch::Trust => super::crd::TRUST_POLICY_KIND,
-            Watch::Cluster => super::crd::CLUSTER_TRUST_POLICY_KIND,
+            Watch::Trust => crate::policy::crd::TRUST_POLICY_KIND,
+            Watch::Cluster => crate::policy::crd::CLUSTER_TRUST_POLICY_KIND,
         }
     }
 }
@@ -407,7 +407,9 @@ impl Shared {
         }
         self.report(&invalid);
         let count = set.len();
-        self.metrics.state.policies_loaded(&set);
+        self.metrics
+            .state
+            .policies_loaded(crate::policy::source::policy_gauges(&set));
         let first = {
             let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
             let first = current.is_none();

@@ -20,7 +20,7 @@ mod process;
 mod state;
 
 pub use process::{ProcessCollector, ProcessStats};
-pub use state::{RunningLabels, StateMetrics, TRUST_ROLES, TrustExpirySource};
+pub use state::{PolicyGauge, RunningLabels, StateMetrics, TRUST_ROLES, TrustExpirySource};
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -33,8 +33,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::decision::{Decision, ReasonClass};
 use crate::limits::LIMITS;
+use crate::record::DecisionRecord;
 
 /// The label value of anything outside a label's bounded set.
 pub const OTHER: &str = "other";
@@ -146,11 +146,11 @@ impl Labels {
 /// `policy=""`, which no policy name can take (a namespaced policy's label has a `/`, a
 /// cluster policy's is a non-empty object name), so a ClusterTrustPolicy named `default` and
 /// the default action never share a series.
-pub fn policy_labels(d: &Decision) -> (&str, &'static str) {
-    match d.policy.as_deref() {
+pub fn policy_labels<D: DecisionRecord + ?Sized>(d: &D) -> (&str, &'static str) {
+    match d.policy() {
         Some(p) if p.contains('/') => (p, "TrustPolicy"),
         Some(p) => (p, "ClusterTrustPolicy"),
-        None if d.reason_class == ReasonClass::DefaultAction => ("", "default"),
+        None if d.is_default_action() => ("", "default"),
         None => ("", "none"),
     }
 }
@@ -464,12 +464,12 @@ impl Metrics {
     }
 
     /// Records one per-image decision for a workload in `namespace`.
-    pub fn image_decision(&self, namespace: &str, d: &Decision) {
+    pub fn image_decision<D: DecisionRecord + ?Sized>(&self, namespace: &str, d: &D) {
         let (policy, policy_kind) = policy_labels(d);
         let namespace = self.namespace_label(namespace);
         let policy = self.labels.policies.label(policy);
-        if d.verified {
-            for signer in &d.signers {
+        if d.verified() {
+            for signer in d.signers() {
                 self.image_signers
                     .get_or_create(&SignerLabels {
                         signer: self.labels.signers.label(signer),
@@ -478,19 +478,14 @@ impl Metrics {
                     .inc();
             }
         }
-        for (format, evaluation) in d.formats.iter().flatten() {
+        d.each_format(&mut |format, passed| {
             self.image_signature_formats
                 .get_or_create(&FormatLabels {
-                    format: format.as_str().to_owned(),
-                    result: if evaluation.passed {
-                        "passed"
-                    } else {
-                        "failed"
-                    }
-                    .to_owned(),
+                    format: format.to_owned(),
+                    result: if passed { "passed" } else { "failed" }.to_owned(),
                 })
                 .inc();
-        }
+        });
         self.image_decisions
             .get_or_create(&DecisionLabels {
                 policy,
@@ -547,6 +542,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::{Decision, ReasonClass};
     use std::sync::Arc;
 
     #[test]
@@ -676,7 +672,8 @@ mod tests {
         set.insert(
             LoadedPolicy::invalid(PolicyId::namespaced("shop", "b"), spec, "bad keys").unwrap(),
         );
-        m.state.policies_loaded(&set);
+        m.state
+            .policies_loaded(crate::policy::source::policy_gauges(&set));
         m.state.serving_certificate(1_900_000_000.0);
         m.state
             .set_trust_expiry_source(Arc::new(|| vec![("timestamp", 1_800_000_000.0)]));

@@ -12,8 +12,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::registry::Registry;
 
-use crate::policy::matcher::PolicySet;
-
 /// Role classes of the trust-expiry gauge.
 pub const TRUST_ROLES: [&str; 5] = ["root", "timestamp", "snapshot", "targets", "delegation"];
 
@@ -39,6 +37,20 @@ pub struct PolicyLabels {
     pub mode: String,
     /// `true`, or `false` for a policy kept only to reject what it matches (invalid).
     pub ready: String,
+}
+
+/// One loaded policy as `trustgate_policies` counts it (the policy layer describes its set
+/// with these; metrics know nothing of policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyGauge {
+    /// `TrustPolicy` or `ClusterTrustPolicy`.
+    pub kind: &'static str,
+    /// `Verify`, `Allow` or `Deny`.
+    pub action: &'static str,
+    /// `Enforce`, `Warn` or `Audit`.
+    pub mode: &'static str,
+    /// `false` for a policy kept only to reject what it matches (invalid).
+    pub ready: bool,
 }
 
 /// Labels of `trustgate_running_images`.
@@ -197,17 +209,17 @@ impl StateMetrics {
         }
     }
 
-    /// Records a successful policy load: the policies gauge is rebuilt from `set` and the
-    /// last-reload timestamp set to now.
-    pub fn policies_loaded(&self, set: &PolicySet) {
+    /// Records a successful policy load: the policies gauge is rebuilt from `policies` (one
+    /// item per loaded policy) and the last-reload timestamp set to now.
+    pub fn policies_loaded(&self, policies: impl IntoIterator<Item = PolicyGauge>) {
         self.policies.clear();
-        for p in set.iter() {
+        for p in policies {
             self.policies
                 .get_or_create(&PolicyLabels {
-                    kind: p.id.kind().to_string(),
-                    action: p.action().as_str().to_string(),
-                    mode: p.mode().as_str().to_string(),
-                    ready: p.problem().is_none().to_string(),
+                    kind: p.kind.to_string(),
+                    action: p.action.to_string(),
+                    mode: p.mode.to_string(),
+                    ready: p.ready.to_string(),
                 })
                 .inc();
         }

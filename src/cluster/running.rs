@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::admission::extract::{images_in, pull_identity};
 use crate::admission::{CredentialRequest, RequestCredentials};
+use crate::cluster::policies::{assess_object, policy_id};
 use crate::decision::{Decision, Engine};
-use crate::policy::cluster::{assess_object, policy_id};
 use crate::policy::{Action, ClusterTrustPolicy, PolicySet, TrustPolicy};
 
 /// Why the cluster cannot be audited.
@@ -189,8 +189,8 @@ pub async fn decide_pods(
 
 /// Sets `trustgate_running_images{verdict,namespace}` from one audit's results (the previous
 /// audit's series are removed first) and the last-run timestamp.
-pub fn export(metrics: &crate::audit::metrics::Metrics, found: &[RunningImage]) {
-    use crate::audit::metrics::RunningLabels;
+pub fn export(metrics: &crate::metrics::Metrics, found: &[RunningImage]) {
+    use crate::metrics::RunningLabels;
     let gauge = &metrics.state.running_images;
     gauge.clear();
     for r in found {
@@ -224,7 +224,7 @@ pub fn pod_context(pod: &PodObject) -> crate::audit::ReviewContext {
             .pointer("/metadata/uid")
             .and_then(serde_json::Value::as_str)
             .map(str::to_string),
-        operation: crate::audit::kube_events::AUDIT_OPERATION.into(),
+        operation: crate::cluster::events::AUDIT_OPERATION.into(),
         sub_resource: None,
         dry_run: false,
     }
@@ -242,9 +242,9 @@ pub struct PeriodicAudit {
     /// Registry and Notary credentials per Pod, as the webhook gets them.
     pub credentials: std::sync::Arc<dyn RequestCredentials>,
     /// Where Events about Pods now rejected go.
-    pub events: std::sync::Arc<dyn crate::audit::EventSink>,
+    pub events: std::sync::Arc<dyn crate::audit::EventSink<Decision>>,
     /// The process metrics (`trustgate_running_images`).
-    pub metrics: std::sync::Arc<crate::audit::metrics::Metrics>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Time between audits.
     pub interval: std::time::Duration,
 }
