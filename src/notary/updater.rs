@@ -12,6 +12,10 @@
 //! then the versions seen are remembered (`VersionMemory`) and the earliest expiry computed.
 //! A step starts only once its parent is verified; nothing is trusted before that.
 //!
+//! On the cold path (no root kept) the files of steps 2 to 5 are fetched while the root is
+//! (`prefetch`), and still verified in this order, each only once its parent is verified and
+//! only if it matches what the parent lists; otherwise fetched again by hash.
+//!
 //! Every file is read under an absolute size cap (`LIMITS.root_bytes`, `timestamp_bytes`,
 //! `metadata_bytes`), whatever length its parent declares, and every signature check runs on
 //! tokio's blocking pool (`off_runtime`), so a deadline around a load fires and the async
@@ -26,6 +30,7 @@
 
 mod delegations;
 mod kept;
+mod prefetch;
 mod root;
 
 use std::sync::Arc;
@@ -33,6 +38,7 @@ use std::sync::atomic::AtomicUsize;
 
 use time::OffsetDateTime;
 
+use self::prefetch::Prefetched;
 use super::ident::{self, Id};
 use super::reuse::Store;
 use super::schema::{ROOT, SNAPSHOT, Snapshot, TARGETS, TIMESTAMP, Targets, Timestamp};
@@ -149,6 +155,8 @@ struct Trusted<'c, 'a, S> {
     root_context: Id,
     /// Delegations declared so far in this load (bounded by `LIMITS.delegations_per_repository`).
     declared: AtomicUsize,
+    /// Files fetched ahead of their turn (cold path), used only once their parent is verified.
+    prefetched: Prefetched,
 }
 
 impl<S: MetadataSource> Chain<'_, S> {
@@ -169,21 +177,36 @@ impl<S: MetadataSource> Chain<'_, S> {
             )
         });
         let newest = remembered.map(|r| r.version());
+        let mut retry = false;
         if let Some((store, root_key)) = &root_key
             && let Some(root) = store.root(root_key, self.now, newest)
         {
-            match self.update(root, revoked.clone()).await {
+            match self
+                .update(root, revoked.clone(), Prefetched::default())
+                .await
+            {
                 Ok(loaded) => return Ok(loaded),
                 Err(e @ VerifyError::Fetch(_)) => return Err(e),
                 Err(e) => {
                     tracing::debug!(gun = self.gun, error = %e, "update with the kept root failed; fetching the root again");
                     store.forget_root(root_key);
+                    retry = true;
                 }
             }
         }
-        // Step 1.
-        let root = Arc::new(self.trusted_root(&mut revoked).await?);
-        let loaded = self.update(root.clone(), revoked).await?;
+        // Step 1, while the files of steps 2 to 5 are fetched ahead (`prefetch`): they are
+        // verified only after the root, each after its parent. Not on the retry after a kept
+        // root failed: the files kept then are reused, not fetched again.
+        let ahead = async {
+            if retry {
+                Prefetched::default()
+            } else {
+                self.prefetch().await
+            }
+        };
+        let (root, ahead) = futures::join!(self.trusted_root(&mut revoked), ahead);
+        let root = Arc::new(root?);
+        let loaded = self.update(root.clone(), revoked, ahead).await?;
         if let Some((store, root_key)) = root_key {
             store.keep_root(root_key, root);
         }
@@ -191,11 +214,13 @@ impl<S: MetadataSource> Chain<'_, S> {
     }
 
     /// Steps 2 to 5 under a trusted root, then the versions are remembered. `revoked` is the
-    /// policy's revocations, resolved over the roots read so far.
+    /// policy's revocations, resolved over the roots read so far; `ahead` the files fetched
+    /// ahead (none on a refresh with a kept root).
     async fn update(
         &self,
         root: Arc<TrustedRoot>,
         mut revoked: Revocations,
+        ahead: Prefetched,
     ) -> Result<Loaded, VerifyError> {
         self.fast_forward(&root);
         revoked.resolve(root.file.body.keys.values().map(AsRef::as_ref));
@@ -207,10 +232,16 @@ impl<S: MetadataSource> Chain<'_, S> {
             revoked: Arc::new(revoked),
             revoked_id,
             declared: AtomicUsize::new(0),
+            prefetched: ahead,
         };
         let timestamp = step.timestamp().await?;
         let snapshot = step.snapshot(&timestamp).await?;
-        let targets = step.targets(&snapshot).await?;
+        // The delegations the snapshot lists are fetched while targets is verified.
+        let (targets, ()) = futures::join!(
+            step.targets(&snapshot),
+            step.prefetch_listed(&snapshot.file.body)
+        );
+        let targets = targets?;
         let roles = step.delegations(&snapshot, targets).await?;
         Ok(step.finish(&timestamp.file.body, &snapshot.file.body, roles))
     }
@@ -250,16 +281,21 @@ impl<S: MetadataSource> Trusted<'_, '_, S> {
     /// below the version seen, not expired.
     async fn timestamp(&self) -> Result<Verified<Timestamp>, VerifyError> {
         let chain = self.chain;
-        let raw = chain
-            .source
-            .fetch(
-                chain.gun,
-                &MetaRequest::Current {
-                    role: TIMESTAMP.into(),
-                },
-                LIMITS.timestamp_bytes,
-            )
-            .await?;
+        let raw = match self.prefetched.take_timestamp() {
+            Some(ahead) => ahead?,
+            None => {
+                chain
+                    .source
+                    .fetch(
+                        chain.gun,
+                        &MetaRequest::Current {
+                            role: TIMESTAMP.into(),
+                        },
+                        LIMITS.timestamp_bytes,
+                    )
+                    .await?
+            }
+        };
         let (root, revoked, seen, now) = (
             self.root.clone(),
             self.revoked.clone(),

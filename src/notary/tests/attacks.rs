@@ -133,8 +133,11 @@ fn mix_and_match_of_a_snapshot_from_another_version_is_rejected() {
     repo.role("snapshot").version = 2;
     repo.add_target("targets", "v2", B);
     let mut v2 = repo.publish();
-    // Serve v1's snapshot under the name (hash) v2's timestamp asks for.
+    // Serve v1's snapshot under the name (hash) v2's timestamp asks for, and as the current one
+    // (a cold load asks `snapshot.json` ahead).
     let old_snapshot = v1.files["snapshot.json"].clone();
+    v2.files
+        .insert("snapshot.json".into(), old_snapshot.clone());
     let wanted = v2
         .files
         .keys()
@@ -160,7 +163,10 @@ fn mix_and_match_of_targets_from_another_repository_is_rejected() {
         .find(|k| k.starts_with("targets.") && k.len() > "targets.json".len())
         .cloned()
         .expect("targets by hash");
+    // Under both names: a cold load asks `targets.json` ahead.
     src.files.insert(name, other.files["targets.json"].clone());
+    src.files
+        .insert("targets.json".into(), other.files["targets.json"].clone());
     let err = load(&updater_at(NOW), &src, GUN, &opts(&repo)).expect_err("mixed");
     assert!(
         matches!(&err, VerifyError::HashMismatch { role, .. } | VerifyError::TooLong { role, .. } if role == "targets"),

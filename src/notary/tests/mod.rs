@@ -8,6 +8,7 @@ pub(crate) mod attacks;
 pub(crate) mod caching;
 mod fixtures;
 mod limits;
+mod prefetch;
 mod properties;
 mod scenarios;
 

@@ -488,6 +488,8 @@ fn mix_and_match_and_changed_files() {
     // Snapshot of the earlier publication served under the new name.
     let name = file_like(&b, "snapshot.");
     b.files.insert(name, a.files["snapshot.json"].clone());
+    b.files
+        .insert("snapshot.json".into(), a.files["snapshot.json"].clone());
     let err = load(&updater_at(NOW), &b, GUN, &opts(&repo)).expect_err("mixed");
     assert!(
         matches!(&err, VerifyError::HashMismatch { role, parent, .. } if role == "snapshot" && parent == "timestamp"),
@@ -517,6 +519,7 @@ fn mix_and_match_and_changed_files() {
     let mut long = e.files[&name].clone();
     long.extend_from_slice(b"   ");
     e.files.insert(name, long.clone());
+    e.files.insert("targets.json".into(), long.clone());
     let err = load(&updater_at(NOW), &e, GUN, &opts(&repo)).expect_err("too long");
     assert!(
         matches!(

@@ -53,7 +53,8 @@ impl<S: MetadataSource> Trusted<'_, '_, S> {
     }
 
     /// The first half: the kept file when the store has this very file verified in this very
-    /// context, otherwise `<role>.<sha256>.json` fetched.
+    /// context, otherwise the file fetched ahead when it matches `meta` (`prefetch`), otherwise
+    /// `<role>.<sha256>.json` fetched.
     pub(super) async fn obtain<T: Keep>(
         &self,
         role: &str,
@@ -70,7 +71,10 @@ impl<S: MetadataSource> Trusted<'_, '_, S> {
         };
         let obtained = match kept {
             Some(v) => Obtained::Kept(v),
-            None => Obtained::Fetched(fetch_by_hash(chain.source, chain.gun, role, meta).await),
+            None => match self.prefetched.take_matching(chain.gun, role, meta) {
+                Some(raw) => Obtained::Fetched(Ok(raw)),
+                None => Obtained::Fetched(fetch_by_hash(chain.source, chain.gun, role, meta).await),
+            },
         };
         Listed { key, obtained }
     }
