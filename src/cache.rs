@@ -234,6 +234,11 @@ impl DigestCache {
             .finish()
     }
 
+    /// Whether an answer (or a resolution under way) is kept for `key`.
+    pub fn contains(&self, key: &Key) -> bool {
+        self.entries.contains_key(key)
+    }
+
     /// The cached answer for `key`, or the answer of `resolve` (run by one caller at a time).
     pub async fn resolve(
         &self,

@@ -375,12 +375,33 @@ impl Engine {
             .credentials(policy, image.domain())
             .await
             .map_err(|why| Failure::new(ReasonClass::FetchError, why))?;
-        // 2. The digest to verify.
-        let digest = self
-            .resolve_digest(image, compiled, &credentials.registry)
-            .await?;
-        // 3. An outcome kept for this policy, digest and still-current trust data.
+        // 2. The digest to verify. A tag the registry has not been asked about yet is resolved
+        // while the Notary chain loads (it does not depend on the digest): a cold review costs
+        // the longer of the two, not their sum.
         let source_id = self.source_id(compiled, credentials.notary.as_ref());
+        let evaluates_v1 = compiled.formats.evaluates(SignatureFormat::NotaryV1);
+        let mut early_trust = None;
+        let digest = if let Some(digest) = image.digest() {
+            digest.clone()
+        } else {
+            let key = DigestCache::key(image, &compiled.registry, &credentials.registry);
+            if evaluates_v1 && !self.digests.contains(&key) {
+                // A tag the registry refuses decides at once: the chain is not waited for.
+                let digest = self.resolve_digest(image, key, compiled, &credentials.registry);
+                let trust = self.trust_of(image, compiled, source_id, credentials.notary.clone());
+                tokio::pin!(digest, trust);
+                let (digest, trust) = tokio::select! {
+                    digest = &mut digest => (digest?, trust.await),
+                    trust = &mut trust => (digest.await?, trust),
+                };
+                early_trust = Some(trust);
+                digest
+            } else {
+                self.resolve_digest(image, key, compiled, &credentials.registry)
+                    .await?
+            }
+        };
+        // 3. An outcome kept for this policy, digest and still-current trust data.
         let decision_key = policy
             .fingerprint()
             .map(|p| DecisionCache::<Outcome>::key(p, reference, &digest, &source_id));
@@ -393,9 +414,14 @@ impl Engine {
         // Trust alone, as every policy without `spec.signatures`).
         let formats = &compiled.formats;
         if formats.notary_v1_only() && !formats.listed {
-            let (trust_key, trust) = self
-                .load_trust(image, &digest, compiled, source_id, credentials.notary)
-                .await?;
+            let (trust_key, trust) = match early_trust {
+                Some(trust) => trust,
+                None => {
+                    self.trust_of(image, compiled, source_id, credentials.notary)
+                        .await
+                }
+            }
+            .map_err(|(class, why)| Failure::with_digest(class, &digest, why))?;
             let outcome = rules::check_signatures(image, &digest, &trust.data, compiled);
             if let Some(key) = decision_key {
                 self.decisions
@@ -409,24 +435,20 @@ impl Engine {
             if !formats.evaluates(SignatureFormat::NotaryV1) {
                 return None;
             }
-            Some(
-                match self
-                    .load_trust(
-                        image,
-                        &digest,
-                        compiled,
-                        source_id,
-                        credentials.notary.clone(),
-                    )
-                    .await
-                {
-                    Ok((trust_key, trust)) => (
-                        rules::check_signatures(image, &digest, &trust.data, compiled),
-                        Some((trust_key, trust.serial)),
-                    ),
-                    Err(failure) => (Err(failure), None),
-                },
-            )
+            let trust = match early_trust {
+                Some(trust) => trust,
+                None => {
+                    self.trust_of(image, compiled, source_id, credentials.notary.clone())
+                        .await
+                }
+            };
+            Some(match trust {
+                Ok((trust_key, trust)) => (
+                    rules::check_signatures(image, &digest, &trust.data, compiled),
+                    Some((trust_key, trust.serial)),
+                ),
+                Err((class, why)) => (Err(Failure::with_digest(class, &digest, why)), None),
+            })
         };
         let (notary_v1, others) = futures::join!(
             notary_v1,
@@ -455,19 +477,16 @@ impl Engine {
         outcome
     }
 
-    /// The digest of `image`: its own, or the one the registry serves for its tag (cached).
+    /// The digest the registry serves for `image`'s tag (cached under `key`).
     async fn resolve_digest(
         &self,
         image: &ImageRef,
+        key: Key,
         compiled: &CompiledPolicy,
         credentials: &Credentials,
     ) -> Result<Digest, Failure> {
-        if let Some(d) = image.digest() {
-            return Ok(d.clone());
-        }
         // The key names the policy's registry set-up; the engine's timeout is the same for
         // every key, and the options are only built when the registry is asked.
-        let key = DigestCache::key(image, &compiled.registry, credentials);
         let resolve = async {
             let options = RegistryOptions {
                 timeout: self.config.registry_timeout,
@@ -481,25 +500,25 @@ impl Engine {
             .map_err(|e| Failure::new(ReasonClass::of_registry(&e), e.to_string()))
     }
 
-    /// The verified trust data of `image`'s repository (cached) and its cache key.
-    async fn load_trust(
+    /// The verified trust data of `image`'s repository (cached) and its cache key, or the
+    /// class and reason of the failure.
+    async fn trust_of(
         &self,
         image: &ImageRef,
-        digest: &Digest,
         compiled: &CompiledPolicy,
         source_id: Key,
         credentials: Option<(String, String)>,
-    ) -> Result<(Key, Arc<TrustEntry>), Failure> {
+    ) -> Result<(Key, Arc<TrustEntry>), (ReasonClass, String)> {
         let source = self
             .source(source_id, compiled, credentials)
-            .map_err(|e| Failure::with_digest(ReasonClass::of_fetch(&e), digest, e.to_string()))?;
+            .map_err(|e| (ReasonClass::of_fetch(&e), e.to_string()))?;
         let gun = compiled.gun.clone().unwrap_or_else(|| image.repository());
         let trust_key = TrustCache::key_of(&source_id, &gun, &compiled.trust_fingerprint);
         let trust = self
             .trust
             .load(&source, trust_key, &gun, &compiled.trust, &self.metrics)
             .await
-            .map_err(|e| Failure::with_digest(ReasonClass::of_trust(&e), digest, e.to_string()))?;
+            .map_err(|e| (ReasonClass::of_trust(&e), e.to_string()))?;
         Ok((trust_key, trust))
     }
 
