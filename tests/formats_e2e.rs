@@ -12,10 +12,12 @@
 //!   decides all seven images.
 //! * [`tampered_signatures_are_rejected`]: real signatures moved or checked against the wrong
 //!   trust material, each under its own policy of one policy directory, decided in one run: a
-//!   Notation signature of another digest (the referrers tag copied onto another image's), a
+//!   Notation signature of another digest (the referrers tag copied onto another image's; the
+//!   signature manifest re-pointed at another image, its envelope unchanged), a
 //!   cosign signature whose payload names another repository (copied across repositories), a
 //!   Notation certificate outside the trust store, a Notation signer that is not a trusted
-//!   identity, a cosign key listed in `revokedKeys`. Untampered controls pass in the same run.
+//!   identity, a cosign key and a Notation certificate listed in `revokedKeys`. Untampered
+//!   controls pass in the same run.
 //!
 //! Needs the stack (`bash e2e/stack.sh up`) and the tools (`bash e2e/sigtools.sh fetch`);
 //! without them each test prints a `SKIP` line and passes, unless `TRUSTGATE_REQUIRE_STACK=1` /
@@ -36,13 +38,12 @@ mod formats_e2e {
 use std::collections::BTreeMap;
 
 use formats_e2e::setup::{
-    Blocks, Format, NOTATION_SUBJECT, Pushed, Signing, cosign_key_id, notation_cert_of,
-    policy_yaml,
+    Blocks, Format, NOTATION_SUBJECT, Pushed, Signing, cosign_key_id, notation_cert_of, policy_yaml,
 };
-use formats_e2e::verdicts::{Cell, Expect, check_all};
+use formats_e2e::verdicts::{Cell, Cells, Expect, check_all};
 use serde_json::Value;
 
-use Format::{Cosign, Notation, NotaryV1};
+use Format::{Cosign, NotaryV1, Notation};
 
 /// The images: short name (also the repository's last component), the formats it is signed
 /// with, and whether its Notation signature is a COSE envelope (else JWS).
@@ -93,29 +94,119 @@ const TABLE: &[(&str, &str, &str, &str)] = &[
     ("cosign", "notation-cosign", "ALLOW", "+Cosign"),
     ("cosign", "all-three", "ALLOW", "+Cosign"),
     //
-    ("dct-or-notation", "unsigned", "REJECT", "-NotaryV1 -Notation"),
+    (
+        "dct-or-notation",
+        "unsigned",
+        "REJECT",
+        "-NotaryV1 -Notation",
+    ),
     ("dct-or-notation", "dct", "ALLOW", "+NotaryV1 -Notation"),
-    ("dct-or-notation", "notation", "ALLOW", "-NotaryV1 +Notation"),
+    (
+        "dct-or-notation",
+        "notation",
+        "ALLOW",
+        "-NotaryV1 +Notation",
+    ),
     ("dct-or-notation", "cosign", "REJECT", "-NotaryV1 -Notation"),
-    ("dct-or-notation", "dct-notation", "ALLOW", "+NotaryV1 +Notation"),
-    ("dct-or-notation", "notation-cosign", "ALLOW", "-NotaryV1 +Notation"),
-    ("dct-or-notation", "all-three", "ALLOW", "+NotaryV1 +Notation"),
+    (
+        "dct-or-notation",
+        "dct-notation",
+        "ALLOW",
+        "+NotaryV1 +Notation",
+    ),
+    (
+        "dct-or-notation",
+        "notation-cosign",
+        "ALLOW",
+        "-NotaryV1 +Notation",
+    ),
+    (
+        "dct-or-notation",
+        "all-three",
+        "ALLOW",
+        "+NotaryV1 +Notation",
+    ),
     //
-    ("notation-and-cosign", "unsigned", "REJECT", "-Notation -Cosign"),
+    (
+        "notation-and-cosign",
+        "unsigned",
+        "REJECT",
+        "-Notation -Cosign",
+    ),
     ("notation-and-cosign", "dct", "REJECT", "-Notation -Cosign"),
-    ("notation-and-cosign", "notation", "REJECT", "+Notation -Cosign"),
-    ("notation-and-cosign", "cosign", "REJECT", "-Notation +Cosign"),
-    ("notation-and-cosign", "dct-notation", "REJECT", "+Notation -Cosign"),
-    ("notation-and-cosign", "notation-cosign", "ALLOW", "+Notation +Cosign"),
-    ("notation-and-cosign", "all-three", "ALLOW", "+Notation +Cosign"),
+    (
+        "notation-and-cosign",
+        "notation",
+        "REJECT",
+        "+Notation -Cosign",
+    ),
+    (
+        "notation-and-cosign",
+        "cosign",
+        "REJECT",
+        "-Notation +Cosign",
+    ),
+    (
+        "notation-and-cosign",
+        "dct-notation",
+        "REJECT",
+        "+Notation -Cosign",
+    ),
+    (
+        "notation-and-cosign",
+        "notation-cosign",
+        "ALLOW",
+        "+Notation +Cosign",
+    ),
+    (
+        "notation-and-cosign",
+        "all-three",
+        "ALLOW",
+        "+Notation +Cosign",
+    ),
     //
-    ("any-of-three", "unsigned", "REJECT", "-NotaryV1 -Notation -Cosign"),
-    ("any-of-three", "dct", "ALLOW", "+NotaryV1 -Notation -Cosign"),
-    ("any-of-three", "notation", "ALLOW", "-NotaryV1 +Notation -Cosign"),
-    ("any-of-three", "cosign", "ALLOW", "-NotaryV1 -Notation +Cosign"),
-    ("any-of-three", "dct-notation", "ALLOW", "+NotaryV1 +Notation -Cosign"),
-    ("any-of-three", "notation-cosign", "ALLOW", "-NotaryV1 +Notation +Cosign"),
-    ("any-of-three", "all-three", "ALLOW", "+NotaryV1 +Notation +Cosign"),
+    (
+        "any-of-three",
+        "unsigned",
+        "REJECT",
+        "-NotaryV1 -Notation -Cosign",
+    ),
+    (
+        "any-of-three",
+        "dct",
+        "ALLOW",
+        "+NotaryV1 -Notation -Cosign",
+    ),
+    (
+        "any-of-three",
+        "notation",
+        "ALLOW",
+        "-NotaryV1 +Notation -Cosign",
+    ),
+    (
+        "any-of-three",
+        "cosign",
+        "ALLOW",
+        "-NotaryV1 -Notation +Cosign",
+    ),
+    (
+        "any-of-three",
+        "dct-notation",
+        "ALLOW",
+        "+NotaryV1 +Notation -Cosign",
+    ),
+    (
+        "any-of-three",
+        "notation-cosign",
+        "ALLOW",
+        "-NotaryV1 +Notation +Cosign",
+    ),
+    (
+        "any-of-three",
+        "all-three",
+        "ALLOW",
+        "+NotaryV1 +Notation +Cosign",
+    ),
 ];
 
 /// What a format's reason says when the image carries no signature of it.
@@ -163,7 +254,11 @@ fn every_image_under_every_policy() {
     let mut images: BTreeMap<&str, Pushed> = BTreeMap::new();
     let mut roots = Vec::new();
     for (name, formats, cose) in IMAGES {
-        let image = s.push(&format!("{base}/{name}"), &format!("fmte2e {base} {name}"), "v1");
+        let image = s.push(
+            &format!("{base}/{name}"),
+            &format!("fmte2e {base} {name}"),
+            "v1",
+        );
         for f in *formats {
             roots.extend(s.sign(&image, *f, *cose));
         }
@@ -186,13 +281,14 @@ fn every_image_under_every_policy() {
     };
     let scope = vec![format!("{}/{base}/**", s.st.registry_http)];
     let order: Vec<&str> = IMAGES.iter().map(|(n, _, _)| *n).collect();
-    let refs: Vec<&str> = order
-        .iter()
-        .map(|n| images[n].reference.as_str())
-        .collect();
+    let refs: Vec<&str> = order.iter().map(|n| images[n].reference.as_str()).collect();
 
     // The table is complete and names each policy's formats.
-    assert_eq!(TABLE.len(), POLICIES.len() * IMAGES.len(), "one row per pair");
+    assert_eq!(
+        TABLE.len(),
+        POLICIES.len() * IMAGES.len(),
+        "one row per pair"
+    );
     let mut rows = Vec::new();
     let mut results = Vec::new();
     for (policy, formats, require) in POLICIES {
@@ -208,7 +304,7 @@ fn every_image_under_every_policy() {
                 .iter()
                 .find(|(p, i, _, _)| p == policy && i == image)
                 .unwrap_or_else(|| panic!("no row for ({policy}, {image})"));
-            let cells: Vec<(Format, Cell)> = row
+            let cells: Cells = row
                 .3
                 .split_whitespace()
                 .map(|c| {
@@ -225,7 +321,10 @@ fn every_image_under_every_policy() {
             listed.sort();
             let mut configured = formats.to_vec();
             configured.sort();
-            assert_eq!(listed, configured, "row ({policy}, {image}) lists the formats");
+            assert_eq!(
+                listed, configured,
+                "row ({policy}, {image}) lists the formats"
+            );
             rows.push(Expect {
                 policy: (*policy).into(),
                 image: (*image).into(),
@@ -255,6 +354,23 @@ fn tampered_signatures_are_rejected() {
         &format!("{}:{}", a.gun, a.referrers_tag()),
         &format!("{}:{}", b.gun, b.referrers_tag()),
     );
+    // The same signature re-pointed at image C: its manifest's `subject` rewritten to C (the
+    // envelope, which signs A's descriptor, unchanged) and listed under C's referrers tag.
+    let c = s.push(&repo("nt-digest"), &seed("nt-digest c"), "c");
+    let mut listed = s.manifest(&a.gun, &a.referrers_tag());
+    let signature = listed["manifests"][0]["digest"]
+        .as_str()
+        .expect("A's signature")
+        .to_owned();
+    let mut moved = s.manifest(&a.gun, &signature);
+    assert_eq!(moved["subject"]["digest"], a.digest.as_str());
+    moved["subject"]["digest"] = c.digest.clone().into();
+    moved["subject"]["size"] = c.size.into();
+    let media_type = moved["mediaType"].as_str().expect("mediaType").to_owned();
+    let (digest, size) = s.put_manifest(&c.gun, None, &media_type, &moved);
+    listed["manifests"][0]["digest"] = digest.into();
+    listed["manifests"][0]["size"] = size.into();
+    s.put_manifest(&c.gun, Some(&c.referrers_tag()), common::OCI_INDEX, &listed);
 
     // A cosign signature whose payload names another repository: signed in `cs-origin` (the
     // legacy simple-signing format, whose payload names the repository; a bundle's statement
@@ -285,6 +401,8 @@ fn tampered_signatures_are_rejected() {
     s.sign(&identity, Notation, false);
     let revoked = s.push(&repo("cs-revoked"), &seed("cs-revoked"), "v1");
     s.sign(&revoked, Cosign, false);
+    let nt_revoked = s.push(&repo("nt-revoked"), &seed("nt-revoked"), "v1");
+    s.sign(&nt_revoked, Notation, false);
 
     // A second notation test certificate, with the same subject and its own key.
     let other = tempfile::tempdir().expect("tempdir");
@@ -335,6 +453,15 @@ fn tampered_signatures_are_rejected() {
                 ..good.clone()
             },
         ),
+        (
+            "nt-revoked",
+            one(&nt_revoked),
+            Notation,
+            Blocks {
+                revoked: vec![s.notation_cert()],
+                ..good.clone()
+            },
+        ),
     ];
     for (name, images, format, blocks) in &policies {
         s.write(
@@ -347,10 +474,17 @@ fn tampered_signatures_are_rejected() {
     let cosign_id = cosign_key_id(&key);
     let pass = |f: Format, signer: &str| vec![(f, Cell::Pass(vec![signer.to_owned()]))];
     let fail = |f: Format, why: &str| vec![(f, Cell::Fail(why.to_owned()))];
-    let rows: Vec<(&Pushed, &str, bool, Vec<(Format, Cell)>)> = vec![
+    let rows: Vec<(&Pushed, &str, bool, Cells)> = vec![
         (&a, "nt-digest", true, pass(Notation, "CN=trustgate-test")),
+        // The copied list names a signature whose manifest is attached to A: not B's.
         (
             &b,
+            "nt-digest",
+            false,
+            fail(Notation, "no Notation signature is attached"),
+        ),
+        (
+            &c,
             "nt-digest",
             false,
             fail(Notation, "the signature is for another artifact"),
@@ -374,7 +508,18 @@ fn tampered_signatures_are_rejected() {
             false,
             fail(Notation, "matches no trusted identity"),
         ),
-        (&revoked, "cs-revoked", false, fail(Cosign, "revoked")),
+        (
+            &revoked,
+            "cs-revoked",
+            false,
+            fail(Cosign, "signed by revoked key"),
+        ),
+        (
+            &nt_revoked,
+            "nt-revoked",
+            false,
+            fail(Notation, "has a revoked key"),
+        ),
     ];
     let images: Vec<&str> = rows.iter().map(|r| r.0.reference.as_str()).collect();
     let results = check(

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
@@ -124,12 +125,65 @@ impl Signing {
             }
             Format::Notation => {
                 let envelope = if cose { "cose" } else { "jws" };
-                self.tools
-                    .notation(k, &image.pinned(), envelope, &target);
+                self.tools.notation(k, &image.pinned(), envelope, &target);
             }
             Format::Cosign => self.tools.cosign_bundle(k, &image.pinned(), None, &target),
         }
         None
+    }
+
+    /// The manifest `reference` (tag or digest) of `gun` as the plain-HTTP registry serves it.
+    pub fn manifest(&self, gun: &str, reference: &str) -> serde_json::Value {
+        let (host, repo) = gun.split_once('/').expect("registry/repository");
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "10", "-H"])
+            .arg(format!(
+                "Accept: {},{}",
+                common::OCI_MANIFEST,
+                common::OCI_INDEX
+            ))
+            .arg(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn curl");
+        assert!(
+            out.status.success(),
+            "GET {gun}:{reference}: {}",
+            out.status
+        );
+        serde_json::from_slice(&out.stdout).expect("manifest JSON")
+    }
+
+    /// Puts `manifest` (of `media_type`) into `gun` under `tag`, or under its digest when `tag`
+    /// is `None`; returns (digest, size).
+    pub fn put_manifest(
+        &self,
+        gun: &str,
+        tag: Option<&str>,
+        media_type: &str,
+        manifest: &serde_json::Value,
+    ) -> (String, u64) {
+        let body = serde_json::to_vec(manifest).expect("manifest bytes");
+        let digest = common::sha256_digest(&body);
+        let (host, repo) = gun.split_once('/').expect("registry/repository");
+        let reference = tag.unwrap_or(&digest);
+        let file = self.files.path().join("manifest.json");
+        std::fs::write(&file, &body).expect("write manifest");
+        let out = Command::new("curl")
+            .args(["-sf", "--max-time", "10", "-X", "PUT", "-H"])
+            .arg(format!("Content-Type: {media_type}"))
+            .arg("--data-binary")
+            .arg(format!("@{}", file.display()))
+            .arg(format!("http://{host}/v2/{repo}/manifests/{reference}"))
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn curl");
+        assert!(
+            out.status.success(),
+            "PUT {gun}:{reference}: {}",
+            out.status
+        );
+        (digest, body.len() as u64)
     }
 
     /// Writes `text` as `name` under the policy directory `dir` (created); returns the file.

@@ -4,7 +4,6 @@
 //! compares every row and prints the whole table, marking the rows that differ.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use serde_json::Value;
 
@@ -19,6 +18,9 @@ pub enum Cell {
     Fail(String),
 }
 
+/// Every format's expected outcome.
+pub type Cells = Vec<(Format, Cell)>;
+
 /// One expected result.
 #[derive(Clone, Debug)]
 pub struct Expect {
@@ -29,7 +31,7 @@ pub struct Expect {
     /// `allowed`.
     pub allowed: bool,
     /// Every format the policy evaluates, in any order.
-    pub formats: Vec<(Format, Cell)>,
+    pub formats: Cells,
 }
 
 impl Expect {
@@ -127,8 +129,8 @@ fn differences(r: &Value, e: &Expect) -> Vec<String> {
 }
 
 /// Compares `results` (one per row, in order) with `rows`; prints the table (every row, the
-/// differing ones marked `MISMATCH` with what differs and the result) and panics if any row
-/// differs.
+/// differing ones marked `MISMATCH` with what differs and the result; the test harness shows it
+/// with `--nocapture` or on failure) and panics naming the rows that differ.
 pub fn check_all(title: &str, rows: &[Expect], results: &[Value]) {
     assert_eq!(
         rows.len(),
@@ -141,7 +143,7 @@ pub fn check_all(title: &str, rows: &[Expect], results: &[Value]) {
         "{title}\n{:<22} {:<16} {:<44} {:<44}\n",
         "policy", "image", "want", "got"
     );
-    let mut bad = 0;
+    let mut bad = String::new();
     for (e, r) in rows.iter().zip(results) {
         let diff = differences(r, e);
         let mark = if diff.is_empty() { "" } else { "  MISMATCH" };
@@ -154,19 +156,24 @@ pub fn check_all(title: &str, rows: &[Expect], results: &[Value]) {
             got_text(r, &e.formats)
         );
         if !diff.is_empty() {
-            bad += 1;
+            let mut detail = format!("({}, {}):\n", e.policy, e.image);
             for line in &diff {
-                let _ = writeln!(table, "    - {line}");
+                let _ = writeln!(detail, "    - {line}");
             }
             let _ = writeln!(
-                table,
+                detail,
                 "    image {} reason: {}",
                 r["image"],
                 r["reason"].as_str().unwrap_or_default()
             );
+            table.push_str(&detail);
+            bad.push_str(&detail);
         }
     }
-    // Written to fd 2 directly, so `--nocapture` (or a failure) shows the table.
-    let _ = writeln!(std::io::stderr(), "{table}");
-    assert!(bad == 0, "{bad} of {} rows differ:\n{table}", rows.len());
+    // Captured by the test harness: shown with `--nocapture` or when the test fails.
+    eprintln!("{table}");
+    assert!(
+        bad.is_empty(),
+        "rows differ from the table (printed above):\n{bad}"
+    );
 }
