@@ -13,11 +13,12 @@
 //! * [`tampered_signatures_are_rejected`]: real signatures moved or checked against the wrong
 //!   trust material, each under its own policy of one policy directory, decided in one run: a
 //!   Notation signature of another digest (the referrers tag copied onto another image's; the
-//!   signature manifest re-pointed at another image, its envelope unchanged), a
-//!   cosign signature whose payload names another repository (copied across repositories), a
-//!   Notation certificate outside the trust store, a Notation signer that is not a trusted
-//!   identity, a cosign key and a Notation certificate listed in `revokedKeys`. Untampered
-//!   controls pass in the same run.
+//!   signature manifest re-pointed at another image, its envelope unchanged), a cosign
+//!   signature of another digest (its `.sig` tag copied onto another image's), a cosign
+//!   signature whose payload names another repository (copied across repositories), a Notation
+//!   certificate outside the trust store, a Notation signer that is not a trusted identity, a
+//!   cosign key and a Notation certificate listed in `revokedKeys`. Untampered controls pass
+//!   in the same run.
 //!
 //! Needs the stack (`bash e2e/stack.sh up`) and the tools (`bash e2e/sigtools.sh fetch`);
 //! without them each test prints a `SKIP` line and passes, unless `TRUSTGATE_REQUIRE_STACK=1` /
@@ -304,6 +305,17 @@ fn tampered_signatures_are_rejected() {
         &format!("{}:{}.sig", copy.gun, copy.referrers_tag()),
     );
 
+    // A cosign signature of another digest: A signed (legacy format, whose `.sig` tag lists
+    // simple-signing payloads naming the digest), its `.sig` tag copied onto B's.
+    let cs_a = s.push(&repo("cs-digest"), &seed("cs-digest a"), "a");
+    let cs_b = s.push(&repo("cs-digest"), &seed("cs-digest b"), "b");
+    s.tools
+        .cosign_legacy(s.keys.path(), &cs_a.pinned(), None, &target);
+    s.tools.crane_copy(
+        &format!("{}:{}.sig", cs_a.gun, cs_a.referrers_tag()),
+        &format!("{}:{}.sig", cs_b.gun, cs_b.referrers_tag()),
+    );
+
     // Notation signatures checked against another trust store / another identity, and a cosign
     // signature by a revoked key.
     let store = s.push(&repo("nt-store"), &seed("nt-store"), "v1");
@@ -331,6 +343,7 @@ fn tampered_signatures_are_rejected() {
     let one = |p: &Pushed| vec![p.gun.clone()];
     let policies = [
         ("nt-digest", vec![a.gun.clone()], Notation, good.clone()),
+        ("cs-digest", one(&cs_a), Cosign, good.clone()),
         (
             "cs-repository",
             vec![origin.gun.clone(), copy.gun.clone()],
@@ -399,6 +412,13 @@ fn tampered_signatures_are_rejected() {
             "nt-digest",
             false,
             fail(Notation, "the signature is for another artifact"),
+        ),
+        (&cs_a, "cs-digest", true, pass(Cosign, &cosign_id)),
+        (
+            &cs_b,
+            "cs-digest",
+            false,
+            fail(Cosign, "payload signs digest"),
         ),
         (&origin, "cs-repository", true, pass(Cosign, &cosign_id)),
         (
