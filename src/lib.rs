@@ -52,5 +52,6 @@ pub mod notary;
 pub mod pem;
 pub mod policy;
 pub mod record;
+pub mod roots;
 pub mod signatures;
 pub mod tls;

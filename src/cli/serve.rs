@@ -146,6 +146,9 @@ impl From<LogDecisionsArg> for trustgate::audit::log::LogDecisions {
 
 /// Runs the webhook until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // The system CA certificates every outbound client trusts, read now rather than inside
+    // the first review's handshakes.
+    let preload = tokio::task::spawn_blocking(trustgate::roots::preload);
     let (options, creds) =
         CliCredentials::from_flags(&args.registry, &args.notary, Binding::Required)?;
     let metrics = Arc::new(Metrics::new());
@@ -201,6 +204,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let config = ServerConfig::new(args.listen, args.admin_listen, tls)
         .with_client_ca(args.client_ca.clone());
+    preload
+        .await
+        .context("reading the system CA certificates")?;
     let server = start(&config, Arc::new(webhook))
         .await
         .context("starting the webhook")?;

@@ -346,16 +346,12 @@ fn build_client(
         registry: registry.to_string(),
         detail: format!("bad registry CA bundle: {detail}"),
     };
-    let mut extra = Vec::new();
-    if let Some(pem) = &options.ca_pem {
-        let certs = crate::pem::parse_pem_bundle(pem).map_err(|e| bad_ca(e.to_string()))?;
-        for der in certs {
-            extra.push(
-                reqwest::Certificate::from_der(der.as_ref()).map_err(|e| bad_ca(e.to_string()))?,
-            );
-        }
-    }
-    http::build_client(&extra, options.timeout).map_err(|e| RegistryError::Other {
+    let extra = match &options.ca_pem {
+        Some(pem) => crate::pem::parse_pem_bundle(pem).map_err(|e| bad_ca(e.to_string()))?,
+        None => Vec::new(),
+    };
+    let tls = crate::roots::client_config(&extra).map_err(|e| bad_ca(e.to_string()))?;
+    http::build_client(tls, options.timeout).map_err(|e| RegistryError::Other {
         registry: registry.to_string(),
         detail: format!("cannot build registry client: {}", error_chain(&e)),
     })

@@ -222,19 +222,17 @@ impl HttpSource {
             .redirect(same_origin_redirects())
             // reqwest's default since 0.9; stated so a default change cannot bring Nagle stalls back.
             .tcp_nodelay(true);
-        if let Some(pem) = &cfg.ca_pem {
-            let tls_err = |detail: String| FetchError::Tls {
-                server: server.clone(),
-                detail,
-            };
-            let ders = crate::pem::parse_pem_bundle(pem).map_err(|e| tls_err(e.to_string()))?;
-            let certs = ders
-                .iter()
-                .map(|der| reqwest::Certificate::from_der(der.as_ref()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| tls_err(format!("bad CA certificate: {e}")))?;
-            builder = builder.tls_certs_merge(certs);
-        }
+        let tls_err = |detail: String| FetchError::Tls {
+            server: server.clone(),
+            detail,
+        };
+        let ders = match &cfg.ca_pem {
+            Some(pem) => crate::pem::parse_pem_bundle(pem).map_err(|e| tls_err(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let tls = crate::roots::client_config(&ders)
+            .map_err(|e| tls_err(format!("bad CA certificate: {e}")))?;
+        builder = builder.tls_backend_preconfigured(tls);
         let client = builder.build().map_err(|e| FetchError::Tls {
             server: server.clone(),
             detail: format!("cannot build HTTP client: {}", error_chain(&e)),

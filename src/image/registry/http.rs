@@ -41,22 +41,21 @@ const BASIC_REUSE: Duration = Duration::from_secs(300);
 /// The answer to a challenge and how long it may be reused.
 type Answer = (Option<HeaderValue>, Option<Duration>);
 
-/// A registry client for one set of options (CA bundle, scheme, timeout).
+/// A registry client for one set of options (its TLS configuration: system CAs and the
+/// policy's CA bundle; timeout).
 pub(super) fn build_client(
-    ca: &[reqwest::Certificate],
+    tls: rustls::ClientConfig,
     timeout: Duration,
 ) -> Result<Client, reqwest::Error> {
-    let mut builder = Client::builder()
+    Client::builder()
         .user_agent(concat!("trustgate/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(timeout)
         .timeout(timeout)
         .redirect(same_origin_redirects())
         // reqwest's default since 0.9; stated so a default change cannot bring Nagle stalls back.
-        .tcp_nodelay(true);
-    if !ca.is_empty() {
-        builder = builder.tls_certs_merge(ca.to_vec());
-    }
-    builder.build()
+        .tcp_nodelay(true)
+        .tls_backend_preconfigured(tls)
+        .build()
 }
 
 fn same_origin_redirects() -> redirect::Policy {
