@@ -109,7 +109,10 @@ fn inspect_lists_real_notation_and_cosign_signatures() {
     assert_eq!(doc["signatureSubject"]["digest"], digest.as_str());
     assert_eq!(doc["signatureSubject"]["note"], "attached, not verified");
     assert_eq!(doc["signatureErrors"], serde_json::json!([]));
-    assert!(doc.get("gun").is_none(), "no Notary part without --notary-url");
+    assert!(
+        doc.get("gun").is_none(),
+        "no Notary part without --notary-url"
+    );
     let sigs = doc["signatures"].as_array().expect("signatures").clone();
     assert_eq!(sigs.len(), 3, "{sigs:#?}");
     for s in &sigs {
@@ -166,10 +169,17 @@ fn inspect_of_an_unsigned_image_and_of_a_missing_one() {
     let Some(st) = common::stack() else { return };
     let repo = common::unique_repo("inspect/unsigned");
     let layout = common::push_http(&st, "inspect-unsigned", &repo, "v1");
-    let run = inspect(&["--output", "json", &format!("{}/{repo}:v1", st.registry_http)]);
+    let run = inspect(&[
+        "--output",
+        "json",
+        &format!("{}/{repo}:v1", st.registry_http),
+    ]);
     assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
     let doc: Value = serde_json::from_str(&run.stdout).expect("JSON");
-    assert_eq!(doc["signatureSubject"]["digest"], layout.manifest_digest.as_str());
+    assert_eq!(
+        doc["signatureSubject"]["digest"],
+        layout.manifest_digest.as_str()
+    );
     assert_eq!(doc["signatures"], serde_json::json!([]));
 
     let run = inspect(&[&format!("{}/{repo}:missing", st.registry_http)]);
