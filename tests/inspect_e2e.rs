@@ -3,7 +3,8 @@
 //! (Sigstore bundle and legacy `.sig`), is listed with each signature's format, manifest digest,
 //! signer (Notation certificate subject and thumbprint, cosign key ID) and signed digest, in
 //! JSON and text, under the "attached, not verified" note. An unsigned image lists none; an
-//! image that does not exist fails. Skips visibly without the stack or the signing tools.
+//! image that does not exist fails; with `--notary-url` the Notary v1 part comes first and the
+//! signatures part still follows. Skips visibly without the stack or the signing tools.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -187,4 +188,40 @@ fn inspect_of_an_unsigned_image_and_of_a_missing_one() {
     assert_eq!(run.code, Some(1), "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("not listed"), "{}", run.stdout);
     assert!(run.stdout.contains("not found"), "{}", run.stdout);
+}
+
+#[test]
+fn with_notary_url_both_parts_are_shown() {
+    let Some(st) = common::stack() else { return };
+    let repo = common::scenario::signed_repo(&st, "inspect/notary", false);
+    let image = format!("{}:v1", repo.gun);
+    let ca = st.ca.display().to_string();
+    let notary = ["--notary-url", st.notary_url.as_str(), "--ca", ca.as_str()];
+
+    let mut args = notary.to_vec();
+    args.extend(["--output", "json", &image]);
+    let run = inspect(&args);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let doc: Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert_eq!(doc["root"]["keys"][0]["keyID"], repo.root_id.as_str());
+    assert_eq!(
+        doc["resolved"]["digest"],
+        repo.signed.manifest_digest.as_str()
+    );
+    assert_eq!(
+        doc["signatureSubject"]["digest"],
+        repo.signed.manifest_digest.as_str()
+    );
+    assert_eq!(doc["signatures"], serde_json::json!([]));
+
+    let mut args = notary.to_vec();
+    args.push(&image);
+    let run = inspect(&args);
+    assert_eq!(run.code, Some(0), "{}\n{}", run.stdout, run.stderr);
+    let text = &run.stdout;
+    let notary_at = text.find("root keys (pin one in trustRoots").expect(text);
+    let listed_at = text
+        .find("(attached, not verified):\n  (none)")
+        .expect(text);
+    assert!(notary_at < listed_at, "{text}");
 }
