@@ -55,6 +55,8 @@ pub struct InspectArgs<'a> {
     pub image: &'a str,
 }
 
+/// Runs `inspect`: the Notary part when asked for, then the attached signatures; the exit
+/// status is described in the module header.
 pub async fn run(
     args: InspectArgs<'_>,
     notary: &NotaryFlags,
