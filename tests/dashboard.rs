@@ -4,7 +4,7 @@
 //! (the Debian `prometheus` binary, on 127.0.0.1 with a temporary config and data directory)
 //! scrapes its `/metrics` every second, and every query of every panel of
 //! `charts/trustgate/files/grafana-dashboard.json` is evaluated through Prometheus' HTTP API:
-//! each must return data.
+//! each must return data (one policy lists its signature formats, for the formats panel).
 //!
 //! Needs the stack of `e2e/stack.sh` (skipped otherwise, fatal with `TRUSTGATE_REQUIRE_STACK=1`)
 //! and a `prometheus` binary on PATH (skipped otherwise, fatal with
@@ -93,6 +93,18 @@ async fn wait_ok(client: &reqwest::Client, url: &str, limit: Duration, what: &st
     }
 }
 
+/// `spec.signatures` evaluating Docker Content Trust and cosign (AnyOf), with a cosign key,
+/// to append to a policy document.
+fn formats_block() -> String {
+    let key: String = include_str!("../src/signatures/cosign/testdata/cosign.pub")
+        .lines()
+        .map(|l| format!("      {l}\n"))
+        .collect();
+    format!(
+        "  signatures:\n    formats: [NotaryV1, Cosign]\n    require: AnyOf\n  cosign:\n    publicKeys:\n    - |\n{key}"
+    )
+}
+
 async fn query(client: &reqwest::Client, prom: &str, expr: &str) -> Value {
     let url =
         url::Url::parse_with_params(&format!("{prom}/api/v1/query"), [("query", expr)]).unwrap();
@@ -133,12 +145,18 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
     trustgate::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
 
-    // Two repositories, each with a signed tag (v1) and an unsigned one (v2).
+    // Two repositories, each with a signed tag (v1) and an unsigned one (v2). The second
+    // policy lists its signature formats (Docker Content Trust or cosign, AnyOf) so that the
+    // "Signature formats" panel has data: NotaryV1 passes for v1 and fails for v2, cosign
+    // (nothing attached) fails for both.
     let mut guns = Vec::new();
     let mut policies = String::new();
     for (i, name) in ["first", "second"].into_iter().enumerate() {
         let repo = signed_repo(&st, &format!("dashboard/{name}"), true);
         policies += &signed_only_policy(&st, &format!("p{i}"), &repo.gun, &repo.root_id);
+        if i == 1 {
+            policies += &formats_block();
+        }
         policies += "---\n";
         guns.push(repo.gun);
     }
@@ -277,6 +295,29 @@ async fn every_dashboard_panel_returns_data_from_a_real_prometheus() {
         .unwrap(),
     )
     .unwrap();
+    // The formats the second policy evaluated, with both results.
+    let formats = query(
+        &plain,
+        &prom,
+        "sum by (format, result) (trustgate_image_signature_formats_total)",
+    )
+    .await;
+    let mut seen: Vec<String> = formats["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("{} {}", r["metric"]["format"], r["metric"]["result"]))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            r#""Cosign" "failed""#,
+            r#""NotaryV1" "failed""#,
+            r#""NotaryV1" "passed""#
+        ],
+        "{formats}"
+    );
     let queries = panel_queries(&dashboard);
     assert!(queries.len() >= 20, "{} queries", queries.len());
     let mut empty = Vec::new();

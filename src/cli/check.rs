@@ -116,8 +116,8 @@ fn pinned(d: &Decision) -> Option<String> {
     })
 }
 
-/// The contract's JSON result object (plus `verified` and `verdict`; `formats` is `null` for
-/// policies without `spec.signatures`).
+/// The JSON result object docs/cli.md documents (plus `verified` and `verdict`; `formats` is
+/// `null` for policies without `spec.signatures`).
 pub(super) fn result_json(d: &Decision) -> serde_json::Value {
     json!({
         "image": d.image,

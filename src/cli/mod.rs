@@ -158,13 +158,17 @@ pub enum Command {
     /// Register, unregister or probe the webhook (the Helm chart's hooks and `helm test`).
     #[command(subcommand)]
     Webhook(webhook::WebhookCommand),
-    /// Show a repository's verified trust data: root key IDs and public keys to pin, role
-    /// thresholds, delegations with their keys, and the signed tags with digests and roles.
-    /// The root is trusted on first use (it must still meet its own threshold).
+    /// List the Notation and cosign signatures attached to the image's digest (attached, not
+    /// verified: format, manifest digest, signer certificate or key ID, signed digest); with
+    /// --notary-url, first the repository's verified Notary v1 trust data: root key IDs and
+    /// public keys to pin, role thresholds, delegations with their keys, and the signed tags
+    /// with digests and roles (the root is trusted on first use; it must still meet its own
+    /// threshold).
     Inspect {
-        /// Notary server URL, e.g. https://notary.example.com:4443.
+        /// Notary server URL, e.g. https://notary.example.com:4443 (omit to list only the
+        /// Notation and cosign signatures).
         #[arg(long)]
-        notary_url: String,
+        notary_url: Option<String>,
         /// Extra CA bundle (PEM) for the Notary server and its token service.
         #[arg(long, value_name = "FILE")]
         ca: Option<PathBuf>,
@@ -173,10 +177,13 @@ pub enum Command {
         gun: Option<String>,
         #[command(flatten)]
         notary: NotaryFlags,
+        #[command(flatten)]
+        registry: RegistryFlags,
         /// Output format.
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
-        /// Image reference (its tag is resolved as `docker trust` would).
+        /// Image reference (its tag is resolved as `docker trust` would, and on the registry
+        /// for the Notation and cosign signatures).
         image: String,
     },
 }
@@ -282,8 +289,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             ca,
             gun,
             notary,
+            registry,
             output,
             image,
-        } => inspect::run(&notary_url, ca.as_deref(), gun, &notary, output, &image).await,
+        } => {
+            let args = inspect::InspectArgs {
+                notary_url: notary_url.as_deref(),
+                ca: ca.as_deref(),
+                gun,
+                output,
+                image: &image,
+            };
+            inspect::run(args, &notary, &registry).await
+        }
     }
 }

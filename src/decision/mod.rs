@@ -56,7 +56,7 @@ type Outcome = Result<rules::Passed, rules::Failure>;
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// Action for images that no policy matches (contract: `Deny` unless configured).
+    /// Action for images that no policy matches (`Deny` unless configured).
     pub default_action: Action,
     /// Time allowed for deciding one image (credentials + registry + Notary + verification).
     pub deadline: Duration,

@@ -317,8 +317,9 @@ impl TrustData {
         self.role(&name)
     }
 
-    /// Contract §3 rule 3: whether signer `signer` (`alice` for `targets/alice`) counts for an
-    /// image with `digest`, referenced by `tag` (or by digest only when `tag` is `None`).
+    /// Decision rule 3 of the policy reference: whether signer `signer` (`alice` for
+    /// `targets/alice`) counts for an image with `digest`, referenced by `tag` (or by digest
+    /// only when `tag` is `None`).
     pub fn signer_lookup(
         &self,
         signer: &str,

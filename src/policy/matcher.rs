@@ -23,7 +23,7 @@ use super::pattern::ImagePattern;
 use super::validate::{FieldError, FieldErrors, check};
 
 /// Identity of a loaded policy. `namespace` is `Some` for a `TrustPolicy` and `None` for a
-/// `ClusterTrustPolicy`. Displays as the contract's JSON `policy` field: `namespace/name` or
+/// `ClusterTrustPolicy`. Displays as the JSON `policy` field of `check`: `namespace/name` or
 /// `name`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PolicyId {

@@ -1,5 +1,5 @@
 //! Test fixtures shared by the policy tests: a P-256 public key, a self-signed certificate over
-//! the same key (usable as root certificate and as CA bundle), and the contract's full example
+//! the same key (usable as root certificate and as CA bundle), and the policy reference's full example
 //! policy with those keys filled in.
 
 use super::crd::{NotarySpec, TrustPolicySpec, TrustRoot};
@@ -32,7 +32,7 @@ pub fn indent(text: &str, n: usize) -> String {
 }
 
 /// The policy reference example, keys filled in.
-pub fn contract_example_yaml() -> String {
+pub fn reference_example_yaml() -> String {
     format!(
         r#"apiVersion: trustgate.dev/v1alpha1
 kind: TrustPolicy

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 pub mod cosign;
+pub mod listing;
 pub mod notation;
 
 /// The manifest a signature must name: the one the image resolved to, as the registry served it.

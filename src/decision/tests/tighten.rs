@@ -9,7 +9,7 @@ use super::*;
 use crate::decision::combine;
 use crate::policy::NamespacedPolicies;
 
-/// One policy's outcome for an image, as the contract states it: Allow passes, Deny rejects,
+/// One policy's outcome for an image, as the policy reference states it: Allow passes, Deny rejects,
 /// Verify passes when the tag is signed and otherwise fails under the policy's mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Alone {

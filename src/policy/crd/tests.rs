@@ -1,13 +1,13 @@
 //! CRD tests: names, scope and printer columns; the CEL rules are in the schema, compile,
 //! stay within the cost budget and accept or reject what they should (evaluated client-side
-//! with kube's CEL engine); serde round trip of the contract example; and the drift check of
+//! with kube's CEL engine); serde round trip of the reference example; and the drift check of
 //! `crds/trustgate-crds.yaml`.
 
 use kube::core::cel::{ScopeContext, Validator, WarningKind, analyze_rule, compile_schema};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::policy::testdata::{KEY_ID, PUBLIC_KEY_PEM, contract_example_yaml};
+use crate::policy::testdata::{KEY_ID, PUBLIC_KEY_PEM, reference_example_yaml};
 
 fn open_api_schema(crd: &CustomResourceDefinition) -> Value {
     let schema = crd.spec.versions[0]
@@ -18,8 +18,8 @@ fn open_api_schema(crd: &CustomResourceDefinition) -> Value {
     serde_json::to_value(schema).expect("schema serialises")
 }
 
-fn contract_example() -> TrustPolicy {
-    serde_saphyr::from_str(&contract_example_yaml()).expect("the contract example parses")
+fn reference_example() -> TrustPolicy {
+    serde_saphyr::from_str(&reference_example_yaml()).expect("the reference example parses")
 }
 
 #[test]
@@ -323,8 +323,8 @@ fn without(mut spec: Value, key: &str) -> Value {
 #[test]
 fn cel_accepts_sensible_policies() {
     assert_eq!(cel_failures(base_spec()), Vec::<String>::new());
-    let contract = serde_json::to_value(contract_example().spec).expect("serialises");
-    assert_eq!(cel_failures(contract), Vec::<String>::new());
+    let example = serde_json::to_value(reference_example().spec).expect("serialises");
+    assert_eq!(cel_failures(example), Vec::<String>::new());
     let thresholds = with(
         with(base_spec(), "/trustRootThreshold", json!(2)),
         "/signerThreshold",
@@ -560,8 +560,8 @@ fn cel_allows_namespaced_policies_on_cluster_trust_policies_only() {
 }
 
 #[test]
-fn contract_example_round_trips() {
-    let policy = contract_example();
+fn reference_example_round_trips() {
+    let policy = reference_example();
     assert_eq!(policy.metadata.name.as_deref(), Some("shop-images"));
     assert_eq!(policy.metadata.namespace.as_deref(), Some("shop"));
     let spec = &policy.spec;

@@ -5,7 +5,7 @@ use super::*;
 use crate::image::reference::ImageRef;
 use crate::policy::crd::Action;
 use crate::policy::matcher::Selection;
-use crate::policy::testdata::{KEY_ID, contract_example_yaml};
+use crate::policy::testdata::{KEY_ID, reference_example_yaml};
 
 fn verify_doc(kind: &str, meta: &str, images: &str) -> String {
     format!(
@@ -55,8 +55,8 @@ fn several_documents_and_the_default_namespace() {
 }
 
 #[test]
-fn the_contract_example_loads() {
-    let policies = parse(&contract_example_yaml()).expect("contract example is valid");
+fn the_reference_example_loads() {
+    let policies = parse(&reference_example_yaml()).expect("reference example is valid");
     assert_eq!(policies.len(), 1);
     let (_, policy) = &policies[0];
     assert_eq!(policy.id.to_string(), "shop/shop-images");

@@ -256,6 +256,15 @@ fn key_algorithm(leaf: &Cert) -> Result<(Algorithm, String), NotationError> {
     )))
 }
 
+/// The signing certificate's key as `RSA 2048` or `EC P-256`; for a key Notation does not
+/// support, why (for `describe`, which reports without refusing).
+pub(super) fn key_name(leaf: &Cert) -> String {
+    match key_algorithm(leaf) {
+        Ok((_, name)) => name,
+        Err(e) => e.to_string(),
+    }
+}
+
 /// Checks the envelope's algorithm against the signing key and verifies the signature.
 pub(super) fn verify_envelope_signature(
     leaf: &Cert,

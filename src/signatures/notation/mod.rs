@@ -284,6 +284,8 @@ pub struct Description {
     pub subject: String,
     /// The signing certificate's issuer.
     pub issuer: String,
+    /// The signing certificate's key (`RSA 2048`, `EC P-256`), or why Notation cannot use it.
+    pub key_type: String,
     /// SHA-256 thumbprints (lower-case hex) of the chain, signing certificate first.
     pub thumbprints: Vec<String>,
 }
@@ -461,6 +463,7 @@ pub fn describe(sig: &Attached) -> Result<Description, NotationError> {
         target_size: target.size,
         subject: leaf.subject.clone(),
         issuer: leaf.issuer.clone(),
+        key_type: chain::key_name(leaf),
         thumbprints: certs.iter().map(chain::Cert::thumbprint).collect(),
     })
 }

@@ -24,6 +24,7 @@ fn describe_reads_jws_and_cose_without_verifying() {
         assert_eq!(d.target_media_type, subject().media_type);
         assert_eq!(d.subject, "CN=release,O=Shop,L=Seattle,ST=WA,C=US");
         assert_eq!(d.issuer, "CN=Shop Signing CA,O=Shop,L=Seattle,ST=WA,C=US");
+        assert_eq!(d.key_type, "EC P-256");
         assert_eq!(d.thumbprints.len(), 3);
         assert_eq!(
             d.thumbprints[0],

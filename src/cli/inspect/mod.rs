@@ -1,4 +1,11 @@
 //! `trustgate inspect`: what a policy author needs to write a TrustPolicy for a repository.
+//!
+//! With `--notary-url`, the repository's Notary v1 trust data (verified, root trusted on first
+//! use); always, the Notation and cosign signatures attached to the image's digest, listed but
+//! not verified (`signatures`). A registry failure fails the command only without
+//! `--notary-url`: with it, the Notary part decides the exit status as it always has.
+
+mod signatures;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,7 +21,7 @@ use trustgate::notary::keys::PublicKey;
 use trustgate::notary::updater::{TrustOptions, TrustRoot, Updater};
 use trustgate::notary::view::{KeyInfo, RoleStatus, TrustData};
 
-use super::{NotaryFlags, Output};
+use super::{NotaryFlags, Output, RegistryFlags};
 
 /// Notary credentials from the flags, else from `NOTARY_AUTH` (base64 of `user:pass`).
 pub fn notary_credentials(flags: &NotaryFlags) -> anyhow::Result<Option<(String, String)>> {
@@ -34,15 +41,93 @@ pub fn notary_credentials(flags: &NotaryFlags) -> anyhow::Result<Option<(String,
     Ok(Some((u.to_string(), p.to_string())))
 }
 
+/// The `inspect` command line.
+pub struct InspectArgs<'a> {
+    /// `--notary-url`: also show the Notary v1 trust data.
+    pub notary_url: Option<&'a str>,
+    /// `--ca` of the Notary server.
+    pub ca: Option<&'a Path>,
+    /// `--gun`.
+    pub gun: Option<String>,
+    /// Text or JSON.
+    pub output: Output,
+    /// The image reference.
+    pub image: &'a str,
+}
+
+/// Runs `inspect`: the Notary part when asked for, then the attached signatures; the exit
+/// status is described in the module header.
 pub async fn run(
+    args: InspectArgs<'_>,
+    notary: &NotaryFlags,
+    registry: &RegistryFlags,
+) -> anyhow::Result<ExitCode> {
+    let image = ImageRef::parse(args.image)?;
+    let trust = match args.notary_url {
+        Some(url) => match notary_data(url, args.ca, args.gun, notary, &image).await? {
+            Ok(data) => Some((url, data)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        },
+        None => None,
+    };
+    let listing = signatures::list(&image, registry).await?;
+    let tag = image.tag_or_latest();
+    match args.output {
+        Output::Json => {
+            let mut doc = match &trust {
+                Some((url, data)) => to_json(data, url, tag),
+                None => json!({"image": image.normalized()}),
+            };
+            if let Some(obj) = doc.as_object_mut() {
+                match &listing {
+                    Ok(l) => obj.extend(l.json()),
+                    Err(e) => {
+                        obj.insert("signatures".into(), Value::Null);
+                        obj.insert("signaturesError".into(), json!(e));
+                    }
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+        }
+        Output::Text => {
+            if let Some((url, data)) = &trust {
+                print_text(data, url, tag);
+                println!();
+            }
+            match &listing {
+                Ok(l) => print!("{}", l.text()),
+                Err(e) => println!(
+                    "signatures on {} ({}): not listed: {e}",
+                    image.normalized(),
+                    trustgate::signatures::listing::NOT_VERIFIED
+                ),
+            }
+        }
+    }
+    let failed = match &listing {
+        Ok(l) => !l.errors.is_empty(),
+        Err(_) => true,
+    };
+    Ok(if failed && trust.is_none() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Loads the repository's trust data from the Notary server at `url` (root trusted on first
+/// use). The outer error is a usage error (flags, CA file, login binding); the inner one the
+/// server's or the data's.
+async fn notary_data(
     url: &str,
     ca: Option<&Path>,
     gun: Option<String>,
     flags: &NotaryFlags,
-    output: Output,
-    image: &str,
-) -> anyhow::Result<ExitCode> {
-    let image = ImageRef::parse(image)?;
+    image: &ImageRef,
+) -> anyhow::Result<Result<TrustData, String>> {
     let gun = gun.unwrap_or_else(|| image.repository());
     let ca_pem = match ca {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
@@ -77,25 +162,10 @@ pub async fn run(
         trust_root_threshold: 1,
         ..TrustOptions::default()
     };
-    let data = match Updater::new(Arc::new(SystemClock))
+    Ok(Updater::new(Arc::new(SystemClock))
         .load(&source, &gun, &options)
         .await
-    {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(1));
-        }
-    };
-    let tag = image.tag_or_latest();
-    match output {
-        Output::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(&data, url, tag))?
-        ),
-        Output::Text => print_text(&data, url, tag),
-    }
-    Ok(ExitCode::SUCCESS)
+        .map_err(|e| e.to_string()))
 }
 
 fn ts(t: time::OffsetDateTime) -> String {
