@@ -730,3 +730,57 @@ async fn stack_token_auth_server() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn warming_opens_connections_the_fetches_then_reuse() {
+    let body = b"{}".to_vec();
+    let srv = Scripted::start(move |r| {
+        if r.path() == "/_notary_server/health" {
+            // A short answer: read whole, so the connection goes back to the pool.
+            Reply::ok(b"{}")
+        } else {
+            Reply::ok(&body)
+        }
+    })
+    .await;
+    let src = source(&srv.url(), 5 * SECOND, Some(("user", "secret")));
+    src.warm(3).await;
+    assert_eq!(
+        srv.connections(),
+        3,
+        "one connection per concurrent warm request"
+    );
+    let health: Vec<_> = srv
+        .requests()
+        .into_iter()
+        .filter(|r| r.path() == "/_notary_server/health")
+        .collect();
+    assert_eq!(health.len(), 3);
+    // No credentials go to the health check.
+    assert!(health.iter().all(|r| {
+        !r.headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+    }));
+    // The chain's first fetches, at once, find the warm connections.
+    let requests = ["root", "timestamp", "snapshot"].map(current);
+    let fetches = requests.iter().map(|req| src.fetch(GUN, req, 1024));
+    for got in futures::future::join_all(fetches).await {
+        assert_eq!(got.unwrap(), b"{}");
+    }
+    assert_eq!(
+        srv.connections(),
+        3,
+        "the fetches reused the warm connections"
+    );
+}
+
+#[tokio::test]
+async fn warming_an_unreachable_server_is_quiet() {
+    let src = source(&closed_url(), SECOND, None);
+    src.warm(2).await;
+    assert!(matches!(
+        src.fetch(GUN, &current("root"), 1024).await,
+        Err(FetchError::Connect { .. })
+    ));
+}

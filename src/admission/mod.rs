@@ -21,6 +21,7 @@ pub mod mutate;
 pub mod response;
 pub mod review;
 pub mod server;
+pub mod warm;
 pub mod wire;
 
 #[cfg(test)]

@@ -309,8 +309,10 @@ async fn signature_flood_is_rejected_within_the_deadline_while_healthz_answers()
     let (results, worst_healthz) = hook.healthz_during(reviews).await;
     for (rsp, took) in &results {
         assert_eq!(rsp["allowed"], false, "{rsp:#}");
+        // The margin absorbs a loaded 2-core machine (CI runs builds beside the tests); an
+        // unbounded verification of 4 x 20,000 signatures would take far longer.
         assert!(
-            took < &(budget + Duration::from_secs(1)),
+            took < &(budget + Duration::from_secs(2)),
             "answered after {took:?} (budget {budget:?}): {}",
             reason(rsp)
         );
@@ -324,7 +326,7 @@ async fn signature_flood_is_rejected_within_the_deadline_while_healthz_answers()
         );
     }
     assert!(
-        worst_healthz < Duration::from_secs(1),
+        worst_healthz < Duration::from_secs(2),
         "/healthz took {worst_healthz:?} during the flood"
     );
     eprintln!(

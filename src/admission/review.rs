@@ -49,9 +49,9 @@ pub const EPHEMERAL_CONTAINERS: &str = "ephemeralcontainers";
 
 /// The admission logic: engine, policies, credentials, event sink, kinds and budget.
 pub struct Webhook {
-    engine: Arc<Engine>,
-    policies: Arc<dyn PolicySource>,
-    credentials: Arc<dyn RequestCredentials>,
+    pub(super) engine: Arc<Engine>,
+    pub(super) policies: Arc<dyn PolicySource>,
+    pub(super) credentials: Arc<dyn RequestCredentials>,
     events: Arc<dyn EventSink<Decision>>,
     metrics: Arc<Metrics>,
     kinds: KindTable,

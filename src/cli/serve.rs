@@ -83,6 +83,11 @@ pub struct ServeArgs {
     /// rewrites, and the Pods a template creates are pinned when they are created).
     #[arg(long)]
     pub pin_templates: bool,
+    /// Connections kept open to each Notary server the policies verify with (opened when the
+    /// policies load or change, and every minute: `GET /_notary_server/health` on each), so
+    /// a never-seen image does not wait for TCP and TLS handshakes; 0 opens none ahead.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub notary_warm_connections: usize,
     /// Time allowed for in-flight requests to finish after SIGTERM/SIGINT (seconds).
     #[arg(long, value_parser = humantime_secs, default_value = "20")]
     pub shutdown_timeout: Duration,
@@ -207,7 +212,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     preload
         .await
         .context("reading the system CA certificates")?;
-    let server = start(&config, Arc::new(webhook))
+    let webhook = Arc::new(webhook);
+    let _warmer = webhook.spawn_warmer(args.notary_warm_connections);
+    let server = start(&config, webhook)
         .await
         .context("starting the webhook")?;
     tracing::info!(

@@ -112,6 +112,9 @@ pub trait DynMetadataSource: Send + Sync {
 
     /// As [`MetadataSource::server`].
     fn server_name(&self) -> &str;
+
+    /// As [`MetadataSource::warm`].
+    fn warm_boxed(&self, connections: usize) -> BoxFuture<'_, ()>;
 }
 
 impl<T: MetadataSource> DynMetadataSource for T {
@@ -126,6 +129,10 @@ impl<T: MetadataSource> DynMetadataSource for T {
 
     fn server_name(&self) -> &str {
         self.server()
+    }
+
+    fn warm_boxed(&self, connections: usize) -> BoxFuture<'_, ()> {
+        Box::pin(self.warm(connections))
     }
 }
 
@@ -160,6 +167,10 @@ impl MetadataSource for NotarySource {
 
     fn server(&self) -> &str {
         self.0.server_name()
+    }
+
+    async fn warm(&self, connections: usize) {
+        self.0.warm_boxed(connections).await;
     }
 }
 

@@ -23,6 +23,7 @@ mod rules;
 pub mod testing;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 use std::sync::Arc;
 use std::time::Duration;

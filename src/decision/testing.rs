@@ -100,6 +100,7 @@ struct Served {
     requests: Mutex<BTreeMap<String, usize>>,
     delay: Mutex<Option<Duration>>,
     connected: Mutex<Vec<NotaryConfig>>,
+    warmed: Mutex<Vec<usize>>,
 }
 
 /// A Notary server with one set of files (`root.json`, `snapshot.<sha256>.json`, ...) for every
@@ -136,6 +137,11 @@ impl MemNotary {
             .filter(|(file, _)| file.starts_with(prefix))
             .map(|(_, n)| n)
             .sum()
+    }
+
+    /// The `connections` of every warming, in order.
+    pub fn warmed(&self) -> Vec<usize> {
+        self.0.warmed.lock().unwrap().clone()
     }
 
     /// The set-ups sources were opened for, in order.
@@ -188,5 +194,9 @@ impl MetadataSource for MemNotary {
 
     fn server(&self) -> &str {
         "https://notary.test"
+    }
+
+    async fn warm(&self, connections: usize) {
+        self.0.warmed.lock().unwrap().push(connections);
     }
 }

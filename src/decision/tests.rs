@@ -20,6 +20,7 @@ use crate::policy::{NotarySpec, PolicyId, RegistrySpec, TrustPolicySpec, TrustRo
 
 mod deadline;
 mod tighten;
+mod warm;
 
 const NOW: OffsetDateTime = datetime!(2025-06-01 00:00 UTC);
 const A: [u8; 32] = [0xaa; 32];

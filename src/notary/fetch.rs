@@ -29,6 +29,10 @@
 //! body (reqwest). A whole fetch makes at most four exchanges (token, request, fresh token,
 //! retry), and a `tokio::time::timeout` of four times the limit is the backstop around it.
 //!
+//! Warming ([`MetadataSource::warm`]): `GET {url}/_notary_server/health` sent on several
+//! connections at once (no credentials, body read up to 4 KiB and dropped), so the pool holds
+//! open, TLS-established connections before the first review needs them.
+//!
 //! Every fetch runs in a `notary.fetch` debug span (url, status, bytes, elapsed, outcome) and ends
 //! in exactly one call to `observe`, the hook for metrics (role, outcome, latency): with
 //! [`HttpSource::with_metrics`] it also reports to a [`FetchObserver`] (the application counts
@@ -321,7 +325,30 @@ impl MetadataSource for HttpSource {
     fn server(&self) -> &str {
         &self.inner.server
     }
+
+    async fn warm(&self, connections: usize) {
+        let inner = &self.inner;
+        let mut url = inner.base.clone();
+        url.set_path(&format!("{}/_notary_server/health", inner.base_path));
+        let one = |url: Url| async move {
+            let Ok(mut response) = inner.client.get(url).send().await else {
+                return;
+            };
+            let mut read = 0;
+            while read < WARM_BODY_BYTES {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => read += chunk.len(),
+                    _ => break,
+                }
+            }
+        };
+        futures::future::join_all((0..connections).map(|_| one(url.clone()))).await;
+        debug!(server = %inner.server, connections, "notary connections warmed");
+    }
 }
+
+/// The most of a health answer read while warming (the rest is dropped with its connection).
+const WARM_BODY_BYTES: usize = 4096;
 
 /// The single reporting point of a finished fetch: a debug event, and the metrics when set.
 /// `role` is a bounded label from [`role_label`], `outcome` one from [`error_label`] or "ok".

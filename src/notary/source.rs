@@ -64,6 +64,14 @@ pub trait MetadataSource: Send + Sync {
 
     /// A short name of the source for messages and cache keys (the server URL).
     fn server(&self) -> &str;
+
+    /// Opens up to `connections` connections ahead of need, so later fetches do not wait for
+    /// TCP and TLS handshakes. Best effort: failures are ignored (the fetches report their
+    /// own). Sources without connections do nothing.
+    fn warm(&self, connections: usize) -> impl Future<Output = ()> + Send {
+        let _ = connections;
+        std::future::ready(())
+    }
 }
 
 /// Told about every finished fetch of the HTTP source (`fetch::HttpSource::with_metrics`).
