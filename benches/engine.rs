@@ -10,6 +10,10 @@
 //! 3. no reuse: `trust_ttl` = 0 and nothing kept, so every decision fetches and verifies root,
 //!    timestamp, snapshot and targets again (what the engine did before caching).
 //!
+//! 4. formats: the warm figures again for a policy with `signatures: {formats: [NotaryV1,
+//!    Notation], require: AnyOf}` (the migration set-up; the repository has only Notary v1
+//!    signatures, so NotaryV1 admits), beside the NotaryV1-only policy.
+//!
 //! Run: `cargo bench --features bench-support --bench engine` (optionally `-- <seconds per
 //! figure>`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -26,9 +30,28 @@ use trustgate::decision::testing::{MemNotary, MemRegistry};
 use trustgate::decision::{Anonymous, Engine, EngineConfig};
 use trustgate::image::reference::Digest;
 use trustgate::notary::testing::Repo;
+use trustgate::policy::formats::{NotationSpec, Require, SignatureFormat, SignaturesSpec};
 use trustgate::policy::{
     Action, LoadedPolicy, NotarySpec, PolicyId, PolicySet, TrustPolicySpec, TrustRoot,
 };
+
+/// A self-signed CA certificate for the Notation trust store (PEM).
+fn notation_ca() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CountryName, "US");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Shop");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "release");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.self_signed(&key).unwrap().pem()
+}
 
 /// Decisions per second of `callers` concurrent loops over `image` for about `secs`.
 async fn throughput(
@@ -109,9 +132,23 @@ async fn run(secs: f64) {
         }],
         ..TrustPolicySpec::default()
     };
+    let formats_spec = TrustPolicySpec {
+        signatures: Some(SignaturesSpec {
+            formats: vec![SignatureFormat::NotaryV1, SignatureFormat::Notation],
+            require: Require::AnyOf,
+        }),
+        notation: Some(NotationSpec {
+            trust_store: vec![notation_ca()],
+            trusted_identities: vec!["*".into()],
+        }),
+        ..spec.clone()
+    };
     let mut set = PolicySet::new(Action::Deny);
     set.insert(LoadedPolicy::new(PolicyId::namespaced("shop", "p"), spec).unwrap());
     let policies = Arc::new(set);
+    let mut set = PolicySet::new(Action::Deny);
+    set.insert(LoadedPolicy::checked(PolicyId::namespaced("shop", "p"), formats_spec).unwrap());
+    let any_of = Arc::new(set);
     let pinned = format!("{gun}@{digest_text}");
     let tagged = format!("{gun}:v1");
 
@@ -164,6 +201,23 @@ async fn run(secs: f64) {
                     reqs as f64 / n as f64
                 );
             }
+        }
+    }
+
+    println!("warm caches, by policy (same repository, tag reference):");
+    for (what, set) in [
+        ("formats [NotaryV1] (no spec.signatures)", &policies),
+        ("formats [NotaryV1, Notation], AnyOf", &any_of),
+    ] {
+        let engine = Arc::new(
+            Engine::new(EngineConfig::default(), Arc::new(SystemClock))
+                .with_backends(registry.clone(), notary.clone()),
+        );
+        let d = engine.decide("shop", &tagged, set, &Anonymous).await;
+        assert!(d.verified, "{}", d.reason);
+        for callers in [1, 8] {
+            let (rate, n) = throughput(&engine, set, &tagged, callers, secs).await;
+            println!("  {what:<42} {callers} caller(s): {rate:>10.0} decisions/s  ({n} decisions)");
         }
     }
 }
