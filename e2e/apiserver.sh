@@ -98,7 +98,8 @@ suite_version() { # package suite -> its version in that suite (empty if none)
     awk -F'|' -v s="$2" '{gsub(/ /, "", $2)} $3 ~ (" " s "/") {print $2; exit}'
 }
 
-cmd_build() {
+cmd_build() ( # a subshell: the lock (fd 9) is released when the build ends, and the
+  # servers started later do not inherit it
   local t0 t1
   t0=$(now_ms)
   case $CACHE/ in "$REPO"/*) die "the cache ($CACHE) must be outside the repository work tree" ;; esac
@@ -240,7 +241,7 @@ EOF
   trap - EXIT
   log "built in $(($(now_ms) - t0)) ms; kept only $CACHE/bin ($(du -sh "$CACHE/bin" | cut -f1))"
   print_versions
-}
+)
 
 # ================================================================ up
 leaf_cert() { # name subject ext-lines serial
