@@ -71,7 +71,7 @@ impl<S: MetadataSource> Trusted<'_, '_, S> {
         };
         let obtained = match kept {
             Some(v) => Obtained::Kept(v),
-            None => match self.prefetched.take_matching(chain.gun, role, meta) {
+            None => match self.prefetched.take_matching(chain.gun, role, meta).await {
                 Some(raw) => Obtained::Fetched(Ok(raw)),
                 None => Obtained::Fetched(fetch_by_hash(chain.source, chain.gun, role, meta).await),
             },

@@ -31,6 +31,7 @@ use super::super::schema::{
 };
 use super::super::source::{FetchError, MetaRequest, MetadataSource};
 use super::super::verify::check_meta;
+use super::kept::off_runtime;
 use super::{Chain, Trusted};
 use crate::limits::LIMITS;
 
@@ -60,8 +61,14 @@ impl Prefetched {
     }
 
     /// The ahead body of `role` (taken), when it matches `meta`, the entry its verified parent
-    /// lists (length, sha256, sha512). A body that does not match is dropped.
-    pub(super) fn take_matching(&self, gun: &str, role: &str, meta: &FileMeta) -> Option<Vec<u8>> {
+    /// lists (length, sha256, sha512). A body that does not match is dropped. The hashes are
+    /// computed on the blocking pool (a large targets file takes milliseconds).
+    pub(super) async fn take_matching(
+        &self,
+        gun: &str,
+        role: &str,
+        meta: &FileMeta,
+    ) -> Option<Vec<u8>> {
         let raw = self
             .files
             .lock()
@@ -72,9 +79,15 @@ impl Prefetched {
         } else {
             SNAPSHOT
         };
-        check_meta(gun, role, parent, &raw, meta)
-            .is_ok()
-            .then_some(raw)
+        let (owned_gun, owned_role, meta) = (gun.to_owned(), role.to_owned(), meta.clone());
+        off_runtime(gun, role, move || {
+            Ok(check_meta(&owned_gun, &owned_role, parent, &raw, &meta)
+                .is_ok()
+                .then_some(raw))
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     /// Whether a body of `role` is waiting.
