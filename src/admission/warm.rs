@@ -49,11 +49,16 @@ impl Webhook {
         }))
     }
 
-    /// Warms the sources of `set`'s policies once, with the credentials a review in the
-    /// policy's namespace (`default` for cluster-wide ones) without pull secrets would get.
+    /// Warms the sources of `set`'s policies once (cluster-wide policies first, at most
+    /// `decision::MAX_WARM_SOURCES` sources), with the credentials a review in the policy's
+    /// namespace (`default` for cluster-wide ones) without pull secrets would get.
     async fn warm_once(&self, set: &PolicySet, connections: usize) -> usize {
         let mut sources: Vec<(Arc<LoadedPolicy>, Arc<dyn CredentialSource>)> = Vec::new();
-        for policy in set.iter() {
+        // The operator's cluster-wide policies first: warming stops at a bound, and namespaced
+        // policies are written by tenants.
+        let mut policies: Vec<&Arc<LoadedPolicy>> = set.iter().collect();
+        policies.sort_by_key(|p| p.id.namespace.is_some());
+        for policy in policies {
             let namespace = policy.id.namespace.as_deref().unwrap_or("default");
             let creds = self
                 .credentials

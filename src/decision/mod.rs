@@ -48,6 +48,7 @@ pub use backends::{DigestResolver, HttpBackends, NotaryConnector, NotarySource};
 pub use credentials::{Anonymous, CredentialSource, PolicyCredentials};
 pub use formats::FormatResults;
 pub use rules::ReasonClass;
+pub use warm::MAX_WARM_SOURCES;
 
 use rules::Failure;
 

@@ -11,12 +11,18 @@ use crate::notary::source::MetadataSource as _;
 use crate::policy::formats::SignatureFormat;
 use crate::policy::matcher::LoadedPolicy;
 
+/// The most Notary set-ups one warming opens: tenants write namespaced policies, and each may
+/// name its own server; warming is a courtesy, not a way to make trustgate hold connections
+/// to every URL a tenant writes.
+pub const MAX_WARM_SOURCES: usize = 32;
+
 impl Engine {
     /// Opens the Notary source each policy verifies with (the one its reviews use: same URL,
     /// CA bundle, credentials from its [`CredentialSource`], timeout) and `connections`
     /// connections to each, all at once. Policies that do not consult Notary v1, or whose
     /// credentials cannot be had, are skipped; a source shared by several policies is warmed
-    /// once. Returns how many sources were warmed.
+    /// once, and at most [`MAX_WARM_SOURCES`] are warmed (the first ones in `policies`).
+    /// Returns how many sources were warmed.
     pub async fn warm(
         &self,
         policies: &[(Arc<LoadedPolicy>, Arc<dyn CredentialSource>)],
@@ -25,6 +31,9 @@ impl Engine {
         let mut seen: HashSet<Key> = HashSet::new();
         let mut sources = Vec::new();
         for (policy, creds) in policies {
+            if sources.len() >= MAX_WARM_SOURCES {
+                break;
+            }
             let Some(Ok(compiled)) = policy.compiled() else {
                 continue;
             };

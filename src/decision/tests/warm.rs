@@ -53,3 +53,27 @@ async fn verify_policies_are_warmed_once_per_set_up_and_reviews_reuse_the_source
         "the review used the warmed source"
     );
 }
+
+#[tokio::test]
+async fn one_warming_opens_at_most_max_warm_sources() {
+    let server = Server::start().await;
+    let repo = repo(&server.gun());
+    let set = policies(&server, &repo, Action::Verify);
+    let verify = set.iter().next().unwrap().clone();
+    let creds: Arc<dyn CredentialSource> = Arc::new(Anonymous);
+    let many: Vec<(Arc<LoadedPolicy>, Arc<dyn CredentialSource>)> = (0..MAX_WARM_SOURCES + 8)
+        .map(|i| {
+            let mut spec = verify.spec.clone();
+            spec.notary = Some(NotarySpec {
+                url: Some(format!("https://notary-{i}.test")),
+                ..NotarySpec::default()
+            });
+            let p = LoadedPolicy::new(PolicyId::namespaced("shop", format!("p{i}")), spec).unwrap();
+            (Arc::new(p), creds.clone())
+        })
+        .collect();
+    let engine = engine(&server, CacheConfig::default(), Arc::new(FixedClock(NOW)));
+    assert_eq!(engine.warm(&many, 2).await, MAX_WARM_SOURCES);
+    assert_eq!(server.notary.connected().len(), MAX_WARM_SOURCES);
+    assert_eq!(server.notary.warmed(), vec![2; MAX_WARM_SOURCES]);
+}
