@@ -24,6 +24,10 @@ pub(super) enum Obtained<T> {
     Kept(Arc<Verified<T>>),
     /// Fetched now (or the fetch error, reported when the file's turn comes).
     Fetched(Result<Vec<u8>, VerifyError>),
+    /// Fetched ahead by its current name (`prefetch`), not yet compared with what its parent
+    /// lists: the verifier compares it (length and hashes, as for any file) and, when it does
+    /// not match, the file listed is fetched by hash and verified instead.
+    Ahead(Vec<u8>, FileMeta),
 }
 
 /// An obtained file and the store key it is kept under once verified (`None` without a store).
@@ -41,7 +45,8 @@ impl<S: MetadataSource> Trusted<'_, '_, S> {
         role: &str,
         meta: &FileMeta,
         context: &Id,
-        verify: impl FnOnce(Vec<u8>, Option<u64>) -> Result<Outcome<Verified<T>>, VerifyError>
+        verify: impl Fn(Vec<u8>, Option<u64>) -> Result<Outcome<Verified<T>>, VerifyError>
+        + Clone
         + Send
         + 'static,
     ) -> Result<Arc<Verified<T>>, VerifyError> {
@@ -53,8 +58,8 @@ impl<S: MetadataSource> Trusted<'_, '_, S> {
     }
 
     /// The first half: the kept file when the store has this very file verified in this very
-    /// context, otherwise the file fetched ahead when it matches `meta` (`prefetch`), otherwise
-    /// `<role>.<sha256>.json` fetched.
+    /// context, otherwise the file fetched ahead (`prefetch`; compared with `meta` when it is
+    /// verified), otherwise `<role>.<sha256>.json` fetched.
     pub(super) async fn obtain<T: Keep>(
         &self,
         role: &str,
@@ -71,8 +76,8 @@ impl<S: MetadataSource> Trusted<'_, '_, S> {
         };
         let obtained = match kept {
             Some(v) => Obtained::Kept(v),
-            None => match self.prefetched.take_matching(chain.gun, role, meta).await {
-                Some(raw) => Obtained::Fetched(Ok(raw)),
+            None => match self.prefetched.take(role) {
+                Some(raw) => Obtained::Ahead(raw, meta.clone()),
                 None => Obtained::Fetched(fetch_by_hash(chain.source, chain.gun, role, meta).await),
             },
         };
@@ -86,7 +91,8 @@ impl<S: MetadataSource> Trusted<'_, '_, S> {
         &self,
         role: &str,
         listed: Listed<T>,
-        verify: impl FnOnce(Vec<u8>, Option<u64>) -> Result<Outcome<Verified<T>>, VerifyError>
+        verify: impl Fn(Vec<u8>, Option<u64>) -> Result<Outcome<Verified<T>>, VerifyError>
+        + Clone
         + Send
         + 'static,
     ) -> Result<Outcome<Arc<Verified<T>>>, VerifyError> {
@@ -103,14 +109,35 @@ impl<S: MetadataSource> Trusted<'_, '_, S> {
             }
             Obtained::Fetched(raw) => {
                 let raw = raw?;
-                Ok(
-                    match off_runtime(chain.gun, role, move || verify(raw, seen)).await? {
-                        Outcome::Valid(v) => Outcome::Valid(keep(chain.store, listed.key, v)),
-                        Outcome::Invalid(e) => Outcome::Invalid(e),
-                    },
-                )
+                let outcome = off_runtime(chain.gun, role, move || verify(raw, seen)).await?;
+                Ok(kept_if_valid(chain.store, listed.key, outcome))
+            }
+            Obtained::Ahead(raw, meta) => {
+                let again = verify.clone();
+                let outcome = match off_runtime(chain.gun, role, move || verify(raw, seen)).await {
+                    // Not the file the parent lists (published in between, or a hostile
+                    // server): the listed one, by hash, exactly as without fetching ahead.
+                    Err(VerifyError::HashMismatch { .. } | VerifyError::TooLong { .. }) => {
+                        let raw = fetch_by_hash(chain.source, chain.gun, role, &meta).await?;
+                        off_runtime(chain.gun, role, move || again(raw, seen)).await?
+                    }
+                    other => other?,
+                };
+                Ok(kept_if_valid(chain.store, listed.key, outcome))
             }
         }
+    }
+}
+
+/// A valid outcome kept (see [`keep`]); an invalid one as it is.
+fn kept_if_valid<T: Keep>(
+    store: Option<&Store>,
+    key: Option<Id>,
+    outcome: Outcome<Verified<T>>,
+) -> Outcome<Arc<Verified<T>>> {
+    match outcome {
+        Outcome::Valid(v) => Outcome::Valid(keep(store, key, v)),
+        Outcome::Invalid(e) => Outcome::Invalid(e),
     }
 }
 

@@ -11,11 +11,12 @@
 //!
 //! - the timestamp is the very request the chain would make (`timestamp.json`, capped at
 //!   `LIMITS.timestamp_bytes`) and is verified against the root once the root is trusted;
-//! - any other file is only used once its parent is verified, and only when its bytes match the
-//!   length and hashes the parent lists for it (`verify::check_meta`; the verifier checks them
-//!   again). Otherwise (a newer version published in between, a 404, a hostile server) it is
-//!   dropped and the file is fetched by hash exactly as without prefetching, so every error the
-//!   chain reports comes from the fetch it would have made anyway.
+//! - any other file is only used once its parent is verified, and goes through the verifier
+//!   like a file fetched by hash: its length and hashes are compared with what the parent lists
+//!   first (`verify::check_meta`, once). When they do not match (a newer version published in
+//!   between, a hostile server) it is dropped and the listed file is fetched by hash and
+//!   verified exactly as without prefetching (`kept::settle`); a 404 ahead is dropped at once.
+//!   Every error the chain reports comes from the fetch it would have made anyway.
 //!
 //! Every ahead fetch is capped at the absolute `LIMITS.metadata_bytes` (its parent's length is
 //! not known yet); fetch errors are dropped (the later fetch by hash reports its own).
@@ -30,8 +31,6 @@ use super::super::schema::{
     FileMeta, SNAPSHOT, Snapshot, TARGETS, TIMESTAMP, check_meta_hashes, is_delegation_name,
 };
 use super::super::source::{FetchError, MetaRequest, MetadataSource};
-use super::super::verify::check_meta;
-use super::kept::off_runtime;
 use super::{Chain, Trusted};
 use crate::limits::LIMITS;
 
@@ -60,34 +59,14 @@ impl Prefetched {
             .take()
     }
 
-    /// The ahead body of `role` (taken), when it matches `meta`, the entry its verified parent
-    /// lists (length, sha256, sha512). A body that does not match is dropped. The hashes are
-    /// computed on the blocking pool (a large targets file takes milliseconds).
-    pub(super) async fn take_matching(
-        &self,
-        gun: &str,
-        role: &str,
-        meta: &FileMeta,
-    ) -> Option<Vec<u8>> {
-        let raw = self
-            .files
+    /// The ahead body of `role` (taken), if there is one. It is not trusted: the verifier
+    /// compares it with the entry its verified parent lists, and a body that does not match is
+    /// replaced by the listed file fetched by hash (`kept::settle`).
+    pub(super) fn take(&self, role: &str) -> Option<Vec<u8>> {
+        self.files
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(role)?;
-        let parent = if role == SNAPSHOT {
-            TIMESTAMP
-        } else {
-            SNAPSHOT
-        };
-        let (owned_gun, owned_role, meta) = (gun.to_owned(), role.to_owned(), meta.clone());
-        off_runtime(gun, role, move || {
-            Ok(check_meta(&owned_gun, &owned_role, parent, &raw, &meta)
-                .is_ok()
-                .then_some(raw))
-        })
-        .await
-        .ok()
-        .flatten()
+            .remove(role)
     }
 
     /// Whether a body of `role` is waiting.
