@@ -60,9 +60,7 @@ fn spki_of(pem: &str) -> Vec<u8> {
 
 fn policy(keys: &[&str], threshold: u32, revoked: &[&str]) -> CosignPolicy {
     let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-    let revoked = Revoked {
-        spki: revoked.iter().map(|p| spki_of(p)).collect(),
-    };
+    let revoked = Revoked::from_spki(revoked.iter().map(|p| spki_of(p)).collect::<Vec<_>>());
     CosignPolicy::new(&keys, threshold, revoked).expect("policy")
 }
 

@@ -267,7 +267,7 @@ fn envelopes_written_by_the_real_notation_verify_and_tampering_is_refused() {
         let p = policy(
             std::slice::from_ref(&release),
             &["*"],
-            Revoked { spki: vec![spki] },
+            Revoked::from_spki(vec![spki]),
         );
         let e = notation::verify(&p, &subject, sig, now).unwrap_err();
         assert!(matches!(e, NotationError::Revoked { .. }), "{e}");

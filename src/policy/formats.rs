@@ -360,26 +360,19 @@ fn check_cosign(
     }
 }
 
-/// The public keys of `revokedKeys` given as PEM (keys or certificates), as DER
-/// SubjectPublicKeyInfo, for the new formats (key IDs are Notary's and apply to NotaryV1).
-/// Entries that do not parse are reported by the NotaryV1 checks of `validate`.
+/// The revocations of `revokedKeys` for the new formats: every PEM key or certificate read as
+/// the NotaryV1 checks read it (the first PEM block, any line width), and the key IDs. Entries
+/// that do not parse are reported by the NotaryV1 checks of `validate`.
 fn revoked_keys(spec: &TrustPolicySpec) -> Revoked {
-    use x509_cert::der::{Decode, Encode};
-    let mut spki = Vec::new();
+    let (mut spki, mut ids) = (Vec::new(), Vec::new());
     for entry in &spec.revoked_keys {
-        let Ok(blocks) = x509_cert::der::pem::decode_vec(entry.trim().as_bytes()) else {
-            continue;
-        };
-        let der = match blocks.0 {
-            "CERTIFICATE" => x509_cert::Certificate::from_der(&blocks.1)
-                .ok()
-                .and_then(|c| c.tbs_certificate().subject_public_key_info().to_der().ok()),
-            "PUBLIC KEY" => Some(blocks.1),
-            _ => None,
-        };
-        spki.extend(der);
+        if super::validate::is_key_id(entry) {
+            ids.push(entry.clone());
+        } else if let Ok(key) = crate::notary::keys::PinnedKey::from_pem(entry) {
+            spki.push(key.spki_der().to_vec());
+        }
     }
-    Revoked { spki }
+    Revoked::from_spki(spki).with_key_ids(ids)
 }
 
 #[cfg(test)]
@@ -553,5 +546,49 @@ mod tests {
                 .iter()
                 .any(|p| p.contains("spec.cosign.keyless"))
         );
+    }
+
+    /// The DER body of a single-block PEM.
+    fn der_of(pem: &str) -> Vec<u8> {
+        x509_cert::der::pem::decode_vec(pem.as_bytes()).unwrap().1
+    }
+
+    #[test]
+    fn revocations_reach_the_new_formats_in_every_form_notary_accepts() {
+        use base64::Engine as _;
+        let key = der_of(PUBLIC_KEY_PEM);
+        let cert = der_of(CERT_PEM);
+        let cert_spki = {
+            use x509_cert::der::{Decode, Encode};
+            x509_cert::Certificate::from_der(&cert)
+                .unwrap()
+                .tbs_certificate()
+                .subject_public_key_info()
+                .to_der()
+                .unwrap()
+        };
+        // The base64 on one line (as YAML writers often leave it).
+        let one_line = format!(
+            "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(&key)
+        );
+        // A certificate followed by another block (its chain): the first block counts.
+        let chained = format!("{CERT_PEM}\n{PUBLIC_KEY_PEM}");
+        for (entry, spki) in [
+            (one_line.as_str(), &key),
+            (chained.as_str(), &cert_spki),
+            (PUBLIC_KEY_PEM, &key),
+        ] {
+            let mut spec = only(&[SignatureFormat::Cosign]);
+            spec.revoked_keys = vec![entry.to_string()];
+            assert!(problems(&spec).is_empty(), "{entry}: {:?}", problems(&spec));
+            assert!(revoked_keys(&spec).contains(spki), "not revoked: {entry}");
+        }
+        // A key ID revokes the cosign key whose SPKI hashes to it.
+        let mut spec = only(&[SignatureFormat::Cosign]);
+        spec.revoked_keys = vec![hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&key))];
+        assert!(revoked_keys(&spec).contains(&key));
+        let other = der_of(&rcgen::KeyPair::generate().unwrap().public_key_pem());
+        assert!(!revoked_keys(&spec).contains(&other));
     }
 }

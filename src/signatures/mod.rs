@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 pub mod cosign;
+pub mod keyid;
 pub mod listing;
 pub mod notation;
 
@@ -43,18 +44,52 @@ pub struct Attached {
     pub blob: Vec<u8>,
 }
 
-/// Public keys that never count, in any format (`revokedKeys` given as PEM keys or
-/// certificates), as DER SubjectPublicKeyInfo.
+/// Public keys that never count, in any format (`revokedKeys`): the identities of the keys
+/// and certificates given as PEM ([`keyid::key_identity`], so any encoding of a revoked key is
+/// revoked), and the key IDs given as 64 hex digits (Notary's for NotaryV1; for cosign, the hex
+/// SHA-256 of a policy key's SubjectPublicKeyInfo, as `trustgate check` reports its signers).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Revoked {
-    /// DER-encoded SubjectPublicKeyInfo of each revoked key.
-    pub spki: Vec<Vec<u8>>,
+    identities: Vec<keyid::KeyIdentity>,
+    key_ids: Vec<String>,
 }
 
 impl Revoked {
-    /// Whether the key with this DER SubjectPublicKeyInfo is revoked.
+    /// Revokes the keys whose DER SubjectPublicKeyInfo are `spki` (unparsable ones are
+    /// ignored: `revokedKeys` entries are checked when the policy is validated).
+    pub fn from_spki(spki: impl IntoIterator<Item = Vec<u8>>) -> Revoked {
+        Revoked {
+            identities: spki
+                .into_iter()
+                .filter_map(|der| keyid::key_identity(&der))
+                .collect(),
+            key_ids: Vec::new(),
+        }
+    }
+
+    /// Also revokes the keys with these key IDs (64 lower-case hex digits).
+    pub fn with_key_ids(mut self, ids: impl IntoIterator<Item = String>) -> Revoked {
+        self.key_ids.extend(ids);
+        self
+    }
+
+    /// Whether the key with this DER SubjectPublicKeyInfo is revoked: the same key in any
+    /// encoding, or (for a cosign policy key) its key ID.
     pub fn contains(&self, spki_der: &[u8]) -> bool {
-        self.spki.iter().any(|k| k.as_slice() == spki_der)
+        if let Some(id) = keyid::key_identity(spki_der)
+            && self.identities.contains(&id)
+        {
+            return true;
+        }
+        !self.key_ids.is_empty() && {
+            let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(spki_der));
+            self.key_ids.contains(&hex)
+        }
+    }
+
+    /// Whether nothing is revoked.
+    pub fn is_empty(&self) -> bool {
+        self.identities.is_empty() && self.key_ids.is_empty()
     }
 }
 

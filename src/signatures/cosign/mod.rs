@@ -155,7 +155,12 @@ impl CosignPolicy {
                 CosignError::BadKey(d) => CosignError::BadKey(format!("publicKeys[{i}]: {d}")),
                 other => other,
             })?;
-            if !keys.iter().any(|k| k.spki == key.spki) {
+            // One key in two encodings is one key (`keyid`): it cannot count twice.
+            let identity = super::keyid::key_identity(&key.spki);
+            if !keys
+                .iter()
+                .any(|k| super::keyid::key_identity(&k.spki) == identity)
+            {
                 keys.push(key);
             }
         }

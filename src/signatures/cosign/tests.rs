@@ -300,9 +300,7 @@ fn missing_or_garbled_legacy_signature_is_refused() {
 #[test]
 fn revoked_keys_never_count() {
     let key = TestKey::p256();
-    let revoked = Revoked {
-        spki: vec![key.spki()],
-    };
+    let revoked = Revoked::from_spki(vec![key.spki()]);
     let p = CosignPolicy::new(&[key.pem()], 1, revoked).unwrap();
     let sig = signed_legacy(&key, REAL_REPO, REAL_DIGEST);
     let err = verify(&p, &real_subject(), &sig).unwrap_err();
@@ -566,4 +564,53 @@ fn describe_reads_both_formats() {
     assert_eq!(d.format, "simple-signing");
     assert_eq!(d.docker_reference.as_deref(), Some(REAL_REPO));
     assert_eq!(d.subjects, vec![REAL_DIGEST.to_string()]);
+}
+
+/// One RSA key as two PEM public keys: AlgorithmIdentifier parameters NULL, and absent.
+fn rsa_key_in_two_encodings() -> (String, String) {
+    use aws_lc_rs::signature::KeyPair as _;
+    use x509_cert::der::Encode;
+    use x509_cert::der::asn1::{AnyRef, BitString};
+    use x509_cert::spki::{AlgorithmIdentifier, ObjectIdentifier, SubjectPublicKeyInfo};
+    let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let pkcs1 = pair.public_key().as_ref().to_vec();
+    let pem = |params: Option<AnyRef<'_>>| {
+        let der = SubjectPublicKeyInfo {
+            algorithm: AlgorithmIdentifier {
+                oid: ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
+                parameters: params,
+            },
+            subject_public_key: BitString::from_bytes(&pkcs1).unwrap(),
+        }
+        .to_der()
+        .unwrap();
+        x509_cert::der::pem::encode_string("PUBLIC KEY", x509_cert::der::pem::LineEnding::LF, &der)
+            .unwrap()
+    };
+    (pem(Some(AnyRef::NULL)), pem(None))
+}
+
+#[test]
+fn one_key_in_two_encodings_is_one_key_for_the_threshold_and_revocation() {
+    let (with_null, without) = rsa_key_in_two_encodings();
+    assert_ne!(with_null, without);
+    let err = CosignPolicy::new(&[with_null.clone(), without.clone()], 2, Revoked::default())
+        .expect_err("one distinct key cannot meet a threshold of 2");
+    assert!(
+        matches!(
+            err,
+            CosignError::BadThreshold {
+                threshold: 2,
+                keys: 1
+            }
+        ),
+        "{err}"
+    );
+    let p =
+        CosignPolicy::new(&[with_null.clone(), without.clone()], 1, Revoked::default()).unwrap();
+    assert_eq!(p.key_ids().len(), 1);
+    // Revoked in one encoding, the key is revoked in the other.
+    let der = |pem: &str| x509_cert::der::pem::decode_vec(pem.as_bytes()).unwrap().1;
+    let revoked = Revoked::from_spki(vec![der(&with_null)]);
+    assert!(revoked.contains(&der(&without)));
 }

@@ -319,13 +319,7 @@ fn revoked_leaf_or_root_key_never_counts() {
     let k = pki(Kind::P256);
     let chain = [&k.leaf, &k.inter, &k.root];
     for revoked in [k.leaf.spki(), k.root.spki()] {
-        let p = policy_revoking(
-            &[&k.root],
-            &["*"],
-            Revoked {
-                spki: vec![revoked],
-            },
-        );
+        let p = policy_revoking(&[&k.root], &["*"], Revoked::from_spki(vec![revoked]));
         for r in verify_both(&p, &Envelope::new(&k.leaf, &chain)) {
             assert!(matches!(r, Err(NotationError::Revoked { .. })), "{r:?}");
         }
