@@ -18,13 +18,16 @@ const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// A scripted answer: status, headers, body.
 type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 
+/// A request as a scripted registry heard it: target (path and query), `Authorization`.
+type Heard = (String, Option<String>);
+
 /// A scripted registry: `METHOD path` (or `path` for any method) → status, headers, body.
 #[derive(Clone, Default)]
 struct Script {
     routes: Arc<Mutex<HashMap<String, Answer>>>,
     seen: Arc<Mutex<Vec<String>>>,
     /// Each request's target (path and query) and `Authorization`.
-    heard: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    heard: Arc<Mutex<Vec<Heard>>>,
 }
 
 impl Script {
@@ -58,7 +61,7 @@ impl Script {
         self.seen.lock().unwrap().clone()
     }
 
-    fn heard(&self) -> Vec<(String, Option<String>)> {
+    fn heard(&self) -> Vec<Heard> {
         self.heard.lock().unwrap().clone()
     }
 
