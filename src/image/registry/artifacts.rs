@@ -1,6 +1,7 @@
 //! Signature artifacts attached to an image digest, fetched on the same registry conversation
 //! as tag resolution (same credentials and token answers, CA bundle, plain HTTP, timeout,
-//! same-origin redirects, size caps while streaming):
+//! same-origin redirects, size caps while streaming; a blob alone may be redirected to a
+//! storage host, fetched from it without credentials and accepted only with its digest):
 //!
 //! * [`Resolver::describe`]: the digest, media type and size of the manifest a reference
 //!   resolves to (`HEAD` with the kubelet's Accept types; `GET` and hash when the answer lacks

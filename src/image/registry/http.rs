@@ -11,8 +11,10 @@
 //!   Docker Hub's `auth.docker.io` counts as Docker Hub's), over https unless the registry
 //!   itself is plain http or the realm is loopback; any other realm is asked anonymously. A
 //!   ready bearer token (`registrytoken`) is sent to the registry only.
-//! * Redirects are followed only within the registry's origin, so `Authorization` never
-//!   reaches another host.
+//! * Redirects are followed within the registry's origin (at most `MAX_REDIRECTS`), so
+//!   `Authorization` never reaches another host. Blobs fetched by digest alone may also follow
+//!   a redirect to another origin (a storage host or pre-signed URL, as Docker Hub, GHCR, ECR
+//!   and Quay answer), as a fresh request carrying no credential: see [`blob`].
 //! * Error bodies are read up to `LIMITS.error_body_bytes`.
 
 use std::time::Duration;
@@ -21,6 +23,8 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue};
 use reqwest::{Client, Method, Response, StatusCode, redirect};
 use sha2::{Digest as _, Sha256};
 use url::{Host, Url};
+
+mod blob;
 
 use super::MANIFEST_MEDIA_TYPES;
 use crate::image::credentials::Credentials;
@@ -221,27 +225,32 @@ impl<'a> Conversation<'a> {
         if !resp.status().is_success() {
             return Err(status_failure(&mut resp).await);
         }
-        let headers = resp.headers();
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(|v| v.trim().to_string())
-        };
-        let content_type = text("content-type");
-        let digest = header_digest(headers);
-        let length = text("content-length").and_then(|n| n.parse::<u64>().ok());
-        let body = if method == Method::HEAD {
-            Some(Vec::new())
-        } else {
-            read_capped(&mut resp, limit).await?
-        };
-        Ok(Fetched {
-            content_type,
-            digest,
-            length,
-            body,
-        })
+        fetched(resp, &method, limit).await
+    }
+
+    /// `GET /v2/<path>/<tail>` of a blob, as [`Conversation::fetch`], except that a redirect
+    /// to another origin (a storage host, a pre-signed URL) is followed without any credential
+    /// (see [`blob`]). Only for content the caller verifies by its digest.
+    pub(super) async fn fetch_blob(&mut self, tail: &str, limit: u64) -> Result<Fetched, Failure> {
+        let url = self.url(tail);
+        let resp = self.send(Method::GET, &url).await?;
+        let (mut resp, elsewhere) = blob::follow_elsewhere(self.client, self.scheme, resp).await?;
+        if !resp.status().is_success() {
+            let failure = status_failure(&mut resp).await;
+            return Err(match failure {
+                // A storage host's refusal (an expired pre-signed URL) is not the registry
+                // refusing the login: the login is kept.
+                Failure::Status { status, detail, .. } if elsewhere && status != 404 => {
+                    Failure::Protocol(format!(
+                        "blob storage host {} answered HTTP {status}: {}",
+                        resp.url().origin().ascii_serialization(),
+                        short(&detail)
+                    ))
+                }
+                other => other,
+            });
+        }
+        fetched(resp, &Method::GET, limit).await
     }
 
     /// Sends one request, answering a 401 challenge once.
@@ -380,6 +389,31 @@ impl<'a> Conversation<'a> {
         };
         same && (realm.scheme() == "https" || self.scheme == "http" || loopback)
     }
+}
+
+/// The parts of a successful answer; its body read up to `limit` (none for `HEAD`).
+async fn fetched(mut resp: Response, method: &Method, limit: u64) -> Result<Fetched, Failure> {
+    let headers = resp.headers();
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string())
+    };
+    let content_type = text("content-type");
+    let digest = header_digest(headers);
+    let length = text("content-length").and_then(|n| n.parse::<u64>().ok());
+    let body = if *method == Method::HEAD {
+        Some(Vec::new())
+    } else {
+        read_capped(&mut resp, limit).await?
+    };
+    Ok(Fetched {
+        content_type,
+        digest,
+        length,
+        body,
+    })
 }
 
 fn basic_header(username: &str, password: &str) -> Option<HeaderValue> {

@@ -108,14 +108,21 @@ impl Call<'_> {
         if d.size > limit {
             return Err(self.too_large(what, limit));
         }
-        let Some((_, body)) = self
-            .get(Method::GET, &format!("blobs/{digest}"), limit, what)
-            .await?
-        else {
-            return Err(ArtifactError::NotFound {
-                repository: self.repository.clone(),
-                reference: digest,
-            });
+        // The registry may redirect to a storage host (followed without credentials): the
+        // body is accepted only with the digest asked for, checked below.
+        let body = match self
+            .talk
+            .fetch_blob(&format!("blobs/{digest}"), limit)
+            .await
+        {
+            Ok(mut f) => f.body.take().ok_or_else(|| self.too_large(what, limit))?,
+            Err(Failure::Status { status: 404, .. }) => {
+                return Err(ArtifactError::NotFound {
+                    repository: self.repository.clone(),
+                    reference: digest,
+                });
+            }
+            Err(e) => return Err(ArtifactError::Registry(self.ctx.classify(e))),
         };
         let actual = sha256(&body);
         if actual != digest {

@@ -1,6 +1,7 @@
 //! Artifact fetching against scripted registries: the referrers API and the tag schema, the
 //! entry-type quirk, and hostile answers (oversize lists and blobs, too many referrers, digest
-//! mismatches, a redirect to another host), each limit one past.
+//! mismatches, a manifest redirect to another host), each limit one past; blob redirects to a
+//! storage host in [`redirects`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,11 +18,16 @@ const BUNDLE_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// A scripted answer: status, headers, body.
 type Answer = (u16, Vec<(String, String)>, Vec<u8>);
 
+/// A request as a scripted registry heard it: target (path and query), `Authorization`.
+type Heard = (String, Option<String>);
+
 /// A scripted registry: `METHOD path` (or `path` for any method) → status, headers, body.
 #[derive(Clone, Default)]
 struct Script {
     routes: Arc<Mutex<HashMap<String, Answer>>>,
     seen: Arc<Mutex<Vec<String>>>,
+    /// Each request's target (path and query) and `Authorization`.
+    heard: Arc<Mutex<Vec<Heard>>>,
 }
 
 impl Script {
@@ -55,32 +61,43 @@ impl Script {
         self.seen.lock().unwrap().clone()
     }
 
+    fn heard(&self) -> Vec<Heard> {
+        self.heard.lock().unwrap().clone()
+    }
+
     async fn start(&self) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let me = self.clone();
-        let app = axum::Router::new().fallback(move |method: HttpMethod, uri: Uri| {
-            let me = me.clone();
-            async move {
-                let path = uri.path().to_string();
-                me.seen.lock().unwrap().push(format!("{method} {path}"));
-                let routes = me.routes.lock().unwrap();
-                let hit = routes
-                    .get(&format!("{method} {path}"))
-                    .or_else(|| routes.get(&path))
-                    .cloned();
-                let (status, headers, body) = hit.unwrap_or((
-                    404,
-                    vec![],
-                    br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec(),
-                ));
-                let mut r = Response::builder().status(StatusCode::from_u16(status).unwrap());
-                for (k, v) in headers {
-                    r = r.header(k, v);
+        let app = axum::Router::new().fallback(
+            move |method: HttpMethod, uri: Uri, headers: axum::http::HeaderMap| {
+                let me = me.clone();
+                async move {
+                    let path = uri.path().to_string();
+                    me.seen.lock().unwrap().push(format!("{method} {path}"));
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    me.heard.lock().unwrap().push((uri.to_string(), auth));
+                    let routes = me.routes.lock().unwrap();
+                    let hit = routes
+                        .get(&format!("{method} {path}"))
+                        .or_else(|| routes.get(&path))
+                        .cloned();
+                    let (status, headers, body) = hit.unwrap_or((
+                        404,
+                        vec![],
+                        br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec(),
+                    ));
+                    let mut r = Response::builder().status(StatusCode::from_u16(status).unwrap());
+                    for (k, v) in headers {
+                        r = r.header(k, v);
+                    }
+                    r.body(Body::from(body)).unwrap()
                 }
-                r.body(Body::from(body)).unwrap()
-            }
-        });
+            },
+        );
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -387,7 +404,7 @@ async fn signature_manifest_one_past_its_limit_is_refused() {
 }
 
 #[tokio::test]
-async fn redirects_to_another_host_are_not_followed() {
+async fn manifest_redirects_to_another_host_are_not_followed() {
     let f = fixture().await;
     let elsewhere = Script::default();
     let other = elsewhere.start().await;
@@ -495,3 +512,5 @@ async fn untyped_entries_of_another_format_do_not_count_against_a_format() {
         .unwrap();
     assert_eq!(got.len(), 3);
 }
+
+mod redirects;
