@@ -31,9 +31,16 @@
 //!    data; `decision_ttl` bounds how long it is kept at all. Only decisions computed from trust
 //!    data are kept; errors before that (registry, Notary) are cached by the layers below.
 //!
+//! 4. **Signature artifacts** (`SignatureCache`): the Notation and cosign artifacts attached to
+//!    a digest, per registry set-up, credentials, repository, digest and format, kept for
+//!    `digest_ttl` (failures `negative_ttl`). Bounded in bytes, not only in entries: an entry
+//!    weighs what its artifacts hold (envelopes, annotations, names), and all entries together at
+//!    most `signature_max_bytes` (64 MiB); the least used are evicted first.
+//!
 //! Nothing is invalidated explicitly: a changed policy has a new fingerprint, changed credentials
 //! a new source identity, a changed tag a new digest (after `digest_ttl`), new trust data a new
-//! serial (after `trust_ttl`). Memory is bounded by the `*_max_entries` fields.
+//! serial (after `trust_ttl`). Memory is bounded by the `*_max_entries` fields and, for
+//! signature artifacts, `signature_max_bytes`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -89,6 +96,10 @@ pub struct CacheConfig {
     /// Most HTTP clients kept, each with its connections and tokens: Notary sources (per URL,
     /// CA and credentials) and registry clients (per options and credentials); default 256 each.
     pub client_max_entries: u64,
+    /// Most bytes of fetched Notation and cosign signature artifacts kept, over all digests
+    /// (default 64 MiB). Every entry weighs at least `signature_max_bytes /
+    /// digest_max_entries`, so no more than `digest_max_entries` entries are kept either.
+    pub signature_max_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -105,6 +116,7 @@ impl Default for CacheConfig {
             root_ttl: Duration::from_secs(300),
             root_max_entries: 1_024,
             client_max_entries: 256,
+            signature_max_bytes: 64 * 1024 * 1024,
         }
     }
 }

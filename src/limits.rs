@@ -91,6 +91,16 @@ pub struct Limits {
     pub signature_envelope_bytes: u64,
     /// Most certificates in one signature's chain (Notation `x5c`).
     pub certificate_chain_len: usize,
+    /// Most DSSE signatures in one cosign bundle's envelope (cosign writes one); an envelope
+    /// with more is refused before any is checked. With `signatures_per_format` and at most 32
+    /// keys of 2 schemes each, cosign verification of one digest is at most
+    /// 16 x 4 x 32 x 2 = 4,096 signature checks.
+    pub dsse_signatures_per_envelope: usize,
+    /// Most Notation or cosign format evaluations (fetching the artifacts and verifying them)
+    /// running at once in one process; others wait for a turn within their image's deadline.
+    /// Bounds the signature bytes held and the verification work under way whatever the
+    /// number of images being decided.
+    pub signature_evaluations_at_once: usize,
 }
 
 /// The limits trustgate runs with.
@@ -131,4 +141,6 @@ pub const LIMITS: Limits = Limits {
     signature_manifest_bytes: 64 * 1024,
     signature_envelope_bytes: 256 * 1024,
     certificate_chain_len: 8,
+    dsse_signatures_per_envelope: 4,
+    signature_evaluations_at_once: 8,
 };

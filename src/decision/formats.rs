@@ -4,9 +4,15 @@
 //! parsed blocks, and every evaluated format's outcome is combined as `signatures.require` says
 //! (`AnyOf`: one pass admits; `AllOf`: every format must pass). A policy that evaluates Docker
 //! Content Trust alone never comes here and keeps its reasons word for word.
+//!
+//! At most `LIMITS.signature_evaluations_at_once` format evaluations (fetch and verification)
+//! run at once in the engine, however many images are being decided; the others wait for a turn
+//! within their image's deadline.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::cache::SignatureCache;
 use crate::image::credentials::Credentials;
@@ -91,6 +97,22 @@ impl Engine {
         options: &RegistryOptions,
         credentials: &Credentials,
     ) -> Result<Passed, Failure> {
+        // A turn for the fetch and the verification together: what is held in memory and the
+        // CPU work under way stay bounded however many images are decided at once. Waiting
+        // counts against the image's deadline; the verification job keeps the turn until it
+        // ends, even if the image's deadline passed meanwhile.
+        let turn = self
+            .format_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| {
+                Failure::with_digest(
+                    ReasonClass::Timeout,
+                    digest,
+                    format!("{format} signatures were not evaluated: the engine is shutting down"),
+                )
+            })?;
         let artifact_format = match format {
             SignatureFormat::Cosign => ArtifactFormat::Cosign,
             _ => ArtifactFormat::Notation,
@@ -114,7 +136,7 @@ impl Engine {
             })?;
         let found = sigs.len();
         let evaluation = self
-            .evaluate(format, compiled, subject.clone(), sigs)
+            .evaluate(format, compiled, subject.clone(), sigs, turn)
             .await
             .unwrap_or_else(|why| Evaluation {
                 passed: false,
@@ -131,6 +153,7 @@ impl Engine {
         compiled: &CompiledPolicy,
         subject: Subject,
         sigs: Arc<Vec<Attached>>,
+        turn: OwnedSemaphorePermit,
     ) -> Result<Evaluation, String> {
         let now = self.clock.now();
         let job: Box<dyn FnOnce() -> Evaluation + Send> = match format {
@@ -138,13 +161,19 @@ impl Engine {
                 let Some(policy) = compiled.formats.notation.clone() else {
                     return Err("the policy has no notation block".into());
                 };
-                Box::new(move || notation::evaluate(&policy, &subject, &sigs, now))
+                Box::new(move || {
+                    let _turn = turn;
+                    notation::evaluate(&policy, &subject, &sigs, now)
+                })
             }
             SignatureFormat::Cosign => {
                 let Some(policy) = compiled.formats.cosign.clone() else {
                     return Err("the policy has no cosign block".into());
                 };
-                Box::new(move || cosign::evaluate(&policy, &subject, &sigs))
+                Box::new(move || {
+                    let _turn = turn;
+                    cosign::evaluate(&policy, &subject, &sigs)
+                })
             }
             SignatureFormat::NotaryV1 => return Err("NotaryV1 is not a new format".into()),
         };

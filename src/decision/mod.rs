@@ -155,6 +155,8 @@ pub struct Engine {
     trust: TrustCache,
     decisions: DecisionCache<Outcome>,
     signatures: SignatureCache,
+    /// Turns for Notation and cosign evaluations (`LIMITS.signature_evaluations_at_once`).
+    format_permits: Arc<tokio::sync::Semaphore>,
     sources: moka::sync::Cache<Key, NotarySource>,
     metrics: Arc<Metrics>,
     clock: Arc<dyn Clock>,
@@ -185,6 +187,9 @@ impl Engine {
             trust,
             decisions: DecisionCache::new(cache),
             signatures: SignatureCache::new(cache),
+            format_permits: Arc::new(tokio::sync::Semaphore::new(
+                crate::limits::LIMITS.signature_evaluations_at_once,
+            )),
             sources: moka::sync::Cache::builder()
                 .max_capacity(cache.client_max_entries)
                 .time_to_idle(Duration::from_secs(600))
@@ -234,7 +239,9 @@ impl Engine {
         &self.config
     }
 
-    /// Decides every image concurrently; results come back in input order.
+    /// Decides every image concurrently; results come back in input order. Their Notation and
+    /// cosign evaluations take turns with every other decision of the engine
+    /// (`LIMITS.signature_evaluations_at_once`).
     pub async fn decide_all(
         &self,
         namespace: &str,

@@ -1,6 +1,7 @@
 //! In-memory outside systems for the engine's tests and benches: a [`MemRegistry`] (tags to
 //! digests) and a [`MemNotary`] (the files of one Notary repository, e.g. from
-//! `notary::testing::Repo::publish`), each counting what it was asked and able to answer late
+//! `notary::testing::Repo::publish`), the registry optionally serving signature artifacts for
+//! every digest, each counting what it was asked and able to answer late
 //! (on tokio time, so deadline tests run on paused time). Not a stable API.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,9 +13,12 @@ use futures::future::BoxFuture;
 
 use crate::image::credentials::Credentials;
 use crate::image::reference::{Digest, ImageRef};
-use crate::image::registry::{RegistryError, RegistryOptions};
+use crate::image::registry::{
+    ArtifactError, RegistryError, RegistryOptions, SignatureFormat as ArtifactFormat,
+};
 use crate::notary::fetch::NotaryConfig;
 use crate::notary::source::{FetchError, MetaRequest, MetadataSource};
+use crate::signatures::{Attached, Subject};
 
 use super::backends::{DigestResolver, NotaryConnector, NotarySource};
 
@@ -24,6 +28,8 @@ pub struct MemRegistry {
     tags: RwLock<BTreeMap<String, Digest>>,
     asked: Mutex<Vec<(String, Credentials)>>,
     delay: Mutex<Option<Duration>>,
+    signatures: Mutex<Option<(Vec<Attached>, Duration)>>,
+    fetching: Mutex<(usize, usize)>,
 }
 
 impl MemRegistry {
@@ -55,6 +61,17 @@ impl MemRegistry {
             *out.entry(tag.clone()).or_default() += 1;
         }
         out
+    }
+
+    /// Serves `sigs` for every digest and format from now on, each fetch taking `delay`
+    /// (tokio time); without it, signature reads fail as on a backend without support.
+    pub fn serve_signatures(&self, sigs: Vec<Attached>, delay: Duration) {
+        *self.signatures.lock().unwrap() = Some((sigs, delay));
+    }
+
+    /// The most signature fetches that were under way at once.
+    pub fn most_signature_fetches_at_once(&self) -> usize {
+        self.fetching.lock().unwrap().1
     }
 
     /// The credentials of every resolution, in order.
@@ -90,6 +107,58 @@ impl DigestResolver for MemRegistry {
                 tag,
             })
         })
+    }
+
+    fn describe<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        _: &'a RegistryOptions,
+        _: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Subject, ArtifactError>> {
+        Box::pin(async move {
+            let served = self.signatures.lock().unwrap().is_some();
+            match image.digest() {
+                Some(digest) if served => Ok(Subject {
+                    repository: image.repository(),
+                    digest: digest.to_string(),
+                    media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                    size: 512,
+                }),
+                _ => Err(unsupported(image)),
+            }
+        })
+    }
+
+    fn signatures<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        _: &'a Subject,
+        _: ArtifactFormat,
+        _: &'a RegistryOptions,
+        _: &'a Credentials,
+    ) -> BoxFuture<'a, Result<Vec<Attached>, ArtifactError>> {
+        Box::pin(async move {
+            let Some((sigs, delay)) = self.signatures.lock().unwrap().clone() else {
+                return Err(unsupported(image));
+            };
+            {
+                let mut f = self.fetching.lock().unwrap();
+                f.0 += 1;
+                f.1 = f.1.max(f.0);
+            }
+            tokio::time::sleep(delay).await;
+            self.fetching.lock().unwrap().0 -= 1;
+            Ok(sigs)
+        })
+    }
+}
+
+/// What a backend without signature support answers.
+fn unsupported(image: &ImageRef) -> ArtifactError {
+    ArtifactError::Invalid {
+        repository: image.repository(),
+        what: "signatures".into(),
+        detail: "this registry backend cannot read signature artifacts".into(),
     }
 }
 

@@ -19,6 +19,7 @@ use crate::notary::tests::caching::MovableClock;
 use crate::policy::{NotarySpec, PolicyId, RegistrySpec, TrustPolicySpec, TrustRoot};
 
 mod deadline;
+mod signature_turns;
 mod tighten;
 mod warm;
 

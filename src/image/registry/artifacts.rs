@@ -20,7 +20,8 @@
 //!   `LIMITS.signatures_per_format` signatures of the format are refused. Entries typed as
 //!   another format are never fetched. Its envelope layer is fetched (up to
 //!   `LIMITS.signature_envelope_bytes`, digest verified). For cosign, the legacy
-//!   `sha256-<hex>.sig` tag manifest adds one artifact per simple-signing layer.
+//!   `sha256-<hex>.sig` tag manifest adds one artifact per simple-signing layer (each source is
+//!   capped here; the cosign verifier refuses more than the limit of both together).
 //!
 //! A manifest whose `subject` is another digest is not a signature of this one and is skipped;
 //! a size, count or digest violation fails the whole fetch (the format then fails closed).

@@ -130,12 +130,13 @@ fn parse(blob: &[u8]) -> Result<(Bundle, Envelope), CosignError> {
     if envelope.signatures.is_empty() {
         return Err(malformed("DSSE envelope without signatures"));
     }
-    if envelope.signatures.len() > LIMITS.signatures_per_file {
-        return Err(malformed(format!(
-            "DSSE envelope with {} signatures (limit {})",
-            envelope.signatures.len(),
-            LIMITS.signatures_per_file
-        )));
+    let limit = LIMITS.dsse_signatures_per_envelope;
+    if envelope.signatures.len() > limit {
+        return Err(CosignError::TooManySignatures {
+            count: envelope.signatures.len(),
+            limit,
+            what: "DSSE signatures in one bundle",
+        });
     }
     Ok((bundle, envelope))
 }
@@ -166,7 +167,10 @@ fn hint_key_id(bundle: &Bundle) -> Option<KeyId> {
     (raw.len() == 32).then(|| format!("sha256:{}", hex::encode(raw)))
 }
 
-/// Verifies a bundle: each DSSE signature with the policy keys, then the statement.
+/// Verifies a bundle: each DSSE signature with the policy keys, then the statement. When the
+/// bundle's key hint names a policy key, the signatures are checked with that key alone (the
+/// hint is the signer's claim: a signature another key made does not count); otherwise with
+/// every policy key.
 pub(super) fn verify(
     policy: &CosignPolicy,
     subject: &Subject,
@@ -175,11 +179,12 @@ pub(super) fn verify(
     let (bundle, envelope) = parse(blob)?;
     let body = base64_decode("DSSE payload", &envelope.payload)?;
     let message = pae(&envelope.payload_type, &body);
+    let hinted = hint_key_id(&bundle);
     let mut valid: Vec<KeyId> = Vec::new();
     let mut revoked: Option<KeyId> = None;
     for s in &envelope.signatures {
         let raw = base64_decode("DSSE signature", &s.sig)?;
-        let (good, bad) = policy.signers(&message, &raw);
+        let (good, bad) = policy.signers_hinted(&message, &raw, hinted.as_deref());
         for k in good {
             if !valid.contains(&k.id) {
                 valid.push(k.id.clone());
@@ -192,7 +197,7 @@ pub(super) fn verify(
     if valid.is_empty() {
         return Err(match revoked {
             Some(id) => CosignError::Revoked(id),
-            None => policy.no_key_verifies(hint_key_id(&bundle)),
+            None => policy.no_key_verifies(hinted),
         });
     }
     check_statement(&envelope.payload_type, &body, subject)?;

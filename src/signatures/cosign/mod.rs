@@ -106,6 +106,16 @@ pub enum CosignError {
         /// `" (signed by key sha256:..)"` when the bundle hints at its key.
         hint: String,
     },
+    /// More signatures than a limit allows (refused before any is checked).
+    #[error("{count} {what}, more than the limit of {limit}")]
+    TooManySignatures {
+        /// How many there are.
+        count: usize,
+        /// The limit (`signatures_per_format` or `dsse_signatures_per_envelope`).
+        limit: usize,
+        /// What was counted.
+        what: &'static str,
+    },
     /// The only key that verifies it is revoked.
     #[error("signed by revoked key {0}")]
     Revoked(KeyId),
@@ -221,6 +231,27 @@ impl CosignPolicy {
             .filter(|k| k.verifies(msg, sig))
             .partition(|k| !self.revoked.contains(&k.spki))
     }
+
+    /// As [`CosignPolicy::signers`], but when `hint` is the ID of a policy key only that key is
+    /// tried.
+    fn signers_hinted(
+        &self,
+        msg: &[u8],
+        sig: &[u8],
+        hint: Option<&str>,
+    ) -> (Vec<&PublicKey>, Vec<&PublicKey>) {
+        match hint.and_then(|h| self.keys.iter().find(|k| k.id == h)) {
+            Some(key) if key.verifies(msg, sig) => {
+                if self.revoked.contains(&key.spki) {
+                    (Vec::new(), vec![key])
+                } else {
+                    (vec![key], Vec::new())
+                }
+            }
+            Some(_) => (Vec::new(), Vec::new()),
+            None => self.signers(msg, sig),
+        }
+    }
 }
 
 /// Whether `sig` is a cosign signature artifact (a bundle or a legacy payload layer), by its
@@ -274,8 +305,21 @@ pub fn evaluate(policy: &CosignPolicy, subject: &Subject, sigs: &[Attached]) -> 
     let threshold = usize::try_from(policy.threshold).unwrap_or(usize::MAX);
     let mut signers = BTreeSet::new();
     let mut failures = Vec::new();
-    let considered = sigs.len().min(LIMITS.signatures_per_format);
-    for sig in sigs.iter().take(considered) {
+    let limit = LIMITS.signatures_per_format;
+    if sigs.len() > limit {
+        // Refused, never cut: checking only some would let junk artifacts hide the rest.
+        return Evaluation {
+            passed: false,
+            reason: CosignError::TooManySignatures {
+                count: sigs.len(),
+                limit,
+                what: "cosign signatures attached (bundles and legacy .sig layers together)",
+            }
+            .to_string(),
+            signers: Vec::new(),
+        };
+    }
+    for sig in sigs {
         match verify_all(policy, subject, sig) {
             Ok(ids) => signers.extend(ids),
             Err(e) => failures.push(format!("{}: {e}", short_digest(&sig.manifest_digest))),
@@ -303,14 +347,8 @@ pub fn evaluate(policy: &CosignPolicy, subject: &Subject, sigs: &[Attached]) -> 
         reason.push_str(&format!(
             " ({} of {} signature(s) did not count: {})",
             failures.len(),
-            considered,
+            sigs.len(),
             failures.join("; ")
-        ));
-    }
-    if sigs.len() > considered {
-        reason.push_str(&format!(
-            " (only the first {considered} of {} signatures were checked)",
-            sigs.len()
         ));
     }
     Evaluation {

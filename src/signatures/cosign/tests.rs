@@ -539,17 +539,101 @@ fn evaluate_reports_why_and_how_many() {
     assert_eq!(e.signers, vec![key.id()]);
 }
 
+fn junk_bundle(i: usize) -> Attached {
+    let mut a = image_bundle(&[&TestKey::p256()], REAL_DIGEST);
+    a.manifest_digest = format!("sha256:{i:064x}");
+    a
+}
+
 #[test]
-fn evaluate_checks_at_most_the_per_format_limit() {
+fn evaluate_refuses_more_signatures_than_the_per_format_limit() {
     let key = TestKey::p256();
     let p = policy(&[&key], 1);
-    let mut sigs: Vec<Attached> = (0..LIMITS.signatures_per_format)
-        .map(|_| signed_legacy(&key, "127.0.0.1:5000/evil/app", REAL_DIGEST))
-        .collect();
+    // Junk bundles first (as the registry walk orders them), the good legacy signature last.
+    let mut sigs: Vec<Attached> = (0..LIMITS.signatures_per_format).map(junk_bundle).collect();
     sigs.push(signed_legacy(&key, REAL_REPO, REAL_DIGEST));
     let e = evaluate(&p, &real_subject(), &sigs);
-    assert!(!e.passed, "the one past the limit is not looked at");
-    assert!(e.reason.contains("only the first"), "{}", e.reason);
+    assert!(!e.passed);
+    assert!(e.signers.is_empty());
+    let expected = format!(
+        "{} cosign signatures attached (bundles and legacy .sig layers together), more than the limit of {}",
+        LIMITS.signatures_per_format + 1,
+        LIMITS.signatures_per_format
+    );
+    assert_eq!(e.reason, expected);
+    // At the limit every one is checked, the last one included.
+    sigs.remove(0);
+    let e = evaluate(&p, &real_subject(), &sigs);
+    assert!(e.passed, "{e:?}");
+    assert_eq!(e.signers, vec![key.id()]);
+}
+
+fn hint_of(key: &TestKey) -> String {
+    let raw = hex::decode(key.id().strip_prefix("sha256:").unwrap()).unwrap();
+    format!(r#"{{"publicKey":{{"hint":"{}"}}}}"#, b64(&raw))
+}
+
+#[test]
+fn bundle_with_more_dsse_signatures_than_the_limit_is_refused() {
+    let key = TestKey::p256();
+    let p = policy(&[&key], 1);
+    let body = statement(
+        REAL_DIGEST.strip_prefix("sha256:").unwrap(),
+        SIGN_PREDICATE_TYPE,
+    );
+    let limit = LIMITS.dsse_signatures_per_envelope;
+    assert!(limit < LIMITS.signatures_per_file);
+    let at_limit: Vec<&TestKey> = vec![&key; limit];
+    let ok = signed_bundle(&at_limit, &body, &hint_of(&key));
+    assert_eq!(verify(&p, &real_subject(), &ok), Ok(key.id()));
+    let over: Vec<&TestKey> = vec![&key; limit + 1];
+    let err = verify(
+        &p,
+        &real_subject(),
+        &signed_bundle(&over, &body, &hint_of(&key)),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        CosignError::TooManySignatures {
+            count: limit + 1,
+            limit,
+            what: "DSSE signatures in one bundle",
+        }
+    );
+    assert!(
+        err.to_string().contains("more than the limit of 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bundle_hinting_a_policy_key_is_checked_with_that_key_alone() {
+    let a = TestKey::p256();
+    let b = TestKey::p256();
+    let p = policy(&[&a, &b], 1);
+    let body = statement(
+        REAL_DIGEST.strip_prefix("sha256:").unwrap(),
+        SIGN_PREDICATE_TYPE,
+    );
+    // Hint names a, b signed: only a is tried, so the signature does not count.
+    let err = verify(
+        &p,
+        &real_subject(),
+        &signed_bundle(&[&b], &body, &hint_of(&a)),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, CosignError::NoKeyVerifies { hint, .. } if hint.contains(&a.id())),
+        "{err:?}"
+    );
+    // The hint matches the signer: verified with it.
+    let ok = signed_bundle(&[&b], &body, &hint_of(&b));
+    assert_eq!(verify(&p, &real_subject(), &ok), Ok(b.id()));
+    // A hint naming no policy key: every key is tried.
+    let stranger = TestKey::p256();
+    let ok = signed_bundle(&[&b], &body, &hint_of(&stranger));
+    assert_eq!(verify(&p, &real_subject(), &ok), Ok(b.id()));
 }
 
 #[test]
