@@ -54,4 +54,5 @@ pub mod policy;
 pub mod record;
 pub mod roots;
 pub mod signatures;
+pub mod text;
 pub mod tls;

@@ -235,7 +235,21 @@ pub fn finish(mut d: Decision, outcome: Result<Passed, Failure>) -> Decision {
             };
         }
     }
+    printable_decision(&mut d);
     d
+}
+
+/// Control characters in what a decision says (registry errors, certificate subjects, cosign
+/// payloads: text an attacker may write) escaped as `\u{..}`, so no reason, signer or format
+/// result can move a terminal's cursor or forge a line in `check` output, logs or Events.
+fn printable_decision(d: &mut Decision) {
+    use crate::text::make_printable;
+    make_printable(&mut d.reason);
+    d.signers.iter_mut().for_each(make_printable);
+    for evaluation in d.formats.iter_mut().flat_map(|f| f.values_mut()) {
+        make_printable(&mut evaluation.reason);
+        evaluation.signers.iter_mut().for_each(make_printable);
+    }
 }
 
 fn short(hex: &str) -> String {

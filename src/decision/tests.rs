@@ -600,3 +600,23 @@ fn policies_are_compiled_when_loaded() {
     let a = LoadedPolicy::new(PolicyId::cluster("a"), allow).unwrap();
     assert!(a.compiled().is_none());
 }
+
+#[test]
+fn control_characters_an_attacker_writes_are_escaped_in_every_decision_text() {
+    let base = rules::default_decision("r.test/a:v1", "r.test/a:v1", Action::Verify);
+    let mut failure = Failure::new(
+        ReasonClass::UntrustedSignature,
+        "payload names repository \u{1b}[2Jevil\nADMITTED r.test/b".into(),
+    );
+    failure.signers = vec!["CN=x\u{7}".into()];
+    let d = rules::finish(base, Err(failure));
+    for text in std::iter::once(&d.reason).chain(&d.signers) {
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+    }
+    assert!(
+        d.reason.contains("\\u{1b}[2Jevil\\u{a}ADMITTED"),
+        "{}",
+        d.reason
+    );
+    assert_eq!(d.signers, ["CN=x\\u{7}"]);
+}

@@ -132,11 +132,13 @@ impl Listing {
                 s.envelope(),
                 s.manifest_digest
             ));
+            // What the artifacts say is the attacker's text: printed with controls escaped.
             for (k, v) in self.fields(s) {
-                out.push_str(&format!("    {k:<10} {v}\n"));
+                out.push_str(&format!("    {k:<10} {}\n", crate::text::printable(&v)));
             }
         }
         for (format, why) in &self.errors {
+            let why = crate::text::printable(&why.to_string());
             out.push_str(&format!("  {format} signatures could not be read: {why}\n"));
         }
         out
