@@ -159,7 +159,7 @@ impl CosignPolicy {
         threshold: u32,
         revoked: Revoked,
     ) -> Result<CosignPolicy, CosignError> {
-        let mut keys: Vec<PublicKey> = Vec::new();
+        let (mut keys, mut identities): (Vec<PublicKey>, Vec<_>) = (Vec::new(), Vec::new());
         for (i, pem) in public_keys.iter().enumerate() {
             let key = PublicKey::from_pem(pem).map_err(|e| match e {
                 CosignError::BadKey(d) => CosignError::BadKey(format!("publicKeys[{i}]: {d}")),
@@ -167,10 +167,8 @@ impl CosignPolicy {
             })?;
             // One key in two encodings is one key (`keyid`): it cannot count twice.
             let identity = super::keyid::key_identity(&key.spki);
-            if !keys
-                .iter()
-                .any(|k| super::keyid::key_identity(&k.spki) == identity)
-            {
+            if !identities.contains(&identity) {
+                identities.push(identity);
                 keys.push(key);
             }
         }

@@ -22,11 +22,9 @@ use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsag
 use super::NotationError;
 use super::envelope::{self, Algorithm};
 
-const RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
-const EC: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
-const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
-const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
-const P521: Oid = Oid::new_unwrap("1.3.132.0.35");
+use super::super::keyid::{
+    OID_EC_PUBLIC_KEY as EC, OID_P256 as P256, OID_P384 as P384, OID_P521 as P521, OID_RSA as RSA,
+};
 const RSA_SHA256: Oid = Oid::new_unwrap("1.2.840.113549.1.1.11");
 const RSA_SHA384: Oid = Oid::new_unwrap("1.2.840.113549.1.1.12");
 const RSA_SHA512: Oid = Oid::new_unwrap("1.2.840.113549.1.1.13");
