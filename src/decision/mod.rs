@@ -423,14 +423,10 @@ impl Engine {
         // Trust alone, as every policy without `spec.signatures`).
         let formats = &compiled.formats;
         if formats.notary_v1_only() && !formats.listed {
-            let (trust_key, trust) = match early_trust {
-                Some(trust) => trust,
-                None => {
-                    self.trust_of(image, compiled, source_id, credentials.notary)
-                        .await
-                }
-            }
-            .map_err(|(class, why)| Failure::with_digest(class, &digest, why))?;
+            let (trust_key, trust) = self
+                .trust_unless_loaded(early_trust, image, compiled, source_id, credentials.notary)
+                .await
+                .map_err(|(class, why)| Failure::with_digest(class, &digest, why))?;
             let outcome = rules::check_signatures(image, &digest, &trust.data, compiled);
             if let Some(key) = decision_key {
                 self.decisions
@@ -444,13 +440,15 @@ impl Engine {
             if !formats.evaluates(SignatureFormat::NotaryV1) {
                 return None;
             }
-            let trust = match early_trust {
-                Some(trust) => trust,
-                None => {
-                    self.trust_of(image, compiled, source_id, credentials.notary.clone())
-                        .await
-                }
-            };
+            let trust = self
+                .trust_unless_loaded(
+                    early_trust,
+                    image,
+                    compiled,
+                    source_id,
+                    credentials.notary.clone(),
+                )
+                .await;
             Some(match trust {
                 Ok((trust_key, trust)) => (
                     rules::check_signatures(image, &digest, &trust.data, compiled),
@@ -509,6 +507,21 @@ impl Engine {
             .map_err(|e| Failure::new(ReasonClass::of_registry(&e), e.to_string()))
     }
 
+    /// `loaded` (the trust data loaded while the tag was resolved), or [`Engine::trust_of`] now.
+    async fn trust_unless_loaded(
+        &self,
+        loaded: Option<TrustOutcome>,
+        image: &ImageRef,
+        compiled: &CompiledPolicy,
+        source_id: Key,
+        credentials: Option<(String, String)>,
+    ) -> TrustOutcome {
+        match loaded {
+            Some(trust) => trust,
+            None => self.trust_of(image, compiled, source_id, credentials).await,
+        }
+    }
+
     /// The verified trust data of `image`'s repository (cached) and its cache key, or the
     /// class and reason of the failure.
     async fn trust_of(
@@ -517,7 +530,7 @@ impl Engine {
         compiled: &CompiledPolicy,
         source_id: Key,
         credentials: Option<(String, String)>,
-    ) -> Result<(Key, Arc<TrustEntry>), (ReasonClass, String)> {
+    ) -> TrustOutcome {
         let source = self
             .source(source_id, compiled, credentials)
             .map_err(|e| (ReasonClass::of_fetch(&e), e.to_string()))?;
@@ -564,6 +577,9 @@ impl Engine {
         Ok(source)
     }
 }
+
+/// Verified trust data and its cache key, or the class and reason of the failure.
+type TrustOutcome = Result<(Key, Arc<TrustEntry>), (ReasonClass, String)>;
 
 /// The failure of a policy that does not compile.
 fn invalid(why: &str) -> Failure {
